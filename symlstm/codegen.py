@@ -1,0 +1,510 @@
+"""Stage 3b: ``Derivation`` -> the source text of a Numba kernel module.
+
+The kernels follow the standard CPU recipe: the input projection of all time steps is one GEMM;
+each step runs one concatenated GEMM per operand (e.g. ``[R_i; R_f; R_g; R_o] h_{t-1}``) into a
+preallocated buffer, then one fused elementwise loop; the backward stores the adjoints of all
+products over time and forms the weight gradients with one GEMM each after the recurrence.
+
+Everything this module writes is deterministic: symbols are sorted, CSE runs in canonical order,
+and nothing iterates over a set while emitting.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+from sympy.printing.precedence import precedence
+from sympy.printing.printer import Printer
+
+from . import functions as fn
+from .derive import (OUTPUT_GRAD, Derivation, Product, carry_name, delta_name, gemm_t_name)
+from .spec import PREV_SUFFIX
+from .version import __version__
+
+#: helper functions the kernels call, by SymPy class: (name, body); emitted only when used
+HELPERS: dict[type, tuple[str, str]] = {
+    fn.Sigmoid: ("sigmoid", "return 1.0 / (1.0 + math.exp(-z))"),
+    fn.Tanh: ("tanh", "return math.tanh(z)"),
+    fn.Relu: ("relu", "return 0.0 if z < 0.0 else z"),
+    fn.Exp: ("exp", "return math.exp(z)"),
+    fn.Softsign: ("softsign", "return z / (1.0 + abs(z))"),
+    fn.HardSigmoid: ("hard_sigmoid", "return min(max(z / 6.0 + 0.5, 0.0), 1.0)"),
+    fn.Positive: ("positive", "return 1.0 if z > 0.0 else 0.0"),
+    fn.HardSigmoidSlope: ("hard_sigmoid_slope", "return 1.0 / 6.0 if 0.0 < z < 1.0 else 0.0"),
+}
+HELPER_DOCS = {
+    "sigmoid": "Logistic sigmoid.", "tanh": "Hyperbolic tangent.", "relu": "max(z, 0); NaN stays NaN.",
+    "exp": "Exponential.", "softsign": "z / (1 + |z|).", "hard_sigmoid": "PyTorch's Hardsigmoid.",
+    "positive": "ReLU's derivative from its output: 1 where y > 0, else 0 (0 at the kink).",
+    "hard_sigmoid_slope": "Hard sigmoid's derivative from its output: 1/6 inside (0, 1), else 0.",
+}
+
+
+class CodegenError(Exception):
+    """The derivation contains something the kernel printer cannot express."""
+
+
+class NumbaPrinter(Printer):
+    """Prints one elementwise SymPy expression as scalar Python for a Numba loop body.
+
+    Strict: a node type without a ``_print_<Class>`` method raises, naming it.
+    """
+
+    printmethod = "_numba_kernel"
+
+    def __init__(self, reads: dict[str, str]):
+        super().__init__()
+        self.reads = reads  # symbol name -> code that reads it (an array element or a local)
+
+    def emptyPrinter(self, expr):
+        raise CodegenError(f"the kernel printer does not support {type(expr).__name__}: {expr}")
+
+    def paren(self, expr, level: int) -> str:
+        text = self._print(expr)
+        return f"({text})" if precedence(expr) < level else text
+
+    def _print_Symbol(self, expr):
+        return self.reads.get(expr.name, expr.name)
+
+    def _print_Integer(self, expr):
+        return repr(float(expr.p))
+
+    def _print_int(self, expr):  # cse may hand back a plain 0
+        return repr(float(expr))
+
+    def _print_Float(self, expr):
+        return repr(float(expr))
+
+    def _print_Rational(self, expr):
+        return f"({float(expr.p)!r} / {float(expr.q)!r})"
+
+    def _print_Add(self, expr):
+        out = ""
+        for k, term in enumerate(expr.as_ordered_terms()):
+            if term.could_extract_minus_sign():
+                out += (" - " if k else "-") + self.paren(-term, precedence(expr) + 1)
+            else:
+                out += (" + " if k else "") + self.paren(term, precedence(expr))
+        return out
+
+    def _print_Mul(self, expr):
+        if expr.could_extract_minus_sign():
+            return "-" + self.paren(-expr, precedence(expr) + 1)
+        num, den = [], []
+        for factor in expr.as_ordered_factors():
+            if factor.is_Pow and factor.exp.is_number and factor.exp < 0:
+                den.append(factor.base ** (-factor.exp))
+            else:
+                num.append(factor)
+        level = precedence(expr)
+        text = " * ".join(self.paren(f, level) for f in num) or "1.0"
+        if den:
+            denominator = sympy.Mul(*den)
+            text += " / " + self.paren(denominator, level + 1)
+        return text
+
+    def _print_Pow(self, expr):
+        if expr.exp.is_number and expr.exp < 0:
+            return "1.0 / " + self.paren(expr.base ** (-expr.exp), precedence(expr) + 1)
+        if expr.exp == sympy.Rational(1, 2):
+            return f"math.sqrt({self._print(expr.base)})"
+        exponent = expr.exp
+        text = str(int(exponent)) if exponent.is_Integer else repr(float(exponent))
+        return f"{self.paren(expr.base, precedence(expr) + 1)}**{text}"
+
+    def _print_Abs(self, expr):
+        return f"abs({self._print(expr.args[0])})"
+
+    def _print_Function(self, expr):
+        if type(expr) not in HELPERS:
+            raise CodegenError(f"the kernel printer does not support the function {type(expr).__name__}")
+        return f"{HELPERS[type(expr)][0]}({self._print(expr.args[0])})"
+
+
+def helpers_used(exprs) -> list[str]:
+    names = set()
+    for e in exprs:
+        for node in sympy.preorder_traversal(e):
+            if type(node) in HELPERS:
+                names.add(HELPERS[type(node)][0])
+    return [name for _, (name, _) in HELPERS.items() if name in names]
+
+
+@dataclass
+class Layout:
+    """Buffers and argument order shared by the forward and backward kernels and the runtime."""
+
+    d: Derivation
+    groups: dict[str, tuple[Product, ...]] = field(init=False)
+    stored: tuple[str, ...] = field(init=False)  # forward values (non-state) kept for the backward
+    kept_products: tuple[str, ...] = field(init=False)  # in-step product values kept for the backward
+    keep_input_projection: bool = field(init=False)
+    delta_buffer: dict[str, str] = field(init=False)  # operand -> buffer of its products' adjoints
+
+    def __post_init__(self):
+        d = self.d
+        self.groups = d.operand_groups()
+        needed = set()
+        for e in [a.expr for a in d.backward] + list(d.prev_adjoints.values()) + list(d.param_grads.values()):
+            needed |= {s.name for s in e.free_symbols}
+        forward_kinds = {"value", "preact"}
+        self.stored = tuple(a.name for a in d.forward
+                            if a.name not in d.spec.states
+                            and (a.name in self.groups
+                                 or (a.name in needed and d.quantities[a.name].kind in forward_kinds)))
+        self.kept_products = tuple(p.name for p in d.products if p.stage >= 0 and p.name in needed)
+        self.keep_input_projection = any(p.stage < 0 and p.name in needed for p in d.products)
+        self.delta_buffer = {}
+        seen: dict[tuple[str, ...], str] = {}
+        for operand, products in self.groups.items():
+            key = tuple(d.product_deltas[p.name].name for p in products)
+            self.delta_buffer[operand] = seen.setdefault(key, "delta_" + operand)
+
+    # names of kernel arguments and buffers
+    @staticmethod
+    def matrix_arg(operand: str, transposed: bool) -> str:
+        return f"M_{operand}" + ("_T" if transposed else "")
+
+    @staticmethod
+    def proj(operand: str) -> str:
+        return "proj_" + operand
+
+    @staticmethod
+    def seq(state: str) -> str:
+        return "seq_" + state
+
+    @staticmethod
+    def keep(name: str) -> str:
+        return "keep_" + name
+
+    def group_index(self, product: str) -> tuple[str, int]:
+        for operand, products in self.groups.items():
+            for k, p in enumerate(products):
+                if p.name == product:
+                    return operand, k
+        raise KeyError(product)
+
+    def saved(self) -> list[str]:
+        """Arrays the forward returns and the backward takes, in order."""
+        out = [self.seq(s) for s in self.d.spec.states]
+        out += [self.keep(n) for n in self.stored + self.kept_products]
+        if self.keep_input_projection:
+            out.append(self.proj("x"))
+        return out
+
+    def operand_source(self, operand: str, t: str) -> str:
+        """The (B, in) array a GEMM multiplies at step ``t``."""
+        if operand.endswith(PREV_SUFFIX):
+            return f"{self.seq(operand[:-len(PREV_SUFFIX)])}[{t}]"
+        return f"{self.keep(operand)}[{t}]"
+
+
+def column(k: int) -> str:
+    return {0: "j", 1: "H + j"}.get(k, f"{k} * H + j")
+
+
+def group_width(n: int) -> str:
+    return "H" if n == 1 else f"{n} * H"
+
+
+class _Emitter:
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def __call__(self, text: str = "", indent: int = 0) -> None:
+        self.lines.append(("    " * indent + text) if text else "")
+
+    def block(self, statements: list[tuple[str, str, sympy.Expr]], printer: NumbaPrinter, indent: int) -> None:
+        """Emit ``lhs op expr`` lines, in order, after canonical common-subexpression elimination.
+
+        Each CSE temporary is emitted just before the first statement that uses it; its symbols
+        are then all defined, since it is a piece of that statement.
+        """
+        temps = sympy.numbered_symbols("tmp")
+        replacements, reduced = sympy.cse([e for _, _, e in statements], symbols=temps, order="canonical")
+        pending = dict(replacements)
+        emitted: set[sympy.Symbol] = set()
+
+        def emit_temps(expr) -> None:
+            for sym in sorted(getattr(expr, "free_symbols", ()), key=lambda s: s.name):
+                if sym in pending and sym not in emitted:
+                    emit_temps(pending[sym])
+                    emitted.add(sym)
+                    self(f"{sym.name} = {printer.doprint(pending[sym])}", indent)
+
+        for (lhs, op, _), expr in zip(statements, reduced):
+            emit_temps(expr)
+            self(f"{lhs} {op} {printer.doprint(expr)}", indent)
+
+
+def _reads(layout: Layout, defined_here: set[str], backward: bool) -> dict[str, str]:
+    """How a loop body reads each forward symbol that it does not compute itself."""
+    d = layout.d
+    reads: dict[str, str] = {}
+    for name, q in d.quantities.items():
+        if name in defined_here:
+            continue
+        if q.kind == "prev":
+            reads[name] = f"{layout.seq(q.base)}[t, b, j]"
+        elif q.kind == "param":
+            reads[name] = f"{name}[j]"
+        elif q.kind == "product":
+            operand, k = layout.group_index(name)
+            if operand == "x":
+                reads[name] = f"{layout.proj('x')}[t, b, {column(k)}]"
+            elif backward:
+                reads[name] = f"{layout.keep(name)}[t, b, j]"
+            else:
+                reads[name] = f"{layout.proj(operand)}[b, {column(k)}]"
+        elif q.kind in ("value", "preact"):
+            if name in d.spec.states:
+                reads[name] = f"{layout.seq(name)}[t + 1, b, j]"
+            elif name in layout.stored:
+                reads[name] = f"{layout.keep(name)}[t, b, j]"
+            else:
+                reads[name] = f"buf_{name}[b, j]"
+    return reads
+
+
+def _split_levels(d: Derivation, assignments) -> dict[int, list]:
+    levels: dict[int, list] = {}
+    for a in assignments:
+        levels.setdefault(d.levels[a.name], []).append(a)
+    return levels
+
+
+def emit_forward(layout: Layout, out: _Emitter) -> None:
+    d = layout.d
+    spec = d.spec
+    vectors = list(spec.vectors)
+    mats = [layout.matrix_arg(op, True) for op in layout.groups]
+    states0 = [f"{s}0" for s in spec.states]
+    out("@numba.njit(cache=True, error_model=\"numpy\")")
+    out(f"def forward(x, {', '.join(mats + vectors + states0)}):")
+    out('"""Run the cell over a whole sequence; returns the arrays the backward needs."""', 1)
+    out("T, B, D = x.shape", 1)
+    out(f"H = {states0[0]}.shape[1]", 1)
+    out("dtype = x.dtype", 1)
+    x_group = layout.groups["x"]
+    out(f"# Input projection of all T steps at once: one GEMM, (T*B, D) @ (D, {group_width(len(x_group))}).", 1)
+    out(f"{layout.proj('x')} = np.dot(x.reshape(T * B, D), {layout.matrix_arg('x', True)})"
+        f".reshape(T, B, {group_width(len(x_group))})", 1)
+    for s in spec.states:
+        out(f"{layout.seq(s)} = np.empty((T + 1, B, H), dtype)", 1)
+        out(f"{layout.seq(s)}[0] = {s}0", 1)
+    for name in layout.stored + layout.kept_products:
+        out(f"{layout.keep(name)} = np.empty((T, B, H), dtype)", 1)
+    for operand, products in layout.groups.items():
+        if operand != "x":
+            out(f"{layout.proj(operand)} = np.empty((B, {group_width(len(products))}), dtype)", 1)
+    by_level = _split_levels(d, d.forward)
+    crossing = _crossing_values(d, by_level, layout)
+    for name in crossing:
+        out(f"buf_{name} = np.empty((B, H), dtype)", 1)
+    out("for t in range(T):", 1)
+    for level in sorted(by_level):
+        for operand, products in layout.groups.items():
+            if operand != "x" and products[0].stage == level:
+                out(f"np.dot({layout.operand_source(operand, 't')}, {layout.matrix_arg(operand, True)}, "
+                    f"{layout.proj(operand)})", 2)
+        body = by_level[level]
+        defined = {a.name for a in body}
+        reads = _reads(layout, defined, backward=False)
+        printer = NumbaPrinter(reads)
+        out("for b in range(B):", 2)
+        out("for j in range(H):", 3)
+        out.block([(a.name, "=", a.expr) for a in body], printer, 4)
+        for a in body:
+            if a.name in spec.states:
+                out(f"{layout.seq(a.name)}[t + 1, b, j] = {a.name}", 4)
+            if a.name in layout.stored:
+                out(f"{layout.keep(a.name)}[t, b, j] = {a.name}", 4)
+            if a.name in crossing:
+                out(f"buf_{a.name}[b, j] = {a.name}", 4)
+        for name in layout.kept_products:
+            if d.levels[name] == level:
+                out(f"{layout.keep(name)}[t, b, j] = {printer.doprint(sympy.Symbol(name))}", 4)
+    out(f"return {', '.join(layout.saved())}", 1)
+
+
+def _crossing_values(d: Derivation, by_level, layout: Layout) -> list[str]:
+    """Forward values computed in one loop and read in a later one, with no other home."""
+    out = []
+    for level, body in sorted(by_level.items()):
+        for later_level, later in sorted(by_level.items()):
+            if later_level <= level:
+                continue
+            used = set().union(*(a.expr.free_symbols for a in later))
+            for a in body:
+                if (sympy.Symbol(a.name, real=True) in used and a.name not in d.spec.states
+                        and a.name not in layout.stored and a.name not in out):
+                    out.append(a.name)
+    return out
+
+
+def emit_backward(layout: Layout, out: _Emitter) -> None:
+    d = layout.d
+    spec = d.spec
+    vectors = list(spec.vectors)
+    mats = [layout.matrix_arg(op, False) for op in layout.groups]
+    dstates = [f"d{s}_last" for s in spec.states]
+    out("@numba.njit(cache=True, error_model=\"numpy\")")
+    out(f"def backward(x, {', '.join(mats + vectors + layout.saved() + ['dys'] + dstates)}):")
+    out('"""Backpropagate through the whole sequence; returns dx, the gradients and dstate0."""', 1)
+    out("T, B, D = x.shape", 1)
+    out("H = dys.shape[2]", 1)
+    out("dtype = x.dtype", 1)
+    for v in vectors:
+        out(f"grad_{v} = np.zeros(H, dtype)", 1)
+    for s in spec.states:
+        out(f"{carry_name(s)} = d{s}_last.copy()", 1)
+    buffers = []
+    for operand, products in layout.groups.items():
+        buf = layout.delta_buffer[operand]
+        if buf not in buffers:
+            buffers.append(buf)
+            out(f"{buf} = np.empty((T, B, {group_width(len(products))}), dtype)", 1)
+    for operand in layout.groups:
+        if operand != "x" and not _gemm_is_carry_only(d, operand):
+            out(f"{gemm_t_name(operand)} = np.empty((B, H), dtype)", 1)
+
+    # Which loop computes each backward quantity; adjoints read in another loop need a buffer.
+    tail = list(d.prev_adjoints.items())
+    grads = [(f"grad_{v}", e) for v, e in d.param_grads.items()]
+    by_level = _split_levels(d, d.backward)
+    level_of = {a.name: d.levels[a.name] for a in d.backward}
+    crossing = []
+    for level, body in by_level.items():
+        exprs = [a.expr for a in body] + ([e for _, e in tail + grads] if level == 0 else [])
+        for s in sorted(set().union(*(e.free_symbols for e in exprs)), key=lambda s: s.name):
+            if s.name in level_of and level_of[s.name] != level and s.name not in crossing:
+                crossing.append(s.name)
+    for name in crossing:
+        out(f"buf_{name} = np.empty((B, H), dtype)", 1)
+
+    out("for t in range(T - 1, -1, -1):", 1)
+    for level in sorted(by_level, reverse=True):
+        body = by_level[level]
+        defined = {a.name for a in body}
+        reads = _reads(layout, set(), backward=True)
+        reads.update({OUTPUT_GRAD: "dys[t, b, j]"})
+        for s in spec.states:
+            reads[carry_name(s)] = f"{carry_name(s)}[b, j]"
+        for name in crossing:
+            if name not in defined:
+                reads[name] = f"buf_{name}[b, j]"
+        for operand in layout.groups:
+            reads[gemm_t_name(operand)] = f"{gemm_t_name(operand)}[b, j]"
+        printer = NumbaPrinter(reads)
+        out("for b in range(B):", 2)
+        out("for j in range(H):", 3)
+        statements = [(a.name, "=", a.expr) for a in body]
+        for a in body:
+            if a.name in crossing:
+                statements.append((f"buf_{a.name}[b, j]", "=", a.target))
+        for operand, products in layout.groups.items():
+            buf = layout.delta_buffer[operand]
+            if buf != "delta_" + operand:
+                continue  # shares the buffer of an earlier group with the same adjoints
+            for k, p in enumerate(products):
+                delta = d.product_deltas[p.name]
+                if level_of[delta.name] == level:
+                    statements.append((f"{buf}[t, b, {column(k)}]", "=", delta))
+        if level == 0:  # adjoints of last step's states (the carries) and the parameter gradients
+            zero_gemm = {sympy.Symbol(gemm_t_name(op), real=True): 0 for op in layout.groups}
+            for state, expr in d.prev_adjoints.items():
+                if not _gemm_is_carry_only(d, state + PREV_SUFFIX):
+                    statements.append((f"{carry_name(state)}[b, j]", "=", expr.xreplace(zero_gemm)))
+            statements += [(f"{name}[j]", "+=", e) for name, e in grads]
+        out.block(statements, printer, 4)
+        # adjoints of this level's GEMM operands, for the loop below
+        for operand, products in layout.groups.items():
+            if operand == "x" or products[0].stage != level:
+                continue
+            src = f"{layout.delta_buffer[operand]}[t]"
+            if operand.endswith(PREV_SUFFIX):
+                state = operand[: -len(PREV_SUFFIX)]
+                if _gemm_is_carry_only(d, operand):
+                    out(f"np.dot({src}, {layout.matrix_arg(operand, False)}, {carry_name(state)})", 2)
+                else:
+                    out(f"np.dot({src}, {layout.matrix_arg(operand, False)}, {gemm_t_name(operand)})", 2)
+                    out(f"{carry_name(state)} += {gemm_t_name(operand)}", 2)
+            else:
+                out(f"np.dot({src}, {layout.matrix_arg(operand, False)}, {gemm_t_name(operand)})", 2)
+
+    out("# Weight gradients and dx: one GEMM each over all steps, after the recurrence.", 1)
+    grad_mats = []
+    for operand, products in layout.groups.items():
+        width = group_width(len(products))
+        flat = f"{layout.delta_buffer[operand]}.reshape(T * B, {width})"
+        if operand == "x":
+            src = "x.reshape(T * B, D)"
+        else:
+            src = f"{layout.operand_source(operand, ':T')}.reshape(T * B, H)"
+        name = f"grad_{layout.matrix_arg(operand, False)}"
+        grad_mats.append(name)
+        out(f"{name} = np.dot({flat}.T, {src})", 1)
+    x_flat = f"{layout.delta_buffer['x']}.reshape(T * B, {group_width(len(layout.groups['x']))})"
+    out(f"dx = np.dot({x_flat}, {layout.matrix_arg('x', False)}).reshape(T, B, D)", 1)
+    results = ["dx"] + grad_mats + [f"grad_{v}" for v in vectors] + [carry_name(s) for s in spec.states]
+    out(f"return {', '.join(results)}", 1)
+
+
+def _gemm_is_carry_only(d: Derivation, operand: str) -> bool:
+    """True when last step's state enters the next step only through this GEMM."""
+    if not operand.endswith(PREV_SUFFIX):
+        return False
+    adjoint = d.prev_adjoints[operand[: -len(PREV_SUFFIX)]]
+    return adjoint == sympy.Symbol(gemm_t_name(operand), real=True)
+
+
+def emit_module(d: Derivation) -> str:
+    """The complete kernel module for one cell, as text."""
+    spec = d.spec
+    layout = Layout(d)
+    out = _Emitter()
+    out(f"# Generated by symlstm {__version__} from the spec '{spec.name}' (sha256 {spec.sha256}).")
+    out("# Do not edit: change the spec and run `symlstm generate`.")
+    out('"""Numba kernels of the cell ' + repr(spec.name) + f": {_docline(spec.title)}")
+    out()
+    out("One step of the forward pass, as written in the spec:")
+    out()
+    for eq in spec.equations:
+        out(f"    {eq.target} = {_docline(eq.text)}")
+    out('"""')
+    out("import math")
+    out()
+    out("import numba")
+    out("import numpy as np")
+    out()
+    out(f"GENERATOR_VERSION = {__version__!r}")
+    out(f"SPEC_NAME = {spec.name!r}")
+    out(f"SPEC_SHA256 = {spec.sha256!r}")
+    out(f"STATES = {spec.states!r}")
+    out(f"VECTORS = {tuple(spec.vectors)!r}")
+    out("#: operand -> the matrices stacked (in this order) into its concatenated GEMM")
+    groups = tuple((op, tuple(p.matrix for p in ps)) for op, ps in layout.groups.items())
+    out(f"MATRIX_GROUPS = {groups!r}")
+    out(f"SAVED = {tuple(layout.saved())!r}")
+    exprs = [a.expr for a in d.forward] + [a.expr for a in d.backward]
+    exprs += list(d.prev_adjoints.values()) + list(d.param_grads.values())
+    for name in helpers_used(exprs):
+        body = next(b for n, b in HELPERS.values() if n == name)
+        out()
+        out()
+        out("@numba.njit(cache=True, error_model=\"numpy\")")
+        out(f"def {name}(z):")
+        out(f'"""{HELPER_DOCS[name]}"""', 1)
+        out(body, 1)
+    out()
+    out()
+    emit_forward(layout, out)
+    out()
+    out()
+    emit_backward(layout, out)
+    return "\n".join(out.lines) + "\n"
+
+
+def _docline(text: str) -> str:
+    """Spec text made safe inside a docstring (no quotes or backslashes can end it early)."""
+    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')

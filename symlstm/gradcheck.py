@@ -1,0 +1,100 @@
+"""Stage 6: verify a cell's backward against finite differences of its forward.
+
+The scalar checked is L = <wy, ys> + sum_s <ws, state_s> with random weights, so every output and
+every final state contributes. For each parameter, the input and each initial state, a random
+direction v gives the directional derivative two ways: <grad, v> from ``backward`` and the central
+difference (L(p + eps v) - L(p - eps v)) / (2 eps). A Taylor test then checks that the remainder
+|L(p + eps v) - L(p) - eps <grad, v>| over all arguments at once shrinks like eps**2.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .runtime import Cell
+
+
+@dataclass(frozen=True)
+class Check:
+    quantity: str
+    analytic: float
+    numeric: float
+    rel_error: float
+    passed: bool
+
+
+@dataclass
+class GradcheckReport:
+    cell: str
+    checks: list[Check] = field(default_factory=list)
+    taylor_orders: list[float] = field(default_factory=list)
+    taylor_passed: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks) and self.taylor_passed
+
+    @property
+    def max_rel_error(self) -> float:
+        return max((c.rel_error for c in self.checks), default=math.nan)
+
+    def table(self) -> str:
+        rows = [f"{'quantity':<14} {'<grad, v>':>22} {'finite difference':>22} {'rel. error':>10}  ok"]
+        for c in self.checks:
+            rows.append(f"{c.quantity:<14} {c.analytic:>22.15e} {c.numeric:>22.15e} {c.rel_error:>10.2e}  "
+                        f"{'yes' if c.passed else 'NO'}")
+        orders = ", ".join(f"{o:.2f}" for o in self.taylor_orders)
+        rows.append(f"Taylor remainder orders (expect 2): {orders}  {'yes' if self.taylor_passed else 'NO'}")
+        return "\n".join(rows)
+
+
+def _loss(cell: Cell, x, params, state0, wy, wstate) -> float:
+    ys, state, _ = cell.forward(x, params, state0)
+    return float(np.sum(wy * ys) + sum(np.sum(wstate[s] * state[s]) for s in cell.state_names))
+
+
+def gradcheck(cell: Cell, *, T: int = 5, B: int = 2, D: int = 3, H: int = 4, seed: int = 0,
+              eps: float = 1e-6, rtol: float = 1e-7) -> GradcheckReport:
+    """Check ``cell.backward`` in float64 on a random small problem; see the module docstring."""
+    rng = np.random.default_rng(seed)
+    params = {k: v * 2.0 for k, v in cell.init_params(D, H, np.float64, seed=seed).items()}
+    x = rng.standard_normal((T, B, D))
+    state0 = {s: rng.standard_normal((B, H)) * 0.5 for s in cell.state_names}
+    wy = rng.standard_normal((T, B, H))
+    wstate = {s: rng.standard_normal((B, H)) for s in cell.state_names}
+
+    _, _, cache = cell.forward(x, params, state0)
+    dx, dparams, dstate0 = cell.backward(wy, cache, wstate)
+
+    # every differentiable argument, as (label, getter of a perturbed copy, gradient)
+    arguments = [("x", dx)] + [(n, dparams[n]) for n in cell.param_names]
+    arguments += [(f"{s}0", dstate0[s]) for s in cell.state_names]
+    directions = {label: rng.standard_normal(grad.shape) for label, grad in arguments}
+
+    def loss_at(step: float, only: str | None = None) -> float:
+        def moved(label, value):
+            if only is not None and label != only:
+                return value
+            return value + step * directions[label]
+        return _loss(cell, moved("x", x), {n: moved(n, v) for n, v in params.items()},
+                     {s: moved(f"{s}0", v) for s, v in state0.items()}, wy, wstate)
+
+    report = GradcheckReport(cell.name)
+    for label, grad in arguments:
+        analytic = float(np.sum(grad * directions[label]))
+        numeric = (loss_at(eps, label) - loss_at(-eps, label)) / (2 * eps)
+        scale = max(abs(analytic), abs(numeric), 1e-8)
+        rel = abs(analytic - numeric) / scale
+        ok = bool(np.isfinite(analytic) and np.isfinite(numeric) and rel <= rtol)
+        report.checks.append(Check(label, analytic, numeric, rel, ok))
+
+    slope = sum(float(np.sum(g * directions[label])) for label, g in arguments)
+    base = loss_at(0.0)
+    steps = [1e-2 / 2**k for k in range(5)]
+    remainders = [abs(loss_at(h) - base - h * slope) for h in steps]
+    report.taylor_orders = [math.log2(r0 / r1) if r1 > 0 and r0 > 0 else math.nan
+                            for r0, r1 in zip(remainders, remainders[1:])]
+    report.taylor_passed = all(np.isfinite(o) and 1.8 <= o <= 2.2 for o in report.taylor_orders)
+    return report

@@ -1,0 +1,205 @@
+"""Stage 5: the cell runtime, a validated NumPy API over a cell's generated Numba kernels.
+
+Every public entry point checks its arguments before any Numba code runs, so bad input ends in a
+``ValueError``/``TypeError`` that names the argument, never in a Numba typing error.
+
+Dtype rule: the computation runs in the dtype of ``x`` (float32 or float64); parameters and states
+of the other float dtype are cast to it. Integer, boolean, complex, object and float16 arrays are
+rejected. NaN and Inf propagate as IEEE arithmetic does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Mapping
+
+import numpy as np
+
+from .spec import CellSpec
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _as_float_array(value, what: str, dtype: np.dtype | None = None) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        array = value
+    else:
+        try:
+            array = np.asarray(value)
+        except Exception as err:  # noqa: BLE001 - anything that is not array-like
+            raise TypeError(f"{what} must be a NumPy array, got {type(value).__name__}") from err
+    if array.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"{what} has dtype {array.dtype}; use float32 or float64")
+    return np.ascontiguousarray(array, dtype=dtype if dtype is not None else array.dtype)
+
+
+def _check_shape(array: np.ndarray, expected: tuple[int, ...], what: str, meaning: str) -> None:
+    if array.shape != expected:
+        raise ValueError(f"{what} has shape {array.shape}; expected {expected} {meaning}")
+
+
+@dataclass(frozen=True)
+class ForwardCache:
+    """What ``forward`` keeps for ``backward``: inputs, packed weights and stored activations."""
+
+    spec_sha256: str
+    dtype: np.dtype
+    shape: tuple[int, int, int, int]  # T, B, D, H
+    x: np.ndarray
+    matrices: tuple[np.ndarray, ...]  # one stacked (n*H, in) matrix per operand group
+    vectors: tuple[np.ndarray, ...]
+    saved: tuple[np.ndarray, ...]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the stored forward activations (not counting x and the weights)."""
+        return sum(a.nbytes for a in self.saved)
+
+
+class Cell:
+    """A recurrent cell ready to run: ``forward`` and ``backward`` over whole batched sequences."""
+
+    def __init__(self, spec: CellSpec, kernels: ModuleType):
+        self.spec = spec
+        self.kernels = kernels
+        self._groups: tuple[tuple[str, tuple[str, ...]], ...] = kernels.MATRIX_GROUPS
+        self._vectors: tuple[str, ...] = kernels.VECTORS
+
+    def __repr__(self) -> str:
+        return f"<symlstm cell {self.name!r}: {self.title}>"
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def title(self) -> str:
+        return self.spec.title
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return self.spec.states
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return self.spec.param_names
+
+    def param_shapes(self, D: int, H: int) -> dict[str, tuple[int, ...]]:
+        return self.spec.param_shapes(_positive(D, "D"), _positive(H, "H"))
+
+    def num_params(self, D: int, H: int) -> int:
+        return sum(int(np.prod(s)) for s in self.param_shapes(D, H).values())
+
+    def init_params(self, D: int, H: int, dtype=np.float64, seed: int | None = 0) -> dict[str, np.ndarray]:
+        """Uniform(-1/sqrt(H), 1/sqrt(H)) for every parameter, as PyTorch initialises nn.LSTM."""
+        dtype = np.dtype(dtype)
+        if dtype not in SUPPORTED_DTYPES:
+            raise TypeError(f"dtype {dtype} is not supported; use float32 or float64")
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / np.sqrt(H)
+        return {name: rng.uniform(-bound, bound, size=shape).astype(dtype)
+                for name, shape in self.param_shapes(D, H).items()}
+
+    # -- validation ---------------------------------------------------------------------------
+    def _check_params(self, params: Mapping, D: int, dtype: np.dtype) -> tuple[dict[str, np.ndarray], int]:
+        if not isinstance(params, Mapping):
+            raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
+        missing = [n for n in self.param_names if n not in params]
+        extra = sorted(str(n) for n in params if n not in self.param_names)
+        if missing or extra:
+            raise ValueError(f"params for cell {self.name!r}: missing {missing}, unexpected {extra}; "
+                             f"expected exactly {list(self.param_names)}")
+        first = self.param_names[0]
+        first_array = _as_float_array(params[first], f"params[{first!r}]", dtype)
+        if first_array.ndim < 1 or first_array.shape[0] < 1:
+            raise ValueError(f"params[{first!r}] has shape {first_array.shape}; it cannot be empty")
+        H = first_array.shape[0]
+        shapes = self.spec.param_shapes(D, H)
+        checked = {}
+        for name in self.param_names:
+            array = _as_float_array(params[name], f"params[{name!r}]", dtype)
+            _check_shape(array, shapes[name], f"params[{name!r}]",
+                         f"for D={D} (from x) and H={H} (from params[{first!r}])")
+            checked[name] = array
+        return checked, H
+
+    def _check_states(self, states, B: int, H: int, dtype: np.dtype, what: str) -> list[np.ndarray]:
+        if states is None:
+            return [np.zeros((B, H), dtype) for _ in self.state_names]
+        if not isinstance(states, Mapping):
+            raise TypeError(f"{what} must be None or a dict {{state name: (B, H) array}}")
+        if set(states) != set(self.state_names):
+            raise ValueError(f"{what} has keys {sorted(map(str, states))}; expected {list(self.state_names)}")
+        out = []
+        for s in self.state_names:
+            array = _as_float_array(states[s], f"{what}[{s!r}]", dtype)
+            _check_shape(array, (B, H), f"{what}[{s!r}]", "(B, H)")
+            out.append(array)
+        return out
+
+    # -- the API --------------------------------------------------------------------------------
+    def forward(self, x, params: Mapping, state0: Mapping | None = None):
+        """Run over a sequence. ``x`` is (T, B, D); returns ``(ys, state, cache)``.
+
+        ``ys`` is (T, B, H) = h_1..h_T; ``state`` maps each state name to its final (B, H) value;
+        ``state0`` None means zeros.
+        """
+        x = _as_float_array(x, "x")
+        if x.ndim != 3:
+            raise ValueError(f"x has shape {x.shape}; expected (T, B, D), time-major")
+        T, B, D = x.shape
+        if B < 1 or D < 1:
+            raise ValueError(f"x has shape {x.shape}; the batch B and the input size D must be >= 1")
+        dtype = x.dtype
+        params, H = self._check_params(params, D, dtype)
+        states0 = self._check_states(state0, B, H, dtype, "state0")
+        matrices = tuple(np.concatenate([params[m] for m in names], axis=0) for _, names in self._groups)
+        vectors = tuple(params[v] for v in self._vectors)
+        if T == 0:
+            saved = tuple(s[None].copy() for s in states0)
+            ys = np.empty((0, B, H), dtype)
+        else:
+            transposed = tuple(np.ascontiguousarray(m.T) for m in matrices)
+            saved = self.kernels.forward(x, *transposed, *vectors, *states0)
+            ys = saved[0][1:]
+        state = {s: saved[k][-1].copy() for k, s in enumerate(self.state_names)}
+        cache = ForwardCache(self.spec.sha256, dtype, (T, B, D, H), x, matrices, vectors, tuple(saved))
+        return ys, state, cache
+
+    def backward(self, dys, cache: ForwardCache, dstate: Mapping | None = None):
+        """Backpropagate. ``dys`` is dL/dys (T, B, H) or None for zeros; ``dstate`` maps state
+        names to dL/d(final state) or is None. Returns ``(dx, dparams, dstate0)``."""
+        if not isinstance(cache, ForwardCache) or cache.spec_sha256 != self.spec.sha256:
+            raise TypeError(f"cache must be the third value returned by this cell's ({self.name}) forward")
+        T, B, D, H = cache.shape
+        dtype = cache.dtype
+        if dys is None:
+            dys = np.zeros((T, B, H), dtype)
+        dys = _as_float_array(dys, "dys", dtype)
+        _check_shape(dys, (T, B, H), "dys", "(T, B, H), the shape of ys")
+        dlast = self._check_states(dstate, B, H, dtype, "dstate")
+        if T == 0:
+            dx = np.zeros((0, B, D), dtype)
+            grad_matrices = [np.zeros_like(m) for m in cache.matrices]
+            grad_vectors = [np.zeros_like(v) for v in cache.vectors]
+            dstate0 = [d.copy() for d in dlast]
+        else:
+            out = self.kernels.backward(cache.x, *cache.matrices, *cache.vectors, *cache.saved, dys, *dlast)
+            ng = len(self._groups)
+            dx, grad_matrices = out[0], out[1:1 + ng]
+            grad_vectors = out[1 + ng:1 + ng + len(self._vectors)]
+            dstate0 = out[1 + ng + len(self._vectors):]
+        dparams: dict[str, np.ndarray] = {}
+        for (_, names), grad in zip(self._groups, grad_matrices):
+            for k, m in enumerate(names):
+                block = grad[k * H:(k + 1) * H]
+                dparams[m] = dparams[m] + block if m in dparams else block.copy()
+        dparams.update(zip(self._vectors, grad_vectors))
+        dparams = {n: dparams[n] for n in self.param_names}
+        return dx, dparams, dict(zip(self.state_names, dstate0))
+
+
+def _positive(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
