@@ -16,7 +16,8 @@ from .runtime import Cell, ForwardCache
 from .spec import SpecError, parse_spec
 from .version import __version__
 
-__all__ = ["Cell", "ForwardCache", "SpecError", "cell", "gradcheck", "parse_spec", "variants", "__version__"]
+__all__ = ["Cell", "ForwardCache", "SpecError", "cell", "from_torch", "gradcheck", "parse_spec", "to_torch",
+           "variants", "__version__"]
 
 _loaded: dict[str, Cell] = {}
 
@@ -32,3 +33,12 @@ def cell(name_or_path: str | os.PathLike) -> Cell:
     if spec.sha256 not in _loaded:
         _loaded[spec.sha256] = Cell(spec, import_kernels(spec))
     return _loaded[spec.sha256]
+
+
+def __getattr__(name: str):
+    # PyTorch interop is imported on first use, so `import symlstm` never needs torch.
+    if name in ("from_torch", "to_torch"):
+        from . import interop
+
+        return getattr(interop, name)
+    raise AttributeError(f"module 'symlstm' has no attribute {name!r}")

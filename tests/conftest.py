@@ -1,0 +1,26 @@
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kernel_cache(tmp_path_factory):
+    """Kernels go to a fresh cache for the session, so the tests exercise generation too."""
+    if "SYMLSTM_TEST_KEEP_CACHE" not in os.environ:
+        os.environ["SYMLSTM_CACHE_DIR"] = str(tmp_path_factory.mktemp("symlstm-cache"))
+    return Path(os.environ.get("SYMLSTM_CACHE_DIR", ""))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def require_pdflatex():
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed (apt-get install texlive-latex-base texlive-latex-recommended)")
