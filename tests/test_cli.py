@@ -1,0 +1,64 @@
+"""The command line: list, gradcheck exit codes, --help on every command."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import symlstm
+from symlstm.cli import main
+from symlstm.gradcheck import gradcheck
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "peephole" in out and "4DH + 4H² + 7H" in out
+
+
+def test_gradcheck_all_passes(capsys):
+    assert main(["gradcheck", "--all"]) == 0
+    out = capsys.readouterr().out
+    for name in symlstm.variants():
+        assert f"== {name}: passed" in out
+
+
+def test_gradcheck_catches_a_wrong_gradient(monkeypatch):
+    cell = symlstm.cell("lstm")
+    honest = type(cell).backward
+
+    def off_by_a_little(self, dys, cache, dstate=None):
+        dx, dparams, dstate0 = honest(self, dys, cache, dstate)
+        dparams["R_f"] = dparams["R_f"] * (1 + 1e-5)
+        return dx, dparams, dstate0
+
+    monkeypatch.setattr(type(cell), "backward", off_by_a_little)
+    report = gradcheck(cell)
+    assert not report.passed
+    assert [c.quantity for c in report.checks if not c.passed] == ["R_f"]
+
+
+def test_gradcheck_reports_nan_instead_of_passing(monkeypatch):
+    cell = symlstm.cell("lstm")
+    honest = type(cell).backward
+
+    def nan_grad(self, dys, cache, dstate=None):
+        dx, dparams, dstate0 = honest(self, dys, cache, dstate)
+        dx = dx.copy()
+        dx[0, 0, 0] = np.nan
+        return dx, dparams, dstate0
+
+    monkeypatch.setattr(type(cell), "backward", nan_grad)
+    assert not gradcheck(cell).passed
+
+
+def test_gradcheck_unknown_cell_is_an_error(capsys):
+    assert main(["gradcheck", "nope"]) == 2
+    assert "unknown cell" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["list", "latex", "generate", "gradcheck"])
+def test_help(command):
+    run = subprocess.run([sys.executable, "-m", "symlstm.cli", command, "--help"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and "usage: symlstm" in run.stdout
