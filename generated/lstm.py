@@ -75,7 +75,7 @@ def forward(x, M_x_T, M_h_prev_T, b_i, b_f, b_g, b_o, h0, c0):
                 keep_o[t, b, j] = o
                 seq_c[t + 1, b, j] = c
                 seq_h[t + 1, b, j] = h
-    return seq_h, seq_c, keep_i, keep_f, keep_g, keep_o
+    return (seq_h, seq_c, keep_i, keep_f, keep_g, keep_o,)
 
 
 @numba.njit(cache=True, error_model="numpy")

@@ -2,12 +2,13 @@
 
 ``numba.njit(cache=True)`` only caches functions that live in a real file, and keys its cache on
 that file's modification time. So a cell's generated module is written once to a folder named by a
-content hash (of the spec and the generator version), atomically (temp file + rename), never
+content hash (of the spec and the generator's source), atomically (temp file + rename), never
 rewritten when unchanged, and imported with ``importlib``. A truncated or edited cache entry fails
 its hash check and is rebuilt.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -52,8 +53,21 @@ def cache_dir() -> Path:
     return Path(base) / "symlstm"
 
 
+_GENERATOR_MODULES = ("spec.py", "functions.py", "derive.py", "codegen.py")
+
+
+@functools.cache
+def generator_fingerprint() -> str:
+    """Hash of the generator's own source, so a changed generator never reuses stale kernels."""
+    here = Path(__file__).parent
+    digest = hashlib.sha256(__version__.encode())
+    for name in _GENERATOR_MODULES:
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()
+
+
 def content_key(spec: CellSpec) -> str:
-    return hashlib.sha256(f"symlstm {__version__}\n{spec.sha256}".encode()).hexdigest()
+    return hashlib.sha256(f"{generator_fingerprint()}\n{spec.sha256}".encode()).hexdigest()
 
 
 def write_atomic(path: Path, text: str) -> bool:

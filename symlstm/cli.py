@@ -11,12 +11,18 @@ from .spec import SpecError
 
 
 def param_formula(spec) -> str:
-    """Number of parameters as a formula in D and H, e.g. ``4DH + 4H² + 4H``."""
+    """Number of parameters as a formula in D and H, e.g. ``4(DH + H² + H) + 3H``."""
     nx = sum(1 for k in spec.matrices.values() if k == "x")
     nh = len(spec.matrices) - nx
     nv = len(spec.vectors)
-    terms = [(nx, "DH"), (nh, "H²"), (nv, "H")]
-    return " + ".join(f"{n if n > 1 else ''}{unit}" for n, unit in terms if n)
+    common = min(nx, nh, nv)  # gates with an input matrix, a recurrent matrix and a bias each
+    terms = []
+    if common:
+        terms.append("DH + H² + H" if common == 1 else f"{common}(DH + H² + H)")
+    for n, unit in ((nx - common, "DH"), (nh - common, "H²"), (nv - common, "H")):
+        if n:
+            terms.append(f"{n if n > 1 else ''}{unit}")
+    return " + ".join(terms)
 
 
 def cmd_list(args) -> int:
@@ -88,13 +94,14 @@ def cmd_gradcheck(args) -> int:
         return 2
     failed = []
     for name in names:
-        report = gradcheck(load_cell(name), T=args.T, B=args.B, D=args.D, H=args.H, seed=args.seed)
-        print(f"== {name}: {'passed' if report.passed else 'FAILED'} "
+        cell = load_cell(name)
+        report = gradcheck(cell, T=args.T, B=args.B, D=args.D, H=args.H, seed=args.seed)
+        print(f"== {cell.name}: {'passed' if report.passed else 'FAILED'} "
               f"(max rel. error {report.max_rel_error:.1e})")
         print(report.table())
         print()
         if not report.passed:
-            failed.append(name)
+            failed.append(cell.name)
     if failed:
         print(f"gradient check failed for: {', '.join(failed)}", file=sys.stderr)
         return 1

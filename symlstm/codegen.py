@@ -192,11 +192,14 @@ class Layout:
             out.append(self.proj("x"))
         return out
 
-    def operand_source(self, operand: str, t: str) -> str:
-        """The (B, in) array a GEMM multiplies at step ``t``."""
-        if operand.endswith(PREV_SUFFIX):
-            return f"{self.seq(operand[:-len(PREV_SUFFIX)])}[{t}]"
-        return f"{self.keep(operand)}[{t}]"
+    def operand_source(self, operand: str, all_steps: bool = False) -> str:
+        """The (B, in) array a GEMM multiplies at step t, or all T of them as (T, B, in)."""
+        state = operand[: -len(PREV_SUFFIX)] if operand.endswith(PREV_SUFFIX) else operand
+        if state in self.d.spec.states:  # seq[t] is the state at t-1, seq[t + 1] the one at t
+            if operand.endswith(PREV_SUFFIX):
+                return f"{self.seq(state)}[:T]" if all_steps else f"{self.seq(state)}[t]"
+            return f"{self.seq(state)}[1:]" if all_steps else f"{self.seq(state)}[t + 1]"
+        return self.keep(operand) if all_steps else f"{self.keep(operand)}[t]"
 
 
 def column(k: int) -> str:
@@ -305,7 +308,7 @@ def emit_forward(layout: Layout, out: _Emitter) -> None:
     for level in sorted(by_level):
         for operand, products in layout.groups.items():
             if operand != "x" and products[0].stage == level:
-                out(f"np.dot({layout.operand_source(operand, 't')}, {layout.matrix_arg(operand, True)}, "
+                out(f"np.dot({layout.operand_source(operand)}, {layout.matrix_arg(operand, True)}, "
                     f"{layout.proj(operand)})", 2)
         body = by_level[level]
         defined = {a.name for a in body}
@@ -324,7 +327,7 @@ def emit_forward(layout: Layout, out: _Emitter) -> None:
         for name in layout.kept_products:
             if d.levels[name] == level:
                 out(f"{layout.keep(name)}[t, b, j] = {printer.doprint(sympy.Symbol(name))}", 4)
-    out(f"return {', '.join(layout.saved())}", 1)
+    out(f"return ({', '.join(layout.saved())},)", 1)
 
 
 def _crossing_values(d: Derivation, by_level, layout: Layout) -> list[str]:
@@ -440,7 +443,7 @@ def emit_backward(layout: Layout, out: _Emitter) -> None:
         if operand == "x":
             src = "x.reshape(T * B, D)"
         else:
-            src = f"{layout.operand_source(operand, ':T')}.reshape(T * B, H)"
+            src = f"{layout.operand_source(operand, all_steps=True)}.reshape(T * B, H)"
         name = f"grad_{layout.matrix_arg(operand, False)}"
         grad_mats.append(name)
         out(f"{name} = np.dot({flat}.T, {src})", 1)

@@ -2,9 +2,11 @@
 
 The scalar checked is L = <wy, ys> + sum_s <ws, state_s> with random weights, so every output and
 every final state contributes. For each parameter, the input and each initial state, a random
-direction v gives the directional derivative two ways: <grad, v> from ``backward`` and the central
-difference (L(p + eps v) - L(p - eps v)) / (2 eps). A Taylor test then checks that the remainder
-|L(p + eps v) - L(p) - eps <grad, v>| over all arguments at once shrinks like eps**2.
+direction v gives the directional derivative two ways: <grad, v> from ``backward`` and a
+fourth-order central difference of L along v, [-L(2e) + 8 L(e) - 8 L(-e) + L(-2e)] / (12 e), whose
+truncation error (~e^4) and rounding error (~1e-16 |L| / e) are both ~1e-12 at e = 1e-4. A
+Taylor test then checks, over all arguments at once, that the remainder
+|L(p + e v) - L(p) - e <grad, v>| shrinks like e^2 as e -> 0 (a wrong gradient leaves ~e).
 """
 from __future__ import annotations
 
@@ -46,7 +48,8 @@ class GradcheckReport:
             rows.append(f"{c.quantity:<14} {c.analytic:>22.15e} {c.numeric:>22.15e} {c.rel_error:>10.2e}  "
                         f"{'yes' if c.passed else 'NO'}")
         orders = ", ".join(f"{o:.2f}" for o in self.taylor_orders)
-        rows.append(f"Taylor remainder orders (expect 2): {orders}  {'yes' if self.taylor_passed else 'NO'}")
+        rows.append(f"Taylor remainder orders (expect >= 2; 1 means a wrong gradient): {orders}  "
+                    f"{'yes' if self.taylor_passed else 'NO'}")
         return "\n".join(rows)
 
 
@@ -56,7 +59,7 @@ def _loss(cell: Cell, x, params, state0, wy, wstate) -> float:
 
 
 def gradcheck(cell: Cell, *, T: int = 5, B: int = 2, D: int = 3, H: int = 4, seed: int = 0,
-              eps: float = 1e-6, rtol: float = 1e-7) -> GradcheckReport:
+              eps: float = 1e-4, rtol: float = 1e-7) -> GradcheckReport:
     """Check ``cell.backward`` in float64 on a random small problem; see the module docstring."""
     rng = np.random.default_rng(seed)
     params = {k: v * 2.0 for k, v in cell.init_params(D, H, np.float64, seed=seed).items()}
@@ -84,7 +87,8 @@ def gradcheck(cell: Cell, *, T: int = 5, B: int = 2, D: int = 3, H: int = 4, see
     report = GradcheckReport(cell.name)
     for label, grad in arguments:
         analytic = float(np.sum(grad * directions[label]))
-        numeric = (loss_at(eps, label) - loss_at(-eps, label)) / (2 * eps)
+        numeric = (-loss_at(2 * eps, label) + 8 * loss_at(eps, label) - 8 * loss_at(-eps, label)
+                   + loss_at(-2 * eps, label)) / (12 * eps)
         scale = max(abs(analytic), abs(numeric), 1e-8)
         rel = abs(analytic - numeric) / scale
         ok = bool(np.isfinite(analytic) and np.isfinite(numeric) and rel <= rtol)
@@ -92,9 +96,14 @@ def gradcheck(cell: Cell, *, T: int = 5, B: int = 2, D: int = 3, H: int = 4, see
 
     slope = sum(float(np.sum(g * directions[label])) for label, g in arguments)
     base = loss_at(0.0)
-    steps = [1e-2 / 2**k for k in range(5)]
+    steps = [1e-3 / 2**k for k in range(9)]
     remainders = [abs(loss_at(h) - base - h * slope) for h in steps]
-    report.taylor_orders = [math.log2(r0 / r1) if r1 > 0 and r0 > 0 else math.nan
-                            for r0, r1 in zip(remainders, remainders[1:])]
-    report.taylor_passed = all(np.isfinite(o) and 1.8 <= o <= 2.2 for o in report.taylor_orders)
+    # rates between successive halvings, where the remainder is well above rounding noise
+    floor = 1e-12 * max(abs(base), 1.0)
+    report.taylor_orders = [math.log2(r0 / r1) for r0, r1 in zip(remainders, remainders[1:])
+                            if r0 > floor and r1 > floor]
+    # Judge the asymptotic rate (the last three): at the larger steps the cubic term can still
+    # compete with a small quadratic one, and the remainder may even change sign there.
+    report.taylor_passed = (np.isfinite(slope) and len(report.taylor_orders) >= 3
+                            and all(o >= 1.8 for o in report.taylor_orders[-3:]))
     return report

@@ -232,7 +232,8 @@ def ordered_terms(expr: sympy.Expr) -> list[sympy.Expr]:
         if isinstance(term, sympy.Symbol) and not term.name.startswith("d_"):
             return 5
         return 4
-    return sorted(terms, key=rank)
+    # a difference reads better than a leading minus: (h_{t-1} - n_t), not (-n_t + h_{t-1})
+    return sorted(terms, key=lambda term: (rank(term), term.could_extract_minus_sign()))
 
 
 def join_terms(terms: list[str], per_line: int = 0) -> str:

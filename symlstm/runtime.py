@@ -203,3 +203,33 @@ def _positive(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{what} must be a positive integer, got {value!r}")
     return int(value)
+
+
+class BatchFirstCell:
+    """A cell taking and returning batch-first arrays: x (B, T, D), ys and dys (B, T, H), dx
+    (B, T, D), like a PyTorch module with ``batch_first=True``. States stay (B, H)."""
+
+    def __init__(self, cell: Cell):
+        self.cell = cell
+
+    def __getattr__(self, name):  # name, title, state_names, param_shapes, init_params, ...
+        return getattr(self.cell, name)
+
+    def __repr__(self) -> str:
+        return f"<symlstm cell {self.cell.name!r}, batch first>"
+
+    @staticmethod
+    def _swap(array, what: str):
+        array = np.asarray(array)
+        if array.ndim != 3:
+            raise ValueError(f"{what} has shape {array.shape}; expected (B, T, features), batch first")
+        return array.transpose(1, 0, 2)
+
+    def forward(self, x, params: Mapping, state0: Mapping | None = None):
+        ys, state, cache = self.cell.forward(self._swap(x, "x"), params, state0)
+        return ys.transpose(1, 0, 2), state, cache
+
+    def backward(self, dys, cache: ForwardCache, dstate: Mapping | None = None):
+        dys = None if dys is None else self._swap(dys, "dys")
+        dx, dparams, dstate0 = self.cell.backward(dys, cache, dstate)
+        return dx.transpose(1, 0, 2), dparams, dstate0

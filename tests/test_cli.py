@@ -13,7 +13,14 @@ from symlstm.gradcheck import gradcheck
 def test_list(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "peephole" in out and "4DH + 4H² + 7H" in out
+    rows = {line.split()[0]: line for line in out.splitlines()[2:]}
+    assert set(rows) == set(symlstm.variants())
+    assert "4(DH + H² + H) + 3H" in rows["peephole"]
+    assert "4(DH + H² + H)  " in rows["lstm"]
+    assert "4(DH + H² + H) + 9H² + 3H" in rows["fgr"]
+    assert "DH + H² + H  " in rows["rnn"]
+    cell = symlstm.cell("fgr")
+    assert cell.num_params(3, 5) == 4 * (3 * 5 + 25 + 5) + 9 * 25 + 3 * 5
 
 
 def test_gradcheck_all_passes(capsys):

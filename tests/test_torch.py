@@ -1,5 +1,6 @@
-"""Agreement with PyTorch in float64: nn.LSTM for `lstm`, autograd on hand-written equations for
-`peephole`. Forward values and every gradient must match to ~1e-12."""
+"""Agreement with PyTorch's own modules in float64: nn.LSTM, nn.GRU and nn.RNN through
+from_torch/to_torch; values and every gradient match to ~1e-12. (Every built-in cell is also
+checked against hand-written autograd equations in test_variants_torch.py.)"""
 import numpy as np
 import pytest
 
@@ -30,85 +31,85 @@ def problem(rng):
     return x, dys
 
 
-def test_lstm_matches_torch_nn_lstm(problem, rng):
-    x, dys = problem
+MODULES = {
+    "LSTM": (lambda: torch.nn.LSTM(D, H), "lstm", "ifgo", ()),
+    "GRU": (lambda: torch.nn.GRU(D, H), "gru", "rzn", ("n",)),
+    "RNN-tanh": (lambda: torch.nn.RNN(D, H), "rnn", "h", ()),
+    "RNN-relu": (lambda: torch.nn.RNN(D, H, nonlinearity="relu"), "rnn_relu", "h", ()),
+}
+
+
+@pytest.mark.parametrize("batch_first", [False, True], ids=["time-major", "batch-first"])
+@pytest.mark.parametrize("kind", MODULES)
+def test_from_torch_matches_module(kind, batch_first, problem, rng):
+    """Outputs, final states and every gradient of nn.LSTM/GRU/RNN, through from_torch."""
+    make, name, gates, separate = MODULES[kind]
     torch.manual_seed(0)
-    module = torch.nn.LSTM(D, H).double()
+    module = make().double()
+    module.batch_first = batch_first
     cell, params = symlstm.from_torch(module)
-    assert cell.name == "lstm"
-    h0, c0 = rng.standard_normal((2, B, H))
-    dh, dc = rng.standard_normal((2, B, H))
-    ys, state, dx, dparams, dstate0 = run_symlstm(cell, x, params, {"h": h0, "c": c0}, dys, {"h": dh, "c": dc})
+    assert cell.name == name
+    x, dys = problem
+    if batch_first:
+        x, dys = x.transpose(1, 0, 2).copy(), dys.transpose(1, 0, 2).copy()
+    s0 = {s: rng.standard_normal((B, H)) for s in cell.state_names}
+    ds = {s: rng.standard_normal((B, H)) for s in cell.state_names}
+    ys, state, dx, dparams, dstate0 = run_symlstm(cell, x, params, s0, dys, ds)
 
     xt = torch.tensor(x, requires_grad=True)
-    h0t = torch.tensor(h0[None], requires_grad=True)
-    c0t = torch.tensor(c0[None], requires_grad=True)
-    out, (hT, cT) = module(xt, (h0t, c0t))
-    loss = (out * torch.tensor(dys)).sum() + (hT[0] * torch.tensor(dh)).sum() + (cT[0] * torch.tensor(dc)).sum()
+    s0t = {s: torch.tensor(v[None], requires_grad=True) for s, v in s0.items()}
+    if name == "lstm":
+        out, (hT, cT) = module(xt, (s0t["h"], s0t["c"]))
+        final = {"h": hT[0], "c": cT[0]}
+    else:
+        out, hT = module(xt, s0t["h"])
+        final = {"h": hT[0]}
+    loss = (out * torch.tensor(dys)).sum() + sum((final[s] * torch.tensor(ds[s])).sum() for s in final)
     loss.backward()
 
     assert_close(ys, out, "ys")
-    assert_close(state["h"], hT[0], "final h")
-    assert_close(state["c"], cT[0], "final c")
     assert_close(dx, xt.grad, "dx")
-    assert_close(dstate0["h"], h0t.grad[0], "dh0")
-    assert_close(dstate0["c"], c0t.grad[0], "dc0")
-    for k, gate in enumerate("ifgo"):
+    for s in cell.state_names:
+        assert_close(state[s], final[s], f"final {s}")
+        assert_close(dstate0[s], s0t[s].grad[0], f"d{s}0")
+    for k, gate in enumerate(gates):
         rows = slice(k * H, (k + 1) * H)
         assert_close(dparams[f"W_{gate}"], module.weight_ih_l0.grad[rows], f"W_{gate}")
         assert_close(dparams[f"R_{gate}"], module.weight_hh_l0.grad[rows], f"R_{gate}")
         assert_close(dparams[f"b_{gate}"], module.bias_ih_l0.grad[rows], f"b_{gate}")
-        assert_close(dparams[f"b_{gate}"], module.bias_hh_l0.grad[rows], f"b_{gate} (hh)")
+        recurrent_bias = f"b_h{gate}" if gate in separate else f"b_{gate}"
+        assert_close(dparams[recurrent_bias], module.bias_hh_l0.grad[rows], recurrent_bias)
 
 
-def test_to_torch_round_trip(problem):
+@pytest.mark.parametrize("kind", MODULES)
+def test_to_torch_round_trip(kind, problem):
+    make, name, _, _ = MODULES[kind]
     x, _ = problem
-    cell = symlstm.cell("lstm")
-    params = cell.init_params(D, H, seed=3)
+    torch.manual_seed(1)
+    cell, params = symlstm.from_torch(make().double())
     module = symlstm.to_torch(cell, params)
+    assert type(module).__name__ == kind.split("-")[0]
     cell2, params2 = symlstm.from_torch(module)
-    for name in params:
-        np.testing.assert_array_equal(params[name], params2[name])
+    assert cell2 is cell and params2.keys() == params.keys()
+    for n in params:
+        np.testing.assert_allclose(params2[n], params[n], rtol=0, atol=1e-15)
     out, _ = module(torch.tensor(x))
     ys, _, _ = cell.forward(x, params)
     assert_close(ys, out, "ys")
 
 
-def peephole_torch(x, p, h, c):
-    """Greff et al.'s vanilla LSTM, written by hand from the paper, for autograd."""
-    sig = torch.sigmoid
-    ys = []
-    for t in range(x.shape[0]):
-        def pre(k):
-            return x[t] @ p[f"W_{k}"].T + h @ p[f"R_{k}"].T + p[f"b_{k}"]
-        i = sig(pre("i") + p["p_i"] * c)
-        f = sig(pre("f") + p["p_f"] * c)
-        g = torch.tanh(pre("g"))
-        c = f * c + i * g
-        o = sig(pre("o") + p["p_o"] * c)
-        h = o * torch.tanh(c)
-        ys.append(h)
-    return torch.stack(ys), h, c
+def test_to_torch_keeps_batch_first():
+    torch.manual_seed(2)
+    cell, params = symlstm.from_torch(torch.nn.GRU(D, H, batch_first=True).double())
+    assert symlstm.to_torch(cell, params).batch_first
 
 
-def test_peephole_matches_handwritten_torch_autograd(problem, rng):
-    x, dys = problem
-    cell = symlstm.cell("peephole")
-    params = cell.init_params(D, H, seed=5)
-    h0, c0 = rng.standard_normal((2, B, H))
-    dh, dc = rng.standard_normal((2, B, H))
-    ys, state, dx, dparams, dstate0 = run_symlstm(cell, x, params, {"h": h0, "c": c0}, dys, {"h": dh, "c": dc})
-
-    tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
-    xt, h0t, c0t = (torch.tensor(a, requires_grad=True) for a in (x, h0, c0))
-    out, hT, cT = peephole_torch(xt, tp, h0t, c0t)
-    loss = (out * torch.tensor(dys)).sum() + (hT * torch.tensor(dh)).sum() + (cT * torch.tensor(dc)).sum()
-    loss.backward()
-
-    assert_close(ys, out, "ys")
-    assert_close(state["c"], cT, "final c")
-    assert_close(dx, xt.grad, "dx")
-    assert_close(dstate0["h"], h0t.grad, "dh0")
-    assert_close(dstate0["c"], c0t.grad, "dc0")
-    for name in params:
-        assert_close(dparams[name], tp[name].grad, name)
+def test_from_torch_rejects_what_it_cannot_map():
+    with pytest.raises(ValueError, match="single-layer"):
+        symlstm.from_torch(torch.nn.LSTM(D, H, num_layers=2))
+    with pytest.raises(ValueError, match="proj_size"):
+        symlstm.from_torch(torch.nn.LSTM(D, H, proj_size=2))
+    with pytest.raises(TypeError, match="supports torch.nn.LSTM, GRU and RNN"):
+        symlstm.from_torch(torch.nn.Linear(D, H))
+    with pytest.raises(ValueError, match="PyTorch has no module for the cell 'peephole'"):
+        symlstm.to_torch(symlstm.cell("peephole"), {})
