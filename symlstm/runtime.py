@@ -137,6 +137,19 @@ class Cell:
             out.append(array)
         return out
 
+    # -- the generated kernels, on validated, contiguous arrays of one dtype ---------------------
+    def _kernel_forward(self, x, matrices, vectors, states0) -> tuple[np.ndarray, ...]:
+        """Run the forward kernel; returns the saved arrays (the state sequences come first,
+        each (T + 1, B, H) with the initial state at index 0)."""
+        transposed = tuple(np.ascontiguousarray(m.T) for m in matrices)
+        return self.kernels.forward(x, *transposed, *vectors, *states0)
+
+    def _kernel_backward(self, x, matrices, vectors, saved, dys, dlast):
+        """Run the backward kernel; returns (dx, stacked matrix grads, vector grads, dstate0)."""
+        out = self.kernels.backward(x, *matrices, *vectors, *saved, dys, *dlast)
+        ng, nv = len(self._groups), len(self._vectors)
+        return out[0], out[1:1 + ng], out[1 + ng:1 + ng + nv], out[1 + ng + nv:]
+
     # -- the API --------------------------------------------------------------------------------
     def forward(self, x, params: Mapping, state0: Mapping | None = None):
         """Run over a sequence. ``x`` is (T, B, D); returns ``(ys, state, cache)``.
@@ -157,11 +170,9 @@ class Cell:
         vectors = tuple(params[v] for v in self._vectors)
         if T == 0:
             saved = tuple(s[None].copy() for s in states0)
-            ys = np.empty((0, B, H), dtype)
         else:
-            transposed = tuple(np.ascontiguousarray(m.T) for m in matrices)
-            saved = self.kernels.forward(x, *transposed, *vectors, *states0)
-            ys = saved[0][1:]
+            saved = self._kernel_forward(x, matrices, vectors, states0)
+        ys = saved[0][1:]
         state = {s: saved[k][-1].copy() for k, s in enumerate(self.state_names)}
         cache = ForwardCache(self.spec.sha256, dtype, (T, B, D, H), x, matrices, vectors, tuple(saved))
         return ys, state, cache
@@ -184,11 +195,8 @@ class Cell:
             grad_vectors = [np.zeros_like(v) for v in cache.vectors]
             dstate0 = [d.copy() for d in dlast]
         else:
-            out = self.kernels.backward(cache.x, *cache.matrices, *cache.vectors, *cache.saved, dys, *dlast)
-            ng = len(self._groups)
-            dx, grad_matrices = out[0], out[1:1 + ng]
-            grad_vectors = out[1 + ng:1 + ng + len(self._vectors)]
-            dstate0 = out[1 + ng + len(self._vectors):]
+            dx, grad_matrices, grad_vectors, dstate0 = self._kernel_backward(
+                cache.x, cache.matrices, cache.vectors, cache.saved, dys, dlast)
         dparams: dict[str, np.ndarray] = {}
         for (_, names), grad in zip(self._groups, grad_matrices):
             for k, m in enumerate(names):
