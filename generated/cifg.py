@@ -15,6 +15,8 @@ import math
 import numba
 import numpy as np
 
+from symlstm.kernel_math import sigmoid, tanh, matmul
+
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'cifg'
 SPEC_SHA256 = '0bee17567594e5cb8101bf1dd25939e49b11449f7f20769365084e49ea9807c3'
@@ -26,23 +28,12 @@ SAVED = ('seq_h', 'seq_c', 'keep_i', 'keep_g', 'keep_o')
 
 
 @numba.njit(cache=True, error_model="numpy")
-def sigmoid(z):
-    """Logistic sigmoid."""
-    return 1.0 / (1.0 + math.exp(-z))
-
-
-@numba.njit(cache=True, error_model="numpy")
-def tanh(z):
-    """Hyperbolic tangent."""
-    return math.tanh(z)
-
-
-@numba.njit(cache=True, error_model="numpy")
 def forward(x, M_x_T, M_h_prev_T, p_i, b_i, b_g, p_o, b_o, h0, c0):
     """Run the cell over a whole sequence; returns the arrays the backward needs."""
     T, B, D = x.shape
     H = h0.shape[1]
     dtype = x.dtype
+    one = dtype.type(1.0)
     # Input projection of all T steps at once: one GEMM, (T*B, D) @ (D, 3 * H).
     proj_x = np.dot(x.reshape(T * B, D), M_x_T).reshape(T, B, 3 * H)
     seq_h = np.empty((T + 1, B, H), dtype)
@@ -54,14 +45,14 @@ def forward(x, M_x_T, M_h_prev_T, p_i, b_i, b_g, p_o, b_o, h0, c0):
     keep_o = np.empty((T, B, H), dtype)
     proj_h_prev = np.empty((B, 3 * H), dtype)
     for t in range(T):
-        np.dot(seq_h[t], M_h_prev_T, proj_h_prev)
+        matmul(seq_h[t], M_h_prev_T, proj_h_prev)
         for b in range(B):
             for j in range(H):
                 i_bar = proj_h_prev[b, j] + proj_x[t, b, j] + b_i[j] + seq_c[t, b, j] * p_i[j]
                 i = sigmoid(i_bar)
                 g_bar = proj_h_prev[b, H + j] + proj_x[t, b, H + j] + b_g[j]
                 g = tanh(g_bar)
-                c = seq_c[t, b, j] * (1.0 - i) + g * i
+                c = seq_c[t, b, j] * (one - i) + g * i
                 o_bar = proj_h_prev[b, 2 * H + j] + proj_x[t, b, 2 * H + j] + b_o[j] + c * p_o[j]
                 o = sigmoid(o_bar)
                 h = o * tanh(c)
@@ -70,7 +61,7 @@ def forward(x, M_x_T, M_h_prev_T, p_i, b_i, b_g, p_o, b_o, h0, c0):
                 seq_c[t + 1, b, j] = c
                 keep_o[t, b, j] = o
                 seq_h[t + 1, b, j] = h
-    return (seq_h, seq_c, keep_i, keep_g, keep_o,)
+    return (seq_h, seq_c, keep_i, keep_g, keep_o)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -79,6 +70,7 @@ def backward(x, M_x, M_h_prev, p_i, b_i, b_g, p_o, b_o, seq_h, seq_c, keep_i, ke
     T, B, D = x.shape
     H = dys.shape[2]
     dtype = x.dtype
+    one = dtype.type(1.0)
     grad_p_i = np.zeros(H, dtype)
     grad_b_i = np.zeros(H, dtype)
     grad_b_g = np.zeros(H, dtype)
@@ -93,10 +85,10 @@ def backward(x, M_x, M_h_prev, p_i, b_i, b_g, p_o, b_o, seq_h, seq_c, keep_i, ke
                 d_h = carry_h[b, j] + dys[t, b, j]
                 tmp0 = tanh(seq_c[t + 1, b, j])
                 tmp1 = d_h * keep_o[t, b, j]
-                d_o_bar = tmp0 * tmp1 * (1.0 - keep_o[t, b, j])
-                d_c = carry_c[b, j] + d_o_bar * p_o[j] + tmp1 * (1.0 - tmp0**2)
-                d_g_bar = d_c * keep_i[t, b, j] * (1.0 - keep_g[t, b, j]**2)
-                tmp2 = d_c * (1.0 - keep_i[t, b, j])
+                d_o_bar = tmp0 * tmp1 * (one - keep_o[t, b, j])
+                d_c = carry_c[b, j] + d_o_bar * p_o[j] + tmp1 * (one - tmp0**2)
+                d_g_bar = d_c * keep_i[t, b, j] * (one - keep_g[t, b, j]**2)
+                tmp2 = d_c * (one - keep_i[t, b, j])
                 d_i_bar = keep_i[t, b, j] * tmp2 * (-seq_c[t, b, j] + keep_g[t, b, j])
                 delta_x[t, b, j] = d_i_bar
                 delta_x[t, b, H + j] = d_g_bar
@@ -107,7 +99,7 @@ def backward(x, M_x, M_h_prev, p_i, b_i, b_g, p_o, b_o, seq_h, seq_c, keep_i, ke
                 grad_b_g[j] += d_g_bar
                 grad_p_o[j] += seq_c[t + 1, b, j] * d_o_bar
                 grad_b_o[j] += d_o_bar
-        np.dot(delta_x[t], M_h_prev, carry_h)
+        matmul(delta_x[t], M_h_prev, carry_h)
     # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
     grad_M_x = np.dot(delta_x.reshape(T * B, 3 * H).T, x.reshape(T * B, D))
     grad_M_h_prev = np.dot(delta_x.reshape(T * B, 3 * H).T, seq_h[:T].reshape(T * B, H))

@@ -16,6 +16,8 @@ import math
 import numba
 import numpy as np
 
+from symlstm.kernel_math import sigmoid, tanh, matmul
+
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'fgr'
 SPEC_SHA256 = '8843ac735f6cde1ccf906bf979822ca53ad87c2336cc55b36a4203d946388b04'
@@ -24,18 +26,6 @@ VECTORS = ('p_i', 'b_i', 'p_f', 'b_f', 'b_g', 'p_o', 'b_o')
 #: operand -> the matrices stacked (in this order) into its concatenated GEMM
 MATRIX_GROUPS = (('x', ('W_i', 'W_f', 'W_g', 'W_o')), ('h_prev', ('R_i', 'R_f', 'R_g', 'R_o')), ('f_prev', ('R_if', 'R_ff', 'R_of')), ('i_prev', ('R_ii', 'R_fi', 'R_oi')), ('o_prev', ('R_io', 'R_fo', 'R_oo')))
 SAVED = ('seq_h', 'seq_c', 'seq_i', 'seq_f', 'seq_o', 'keep_g')
-
-
-@numba.njit(cache=True, error_model="numpy")
-def sigmoid(z):
-    """Logistic sigmoid."""
-    return 1.0 / (1.0 + math.exp(-z))
-
-
-@numba.njit(cache=True, error_model="numpy")
-def tanh(z):
-    """Hyperbolic tangent."""
-    return math.tanh(z)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -62,10 +52,10 @@ def forward(x, M_x_T, M_h_prev_T, M_f_prev_T, M_i_prev_T, M_o_prev_T, p_i, b_i, 
     proj_i_prev = np.empty((B, 3 * H), dtype)
     proj_o_prev = np.empty((B, 3 * H), dtype)
     for t in range(T):
-        np.dot(seq_h[t], M_h_prev_T, proj_h_prev)
-        np.dot(seq_f[t], M_f_prev_T, proj_f_prev)
-        np.dot(seq_i[t], M_i_prev_T, proj_i_prev)
-        np.dot(seq_o[t], M_o_prev_T, proj_o_prev)
+        matmul(seq_h[t], M_h_prev_T, proj_h_prev)
+        matmul(seq_f[t], M_f_prev_T, proj_f_prev)
+        matmul(seq_i[t], M_i_prev_T, proj_i_prev)
+        matmul(seq_o[t], M_o_prev_T, proj_o_prev)
         for b in range(B):
             for j in range(H):
                 i_bar = proj_h_prev[b, j] + proj_f_prev[b, j] + proj_i_prev[b, j] + proj_o_prev[b, j] + proj_x[t, b, j] + b_i[j] + seq_c[t, b, j] * p_i[j]
@@ -84,7 +74,7 @@ def forward(x, M_x_T, M_h_prev_T, M_f_prev_T, M_i_prev_T, M_o_prev_T, p_i, b_i, 
                 seq_c[t + 1, b, j] = c
                 seq_o[t + 1, b, j] = o
                 seq_h[t + 1, b, j] = h
-    return (seq_h, seq_c, seq_i, seq_f, seq_o, keep_g,)
+    return (seq_h, seq_c, seq_i, seq_f, seq_o, keep_g)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -93,6 +83,7 @@ def backward(x, M_x, M_h_prev, M_f_prev, M_i_prev, M_o_prev, p_i, b_i, p_f, b_f,
     T, B, D = x.shape
     H = dys.shape[2]
     dtype = x.dtype
+    one = dtype.type(1.0)
     grad_p_i = np.zeros(H, dtype)
     grad_b_i = np.zeros(H, dtype)
     grad_p_f = np.zeros(H, dtype)
@@ -113,13 +104,13 @@ def backward(x, M_x, M_h_prev, M_f_prev, M_i_prev, M_o_prev, p_i, b_i, p_f, b_f,
                 d_h = carry_h[b, j] + dys[t, b, j]
                 tmp0 = tanh(seq_c[t + 1, b, j])
                 d_o = carry_o[b, j] + d_h * tmp0
-                d_o_bar = d_o * seq_o[t + 1, b, j] * (1.0 - seq_o[t + 1, b, j])
-                d_c = carry_c[b, j] + d_h * seq_o[t + 1, b, j] * (1.0 - tmp0**2) + d_o_bar * p_o[j]
-                d_g_bar = d_c * seq_i[t + 1, b, j] * (1.0 - keep_g[t, b, j]**2)
+                d_o_bar = d_o * seq_o[t + 1, b, j] * (one - seq_o[t + 1, b, j])
+                d_c = carry_c[b, j] + d_h * seq_o[t + 1, b, j] * (one - tmp0**2) + d_o_bar * p_o[j]
+                d_g_bar = d_c * seq_i[t + 1, b, j] * (one - keep_g[t, b, j]**2)
                 d_f = seq_c[t, b, j] * d_c + carry_f[b, j]
-                d_f_bar = d_f * seq_f[t + 1, b, j] * (1.0 - seq_f[t + 1, b, j])
+                d_f_bar = d_f * seq_f[t + 1, b, j] * (one - seq_f[t + 1, b, j])
                 d_i = carry_i[b, j] + d_c * keep_g[t, b, j]
-                d_i_bar = d_i * seq_i[t + 1, b, j] * (1.0 - seq_i[t + 1, b, j])
+                d_i_bar = d_i * seq_i[t + 1, b, j] * (one - seq_i[t + 1, b, j])
                 delta_x[t, b, j] = d_i_bar
                 delta_x[t, b, H + j] = d_f_bar
                 delta_x[t, b, 2 * H + j] = d_g_bar
@@ -135,10 +126,10 @@ def backward(x, M_x, M_h_prev, M_f_prev, M_i_prev, M_o_prev, p_i, b_i, p_f, b_f,
                 grad_b_g[j] += d_g_bar
                 grad_p_o[j] += seq_c[t + 1, b, j] * d_o_bar
                 grad_b_o[j] += d_o_bar
-        np.dot(delta_x[t], M_h_prev, carry_h)
-        np.dot(delta_f_prev[t], M_f_prev, carry_f)
-        np.dot(delta_f_prev[t], M_i_prev, carry_i)
-        np.dot(delta_f_prev[t], M_o_prev, carry_o)
+        matmul(delta_x[t], M_h_prev, carry_h)
+        matmul(delta_f_prev[t], M_f_prev, carry_f)
+        matmul(delta_f_prev[t], M_i_prev, carry_i)
+        matmul(delta_f_prev[t], M_o_prev, carry_o)
     # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
     grad_M_x = np.dot(delta_x.reshape(T * B, 4 * H).T, x.reshape(T * B, D))
     grad_M_h_prev = np.dot(delta_x.reshape(T * B, 4 * H).T, seq_h[:T].reshape(T * B, H))

@@ -14,6 +14,8 @@ import math
 import numba
 import numpy as np
 
+from symlstm.kernel_math import sigmoid, tanh, matmul
+
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'gru'
 SPEC_SHA256 = '1ea3aa8f76db08cfc56857c55c0a3480cdd00227af8cdabfb8357b1d3fb85a35'
@@ -25,23 +27,12 @@ SAVED = ('seq_h', 'keep_r', 'keep_z', 'keep_n', 'keep_R_n__h_prev')
 
 
 @numba.njit(cache=True, error_model="numpy")
-def sigmoid(z):
-    """Logistic sigmoid."""
-    return 1.0 / (1.0 + math.exp(-z))
-
-
-@numba.njit(cache=True, error_model="numpy")
-def tanh(z):
-    """Hyperbolic tangent."""
-    return math.tanh(z)
-
-
-@numba.njit(cache=True, error_model="numpy")
 def forward(x, M_x_T, M_h_prev_T, b_r, b_z, b_n, b_hn, h0):
     """Run the cell over a whole sequence; returns the arrays the backward needs."""
     T, B, D = x.shape
     H = h0.shape[1]
     dtype = x.dtype
+    one = dtype.type(1.0)
     # Input projection of all T steps at once: one GEMM, (T*B, D) @ (D, 3 * H).
     proj_x = np.dot(x.reshape(T * B, D), M_x_T).reshape(T, B, 3 * H)
     seq_h = np.empty((T + 1, B, H), dtype)
@@ -52,7 +43,7 @@ def forward(x, M_x_T, M_h_prev_T, b_r, b_z, b_n, b_hn, h0):
     keep_R_n__h_prev = np.empty((T, B, H), dtype)
     proj_h_prev = np.empty((B, 3 * H), dtype)
     for t in range(T):
-        np.dot(seq_h[t], M_h_prev_T, proj_h_prev)
+        matmul(seq_h[t], M_h_prev_T, proj_h_prev)
         for b in range(B):
             for j in range(H):
                 r_bar = proj_h_prev[b, j] + proj_x[t, b, j] + b_r[j]
@@ -61,13 +52,13 @@ def forward(x, M_x_T, M_h_prev_T, b_r, b_z, b_n, b_hn, h0):
                 z = sigmoid(z_bar)
                 n_bar = proj_x[t, b, 2 * H + j] + b_n[j] + r * (proj_h_prev[b, 2 * H + j] + b_hn[j])
                 n = tanh(n_bar)
-                h = seq_h[t, b, j] * z + n * (1.0 - z)
+                h = seq_h[t, b, j] * z + n * (one - z)
                 keep_r[t, b, j] = r
                 keep_z[t, b, j] = z
                 keep_n[t, b, j] = n
                 seq_h[t + 1, b, j] = h
                 keep_R_n__h_prev[t, b, j] = proj_h_prev[b, 2 * H + j]
-    return (seq_h, keep_r, keep_z, keep_n, keep_R_n__h_prev,)
+    return (seq_h, keep_r, keep_z, keep_n, keep_R_n__h_prev)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -76,6 +67,7 @@ def backward(x, M_x, M_h_prev, b_r, b_z, b_n, b_hn, seq_h, keep_r, keep_z, keep_
     T, B, D = x.shape
     H = dys.shape[2]
     dtype = x.dtype
+    one = dtype.type(1.0)
     grad_b_r = np.zeros(H, dtype)
     grad_b_z = np.zeros(H, dtype)
     grad_b_n = np.zeros(H, dtype)
@@ -88,12 +80,12 @@ def backward(x, M_x, M_h_prev, b_r, b_z, b_n, b_hn, seq_h, keep_r, keep_z, keep_
         for b in range(B):
             for j in range(H):
                 d_h = carry_h[b, j] + dys[t, b, j]
-                tmp0 = 1.0 - keep_z[t, b, j]
-                d_n_bar = d_h * tmp0 * (1.0 - keep_n[t, b, j]**2)
+                tmp0 = one - keep_z[t, b, j]
+                d_n_bar = d_h * tmp0 * (one - keep_n[t, b, j]**2)
                 tmp1 = d_h * keep_z[t, b, j]
                 d_z_bar = tmp0 * tmp1 * (seq_h[t, b, j] - keep_n[t, b, j])
                 tmp2 = d_n_bar * keep_r[t, b, j]
-                d_r_bar = tmp2 * (1.0 - keep_r[t, b, j]) * (keep_R_n__h_prev[t, b, j] + b_hn[j])
+                d_r_bar = tmp2 * (one - keep_r[t, b, j]) * (keep_R_n__h_prev[t, b, j] + b_hn[j])
                 d_R_n__h_prev = tmp2
                 delta_x[t, b, j] = d_r_bar
                 delta_x[t, b, H + j] = d_z_bar
@@ -106,7 +98,7 @@ def backward(x, M_x, M_h_prev, b_r, b_z, b_n, b_hn, seq_h, keep_r, keep_z, keep_
                 grad_b_z[j] += d_z_bar
                 grad_b_n[j] += d_n_bar
                 grad_b_hn[j] += tmp2
-        np.dot(delta_h_prev[t], M_h_prev, gemmT__h_prev)
+        matmul(delta_h_prev[t], M_h_prev, gemmT__h_prev)
         carry_h += gemmT__h_prev
     # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
     grad_M_x = np.dot(delta_x.reshape(T * B, 3 * H).T, x.reshape(T * B, D))

@@ -15,6 +15,8 @@ import math
 import numba
 import numpy as np
 
+from symlstm.kernel_math import sigmoid, tanh, matmul
+
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'nig'
 SPEC_SHA256 = '3ffe3ee7a50684cccf58dca9ee7dacf6c92caf77a7c2702cc0f3fab0694874b8'
@@ -23,18 +25,6 @@ VECTORS = ('p_f', 'b_f', 'b_g', 'p_o', 'b_o')
 #: operand -> the matrices stacked (in this order) into its concatenated GEMM
 MATRIX_GROUPS = (('x', ('W_f', 'W_g', 'W_o')), ('h_prev', ('R_f', 'R_g', 'R_o')))
 SAVED = ('seq_h', 'seq_c', 'keep_f', 'keep_g', 'keep_o')
-
-
-@numba.njit(cache=True, error_model="numpy")
-def sigmoid(z):
-    """Logistic sigmoid."""
-    return 1.0 / (1.0 + math.exp(-z))
-
-
-@numba.njit(cache=True, error_model="numpy")
-def tanh(z):
-    """Hyperbolic tangent."""
-    return math.tanh(z)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -54,7 +44,7 @@ def forward(x, M_x_T, M_h_prev_T, p_f, b_f, b_g, p_o, b_o, h0, c0):
     keep_o = np.empty((T, B, H), dtype)
     proj_h_prev = np.empty((B, 3 * H), dtype)
     for t in range(T):
-        np.dot(seq_h[t], M_h_prev_T, proj_h_prev)
+        matmul(seq_h[t], M_h_prev_T, proj_h_prev)
         for b in range(B):
             for j in range(H):
                 f_bar = proj_h_prev[b, j] + proj_x[t, b, j] + b_f[j] + seq_c[t, b, j] * p_f[j]
@@ -70,7 +60,7 @@ def forward(x, M_x_T, M_h_prev_T, p_f, b_f, b_g, p_o, b_o, h0, c0):
                 seq_c[t + 1, b, j] = c
                 keep_o[t, b, j] = o
                 seq_h[t + 1, b, j] = h
-    return (seq_h, seq_c, keep_f, keep_g, keep_o,)
+    return (seq_h, seq_c, keep_f, keep_g, keep_o)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -79,6 +69,7 @@ def backward(x, M_x, M_h_prev, p_f, b_f, b_g, p_o, b_o, seq_h, seq_c, keep_f, ke
     T, B, D = x.shape
     H = dys.shape[2]
     dtype = x.dtype
+    one = dtype.type(1.0)
     grad_p_f = np.zeros(H, dtype)
     grad_b_f = np.zeros(H, dtype)
     grad_b_g = np.zeros(H, dtype)
@@ -93,11 +84,11 @@ def backward(x, M_x, M_h_prev, p_f, b_f, b_g, p_o, b_o, seq_h, seq_c, keep_f, ke
                 d_h = carry_h[b, j] + dys[t, b, j]
                 tmp0 = tanh(seq_c[t + 1, b, j])
                 tmp1 = d_h * keep_o[t, b, j]
-                d_o_bar = tmp0 * tmp1 * (1.0 - keep_o[t, b, j])
-                d_c = carry_c[b, j] + d_o_bar * p_o[j] + tmp1 * (1.0 - tmp0**2)
-                d_g_bar = d_c * (1.0 - keep_g[t, b, j]**2)
+                d_o_bar = tmp0 * tmp1 * (one - keep_o[t, b, j])
+                d_c = carry_c[b, j] + d_o_bar * p_o[j] + tmp1 * (one - tmp0**2)
+                d_g_bar = d_c * (one - keep_g[t, b, j]**2)
                 tmp2 = d_c * keep_f[t, b, j]
-                d_f_bar = seq_c[t, b, j] * tmp2 * (1.0 - keep_f[t, b, j])
+                d_f_bar = seq_c[t, b, j] * tmp2 * (one - keep_f[t, b, j])
                 delta_x[t, b, j] = d_f_bar
                 delta_x[t, b, H + j] = d_g_bar
                 delta_x[t, b, 2 * H + j] = d_o_bar
@@ -107,7 +98,7 @@ def backward(x, M_x, M_h_prev, p_f, b_f, b_g, p_o, b_o, seq_h, seq_c, keep_f, ke
                 grad_b_g[j] += d_g_bar
                 grad_p_o[j] += seq_c[t + 1, b, j] * d_o_bar
                 grad_b_o[j] += d_o_bar
-        np.dot(delta_x[t], M_h_prev, carry_h)
+        matmul(delta_x[t], M_h_prev, carry_h)
     # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
     grad_M_x = np.dot(delta_x.reshape(T * B, 3 * H).T, x.reshape(T * B, D))
     grad_M_h_prev = np.dot(delta_x.reshape(T * B, 3 * H).T, seq_h[:T].reshape(T * B, H))

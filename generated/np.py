@@ -16,6 +16,8 @@ import math
 import numba
 import numpy as np
 
+from symlstm.kernel_math import sigmoid, tanh, matmul
+
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'np'
 SPEC_SHA256 = 'e66c4e08478585b719a5f4530ae45327127078f74d8796e2d9b1df79c1b3d094'
@@ -24,18 +26,6 @@ VECTORS = ('b_i', 'b_f', 'b_g', 'b_o')
 #: operand -> the matrices stacked (in this order) into its concatenated GEMM
 MATRIX_GROUPS = (('x', ('W_i', 'W_f', 'W_g', 'W_o')), ('h_prev', ('R_i', 'R_f', 'R_g', 'R_o')))
 SAVED = ('seq_h', 'seq_c', 'keep_i', 'keep_f', 'keep_g', 'keep_o')
-
-
-@numba.njit(cache=True, error_model="numpy")
-def sigmoid(z):
-    """Logistic sigmoid."""
-    return 1.0 / (1.0 + math.exp(-z))
-
-
-@numba.njit(cache=True, error_model="numpy")
-def tanh(z):
-    """Hyperbolic tangent."""
-    return math.tanh(z)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -56,7 +46,7 @@ def forward(x, M_x_T, M_h_prev_T, b_i, b_f, b_g, b_o, h0, c0):
     keep_o = np.empty((T, B, H), dtype)
     proj_h_prev = np.empty((B, 4 * H), dtype)
     for t in range(T):
-        np.dot(seq_h[t], M_h_prev_T, proj_h_prev)
+        matmul(seq_h[t], M_h_prev_T, proj_h_prev)
         for b in range(B):
             for j in range(H):
                 i_bar = proj_h_prev[b, j] + proj_x[t, b, j] + b_i[j]
@@ -75,7 +65,7 @@ def forward(x, M_x_T, M_h_prev_T, b_i, b_f, b_g, b_o, h0, c0):
                 seq_c[t + 1, b, j] = c
                 keep_o[t, b, j] = o
                 seq_h[t + 1, b, j] = h
-    return (seq_h, seq_c, keep_i, keep_f, keep_g, keep_o,)
+    return (seq_h, seq_c, keep_i, keep_f, keep_g, keep_o)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -84,6 +74,7 @@ def backward(x, M_x, M_h_prev, b_i, b_f, b_g, b_o, seq_h, seq_c, keep_i, keep_f,
     T, B, D = x.shape
     H = dys.shape[2]
     dtype = x.dtype
+    one = dtype.type(1.0)
     grad_b_i = np.zeros(H, dtype)
     grad_b_f = np.zeros(H, dtype)
     grad_b_g = np.zeros(H, dtype)
@@ -97,13 +88,13 @@ def backward(x, M_x, M_h_prev, b_i, b_f, b_g, b_o, seq_h, seq_c, keep_i, keep_f,
                 d_h = carry_h[b, j] + dys[t, b, j]
                 tmp0 = tanh(seq_c[t + 1, b, j])
                 tmp1 = d_h * keep_o[t, b, j]
-                d_o_bar = tmp0 * tmp1 * (1.0 - keep_o[t, b, j])
-                d_c = carry_c[b, j] + tmp1 * (1.0 - tmp0**2)
+                d_o_bar = tmp0 * tmp1 * (one - keep_o[t, b, j])
+                d_c = carry_c[b, j] + tmp1 * (one - tmp0**2)
                 tmp2 = d_c * keep_i[t, b, j]
-                d_g_bar = tmp2 * (1.0 - keep_g[t, b, j]**2)
+                d_g_bar = tmp2 * (one - keep_g[t, b, j]**2)
                 tmp3 = d_c * keep_f[t, b, j]
-                d_f_bar = seq_c[t, b, j] * tmp3 * (1.0 - keep_f[t, b, j])
-                d_i_bar = keep_g[t, b, j] * tmp2 * (1.0 - keep_i[t, b, j])
+                d_f_bar = seq_c[t, b, j] * tmp3 * (one - keep_f[t, b, j])
+                d_i_bar = keep_g[t, b, j] * tmp2 * (one - keep_i[t, b, j])
                 delta_x[t, b, j] = d_i_bar
                 delta_x[t, b, H + j] = d_f_bar
                 delta_x[t, b, 2 * H + j] = d_g_bar
@@ -113,7 +104,7 @@ def backward(x, M_x, M_h_prev, b_i, b_f, b_g, b_o, seq_h, seq_c, keep_i, keep_f,
                 grad_b_f[j] += d_f_bar
                 grad_b_g[j] += d_g_bar
                 grad_b_o[j] += d_o_bar
-        np.dot(delta_x[t], M_h_prev, carry_h)
+        matmul(delta_x[t], M_h_prev, carry_h)
     # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
     grad_M_x = np.dot(delta_x.reshape(T * B, 4 * H).T, x.reshape(T * B, D))
     grad_M_h_prev = np.dot(delta_x.reshape(T * B, 4 * H).T, seq_h[:T].reshape(T * B, H))

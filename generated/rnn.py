@@ -11,6 +11,8 @@ import math
 import numba
 import numpy as np
 
+from symlstm.kernel_math import tanh, matmul
+
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'rnn'
 SPEC_SHA256 = 'ca7f0691142912c4030c5dfc47a87758d27150ca1199413ce310a457caa9eaf3'
@@ -19,12 +21,6 @@ VECTORS = ('b_h',)
 #: operand -> the matrices stacked (in this order) into its concatenated GEMM
 MATRIX_GROUPS = (('x', ('W_h',)), ('h_prev', ('R_h',)))
 SAVED = ('seq_h',)
-
-
-@numba.njit(cache=True, error_model="numpy")
-def tanh(z):
-    """Hyperbolic tangent."""
-    return math.tanh(z)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -39,7 +35,7 @@ def forward(x, M_x_T, M_h_prev_T, b_h, h0):
     seq_h[0] = h0
     proj_h_prev = np.empty((B, H), dtype)
     for t in range(T):
-        np.dot(seq_h[t], M_h_prev_T, proj_h_prev)
+        matmul(seq_h[t], M_h_prev_T, proj_h_prev)
         for b in range(B):
             for j in range(H):
                 h_bar = proj_h_prev[b, j] + proj_x[t, b, j] + b_h[j]
@@ -54,6 +50,7 @@ def backward(x, M_x, M_h_prev, b_h, seq_h, dys, dh_last):
     T, B, D = x.shape
     H = dys.shape[2]
     dtype = x.dtype
+    one = dtype.type(1.0)
     grad_b_h = np.zeros(H, dtype)
     carry_h = dh_last.copy()
     delta_x = np.empty((T, B, H), dtype)
@@ -61,10 +58,10 @@ def backward(x, M_x, M_h_prev, b_h, seq_h, dys, dh_last):
         for b in range(B):
             for j in range(H):
                 d_h = carry_h[b, j] + dys[t, b, j]
-                d_h_bar = d_h * (1.0 - seq_h[t + 1, b, j]**2)
+                d_h_bar = d_h * (one - seq_h[t + 1, b, j]**2)
                 delta_x[t, b, j] = d_h_bar
                 grad_b_h[j] += d_h_bar
-        np.dot(delta_x[t], M_h_prev, carry_h)
+        matmul(delta_x[t], M_h_prev, carry_h)
     # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
     grad_M_x = np.dot(delta_x.reshape(T * B, H).T, x.reshape(T * B, D))
     grad_M_h_prev = np.dot(delta_x.reshape(T * B, H).T, seq_h[:T].reshape(T * B, H))

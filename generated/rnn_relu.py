@@ -11,6 +11,8 @@ import math
 import numba
 import numpy as np
 
+from symlstm.kernel_math import relu, positive, matmul
+
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'rnn_relu'
 SPEC_SHA256 = '53c5ecc1cf1496d9c47bd01cef251fef596f242a92f41c25797f6297c8a3a532'
@@ -19,18 +21,6 @@ VECTORS = ('b_h',)
 #: operand -> the matrices stacked (in this order) into its concatenated GEMM
 MATRIX_GROUPS = (('x', ('W_h',)), ('h_prev', ('R_h',)))
 SAVED = ('seq_h',)
-
-
-@numba.njit(cache=True, error_model="numpy")
-def relu(z):
-    """max(z, 0); NaN stays NaN."""
-    return 0.0 if z < 0.0 else z
-
-
-@numba.njit(cache=True, error_model="numpy")
-def positive(z):
-    """ReLU's derivative from its output: 1 where y > 0, else 0 (0 at the kink)."""
-    return 1.0 if z > 0.0 else 0.0
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -45,7 +35,7 @@ def forward(x, M_x_T, M_h_prev_T, b_h, h0):
     seq_h[0] = h0
     proj_h_prev = np.empty((B, H), dtype)
     for t in range(T):
-        np.dot(seq_h[t], M_h_prev_T, proj_h_prev)
+        matmul(seq_h[t], M_h_prev_T, proj_h_prev)
         for b in range(B):
             for j in range(H):
                 h_bar = proj_h_prev[b, j] + proj_x[t, b, j] + b_h[j]
@@ -70,7 +60,7 @@ def backward(x, M_x, M_h_prev, b_h, seq_h, dys, dh_last):
                 d_h_bar = d_h * positive(seq_h[t + 1, b, j])
                 delta_x[t, b, j] = d_h_bar
                 grad_b_h[j] += d_h_bar
-        np.dot(delta_x[t], M_h_prev, carry_h)
+        matmul(delta_x[t], M_h_prev, carry_h)
     # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
     grad_M_x = np.dot(delta_x.reshape(T * B, H).T, x.reshape(T * B, D))
     grad_M_h_prev = np.dot(delta_x.reshape(T * B, H).T, seq_h[:T].reshape(T * B, H))

@@ -53,7 +53,8 @@ def cache_dir() -> Path:
     return Path(base) / "symlstm"
 
 
-_GENERATOR_MODULES = ("spec.py", "functions.py", "derive.py", "codegen.py")
+# kernel_math.py too: Numba's cache does not notice changes in functions a kernel calls
+_GENERATOR_MODULES = ("spec.py", "functions.py", "derive.py", "codegen.py", "kernel_math.py")
 
 
 @functools.cache

@@ -21,22 +21,10 @@ from .derive import (OUTPUT_GRAD, Derivation, Product, carry_name, delta_name, g
 from .spec import PREV_SUFFIX
 from .version import __version__
 
-#: helper functions the kernels call, by SymPy class: (name, body); emitted only when used
-HELPERS: dict[type, tuple[str, str]] = {
-    fn.Sigmoid: ("sigmoid", "return 1.0 / (1.0 + math.exp(-z))"),
-    fn.Tanh: ("tanh", "return math.tanh(z)"),
-    fn.Relu: ("relu", "return 0.0 if z < 0.0 else z"),
-    fn.Exp: ("exp", "return math.exp(z)"),
-    fn.Softsign: ("softsign", "return z / (1.0 + abs(z))"),
-    fn.HardSigmoid: ("hard_sigmoid", "return min(max(z / 6.0 + 0.5, 0.0), 1.0)"),
-    fn.Positive: ("positive", "return 1.0 if z > 0.0 else 0.0"),
-    fn.HardSigmoidSlope: ("hard_sigmoid_slope", "return 1.0 / 6.0 if 0.0 < z < 1.0 else 0.0"),
-}
-HELPER_DOCS = {
-    "sigmoid": "Logistic sigmoid.", "tanh": "Hyperbolic tangent.", "relu": "max(z, 0); NaN stays NaN.",
-    "exp": "Exponential.", "softsign": "z / (1 + |z|).", "hard_sigmoid": "PyTorch's Hardsigmoid.",
-    "positive": "ReLU's derivative from its output: 1 where y > 0, else 0 (0 at the kink).",
-    "hard_sigmoid_slope": "Hard sigmoid's derivative from its output: 1/6 inside (0, 1), else 0.",
+#: SymPy function class -> the name of its implementation in ``symlstm.kernel_math``
+HELPERS: dict[type, str] = {
+    fn.Sigmoid: "sigmoid", fn.Tanh: "tanh", fn.Relu: "relu", fn.Exp: "exp", fn.Softsign: "softsign",
+    fn.HardSigmoid: "hard_sigmoid", fn.Positive: "positive", fn.HardSigmoidSlope: "hard_sigmoid_slope",
 }
 
 
@@ -52,9 +40,18 @@ class NumbaPrinter(Printer):
 
     printmethod = "_numba_kernel"
 
-    def __init__(self, reads: dict[str, str]):
+    def __init__(self, reads: dict[str, str], constants: dict[float, str]):
         super().__init__()
         self.reads = reads  # symbol name -> code that reads it (an array element or a local)
+        self.constants = constants  # value -> name of a constant made in the kernel's dtype
+
+    def number(self, value: float) -> str:
+        """A named constant of the kernel's dtype: a float literal would promote float32 math."""
+        value = float(value)
+        if value not in self.constants:
+            known = {0.0: "zero", 1.0: "one", 2.0: "two", 0.5: "half"}
+            self.constants[value] = known.get(value, f"const_{len(self.constants)}")
+        return self.constants[value]
 
     def emptyPrinter(self, expr):
         raise CodegenError(f"the kernel printer does not support {type(expr).__name__}: {expr}")
@@ -67,16 +64,16 @@ class NumbaPrinter(Printer):
         return self.reads.get(expr.name, expr.name)
 
     def _print_Integer(self, expr):
-        return repr(float(expr.p))
+        return self.number(expr.p)
 
     def _print_int(self, expr):  # cse may hand back a plain 0
-        return repr(float(expr))
+        return self.number(expr)
 
     def _print_Float(self, expr):
-        return repr(float(expr))
+        return self.number(expr)
 
     def _print_Rational(self, expr):
-        return f"({float(expr.p)!r} / {float(expr.q)!r})"
+        return self.number(expr.p / expr.q)
 
     def _print_Add(self, expr):
         out = ""
@@ -97,7 +94,7 @@ class NumbaPrinter(Printer):
             else:
                 num.append(factor)
         level = precedence(expr)
-        text = " * ".join(self.paren(f, level) for f in num) or "1.0"
+        text = " * ".join(self.paren(f, level) for f in num) or self.number(1)
         if den:
             denominator = sympy.Mul(*den)
             text += " / " + self.paren(denominator, level + 1)
@@ -105,11 +102,11 @@ class NumbaPrinter(Printer):
 
     def _print_Pow(self, expr):
         if expr.exp.is_number and expr.exp < 0:
-            return "1.0 / " + self.paren(expr.base ** (-expr.exp), precedence(expr) + 1)
+            return f"{self.number(1)} / " + self.paren(expr.base ** (-expr.exp), precedence(expr) + 1)
         if expr.exp == sympy.Rational(1, 2):
-            return f"math.sqrt({self._print(expr.base)})"
+            return f"np.sqrt({self._print(expr.base)})"
         exponent = expr.exp
-        text = str(int(exponent)) if exponent.is_Integer else repr(float(exponent))
+        text = str(int(exponent)) if exponent.is_Integer else self.number(exponent)
         return f"{self.paren(expr.base, precedence(expr) + 1)}**{text}"
 
     def _print_Abs(self, expr):
@@ -118,7 +115,7 @@ class NumbaPrinter(Printer):
     def _print_Function(self, expr):
         if type(expr) not in HELPERS:
             raise CodegenError(f"the kernel printer does not support the function {type(expr).__name__}")
-        return f"{HELPERS[type(expr)][0]}({self._print(expr.args[0])})"
+        return f"{HELPERS[type(expr)]}({self._print(expr.args[0])})"
 
 
 def helpers_used(exprs) -> list[str]:
@@ -126,8 +123,8 @@ def helpers_used(exprs) -> list[str]:
     for e in exprs:
         for node in sympy.preorder_traversal(e):
             if type(node) in HELPERS:
-                names.add(HELPERS[type(node)][0])
-    return [name for _, (name, _) in HELPERS.items() if name in names]
+                names.add(HELPERS[type(node)])
+    return [name for name in HELPERS.values() if name in names]
 
 
 @dataclass
@@ -217,6 +214,11 @@ class _Emitter:
     def __call__(self, text: str = "", indent: int = 0) -> None:
         self.lines.append(("    " * indent + text) if text else "")
 
+    def constants_at(self, index: int, constants: dict[float, str], indent: int = 1) -> None:
+        """Insert, at ``index``, the definitions of the constants a kernel body used."""
+        lines = [f"{'    ' * indent}{name} = dtype.type({value!r})" for value, name in constants.items()]
+        self.lines[index:index] = lines
+
     def block(self, statements: list[tuple[str, str, sympy.Expr]], printer: NumbaPrinter, indent: int) -> None:
         """Emit ``lhs op expr`` lines, in order, after canonical common-subexpression elimination.
 
@@ -288,6 +290,8 @@ def emit_forward(layout: Layout, out: _Emitter) -> None:
     out("T, B, D = x.shape", 1)
     out(f"H = {states0[0]}.shape[1]", 1)
     out("dtype = x.dtype", 1)
+    constants: dict[float, str] = {}
+    constants_index = len(out.lines)
     x_group = layout.groups["x"]
     out(f"# Input projection of all T steps at once: one GEMM, (T*B, D) @ (D, {group_width(len(x_group))}).", 1)
     out(f"{layout.proj('x')} = np.dot(x.reshape(T * B, D), {layout.matrix_arg('x', True)})"
@@ -308,12 +312,12 @@ def emit_forward(layout: Layout, out: _Emitter) -> None:
     for level in sorted(by_level):
         for operand, products in layout.groups.items():
             if operand != "x" and products[0].stage == level:
-                out(f"np.dot({layout.operand_source(operand)}, {layout.matrix_arg(operand, True)}, "
+                out(f"matmul({layout.operand_source(operand)}, {layout.matrix_arg(operand, True)}, "
                     f"{layout.proj(operand)})", 2)
         body = by_level[level]
         defined = {a.name for a in body}
         reads = _reads(layout, defined, backward=False)
-        printer = NumbaPrinter(reads)
+        printer = NumbaPrinter(reads, constants)
         out("for b in range(B):", 2)
         out("for j in range(H):", 3)
         out.block([(a.name, "=", a.expr) for a in body], printer, 4)
@@ -327,7 +331,9 @@ def emit_forward(layout: Layout, out: _Emitter) -> None:
         for name in layout.kept_products:
             if d.levels[name] == level:
                 out(f"{layout.keep(name)}[t, b, j] = {printer.doprint(sympy.Symbol(name))}", 4)
-    out(f"return ({', '.join(layout.saved())},)", 1)
+    saved = layout.saved()
+    out(f"return ({saved[0]},)" if len(saved) == 1 else f"return ({', '.join(saved)})", 1)
+    out.constants_at(constants_index, constants)
 
 
 def _crossing_values(d: Derivation, by_level, layout: Layout) -> list[str]:
@@ -357,6 +363,8 @@ def emit_backward(layout: Layout, out: _Emitter) -> None:
     out("T, B, D = x.shape", 1)
     out("H = dys.shape[2]", 1)
     out("dtype = x.dtype", 1)
+    constants: dict[float, str] = {}
+    constants_index = len(out.lines)
     for v in vectors:
         out(f"grad_{v} = np.zeros(H, dtype)", 1)
     for s in spec.states:
@@ -398,7 +406,7 @@ def emit_backward(layout: Layout, out: _Emitter) -> None:
                 reads[name] = f"buf_{name}[b, j]"
         for operand in layout.groups:
             reads[gemm_t_name(operand)] = f"{gemm_t_name(operand)}[b, j]"
-        printer = NumbaPrinter(reads)
+        printer = NumbaPrinter(reads, constants)
         out("for b in range(B):", 2)
         out("for j in range(H):", 3)
         statements = [(a.name, "=", a.expr) for a in body]
@@ -428,12 +436,12 @@ def emit_backward(layout: Layout, out: _Emitter) -> None:
             if operand.endswith(PREV_SUFFIX):
                 state = operand[: -len(PREV_SUFFIX)]
                 if _gemm_is_carry_only(d, operand):
-                    out(f"np.dot({src}, {layout.matrix_arg(operand, False)}, {carry_name(state)})", 2)
+                    out(f"matmul({src}, {layout.matrix_arg(operand, False)}, {carry_name(state)})", 2)
                 else:
-                    out(f"np.dot({src}, {layout.matrix_arg(operand, False)}, {gemm_t_name(operand)})", 2)
+                    out(f"matmul({src}, {layout.matrix_arg(operand, False)}, {gemm_t_name(operand)})", 2)
                     out(f"{carry_name(state)} += {gemm_t_name(operand)}", 2)
             else:
-                out(f"np.dot({src}, {layout.matrix_arg(operand, False)}, {gemm_t_name(operand)})", 2)
+                out(f"matmul({src}, {layout.matrix_arg(operand, False)}, {gemm_t_name(operand)})", 2)
 
     out("# Weight gradients and dx: one GEMM each over all steps, after the recurrence.", 1)
     grad_mats = []
@@ -451,6 +459,7 @@ def emit_backward(layout: Layout, out: _Emitter) -> None:
     out(f"dx = np.dot({x_flat}, {layout.matrix_arg('x', False)}).reshape(T, B, D)", 1)
     results = ["dx"] + grad_mats + [f"grad_{v}" for v in vectors] + [carry_name(s) for s in spec.states]
     out(f"return {', '.join(results)}", 1)
+    out.constants_at(constants_index, constants)
 
 
 def _gemm_is_carry_only(d: Derivation, operand: str) -> bool:
@@ -475,10 +484,14 @@ def emit_module(d: Derivation) -> str:
     for eq in spec.equations:
         out(f"    {eq.target} = {_docline(eq.text)}")
     out('"""')
+    exprs = [a.expr for a in d.forward] + [a.expr for a in d.backward]
+    exprs += list(d.prev_adjoints.values()) + list(d.param_grads.values())
     out("import math")
     out()
     out("import numba")
     out("import numpy as np")
+    out()
+    out(f"from symlstm.kernel_math import {', '.join(helpers_used(exprs) + ['matmul'])}")
     out()
     out(f"GENERATOR_VERSION = {__version__!r}")
     out(f"SPEC_NAME = {spec.name!r}")
@@ -489,16 +502,6 @@ def emit_module(d: Derivation) -> str:
     groups = tuple((op, tuple(p.matrix for p in ps)) for op, ps in layout.groups.items())
     out(f"MATRIX_GROUPS = {groups!r}")
     out(f"SAVED = {tuple(layout.saved())!r}")
-    exprs = [a.expr for a in d.forward] + [a.expr for a in d.backward]
-    exprs += list(d.prev_adjoints.values()) + list(d.param_grads.values())
-    for name in helpers_used(exprs):
-        body = next(b for n, b in HELPERS.values() if n == name)
-        out()
-        out()
-        out("@numba.njit(cache=True, error_model=\"numpy\")")
-        out(f"def {name}(z):")
-        out(f'"""{HELPER_DOCS[name]}"""', 1)
-        out(body, 1)
     out()
     out()
     emit_forward(layout, out)
