@@ -57,23 +57,47 @@ def forward(x, M_x_T, M_h_prev_T, M_f_prev_T, M_i_prev_T, M_o_prev_T, p_i, b_i, 
         matmul(seq_i[t], M_i_prev_T, proj_i_prev)
         matmul(seq_o[t], M_o_prev_T, proj_o_prev)
         for b in range(B):
+            c_prev__row = seq_c[t, b]
+            R_i__h_prev__row = proj_h_prev[b, :H]
+            R_if__f_prev__row = proj_f_prev[b, :H]
+            R_ii__i_prev__row = proj_i_prev[b, :H]
+            R_io__o_prev__row = proj_o_prev[b, :H]
+            W_i__x__row = proj_x[t, b, :H]
+            R_f__h_prev__row = proj_h_prev[b, H:2 * H]
+            R_ff__f_prev__row = proj_f_prev[b, H:2 * H]
+            R_fi__i_prev__row = proj_i_prev[b, H:2 * H]
+            R_fo__o_prev__row = proj_o_prev[b, H:2 * H]
+            W_f__x__row = proj_x[t, b, H:2 * H]
+            R_g__h_prev__row = proj_h_prev[b, 2 * H:3 * H]
+            W_g__x__row = proj_x[t, b, 2 * H:3 * H]
+            R_o__h_prev__row = proj_h_prev[b, 3 * H:4 * H]
+            R_of__f_prev__row = proj_f_prev[b, 2 * H:3 * H]
+            R_oi__i_prev__row = proj_i_prev[b, 2 * H:3 * H]
+            R_oo__o_prev__row = proj_o_prev[b, 2 * H:3 * H]
+            W_o__x__row = proj_x[t, b, 3 * H:4 * H]
+            i__row = seq_i[t + 1, b]
+            f__row = seq_f[t + 1, b]
+            g__row = keep_g[t, b]
+            c__row = seq_c[t + 1, b]
+            o__row = seq_o[t + 1, b]
+            h__row = seq_h[t + 1, b]
             for j in range(H):
-                i_bar = proj_h_prev[b, j] + proj_f_prev[b, j] + proj_i_prev[b, j] + proj_o_prev[b, j] + proj_x[t, b, j] + b_i[j] + seq_c[t, b, j] * p_i[j]
+                i_bar = R_i__h_prev__row[j] + R_if__f_prev__row[j] + R_ii__i_prev__row[j] + R_io__o_prev__row[j] + W_i__x__row[j] + b_i[j] + c_prev__row[j] * p_i[j]
                 i = sigmoid(i_bar)
-                f_bar = proj_h_prev[b, H + j] + proj_f_prev[b, H + j] + proj_i_prev[b, H + j] + proj_o_prev[b, H + j] + proj_x[t, b, H + j] + b_f[j] + seq_c[t, b, j] * p_f[j]
+                f_bar = R_f__h_prev__row[j] + R_ff__f_prev__row[j] + R_fi__i_prev__row[j] + R_fo__o_prev__row[j] + W_f__x__row[j] + b_f[j] + c_prev__row[j] * p_f[j]
                 f = sigmoid(f_bar)
-                g_bar = proj_h_prev[b, 2 * H + j] + proj_x[t, b, 2 * H + j] + b_g[j]
+                g_bar = R_g__h_prev__row[j] + W_g__x__row[j] + b_g[j]
                 g = tanh(g_bar)
-                c = seq_c[t, b, j] * f + g * i
-                o_bar = proj_h_prev[b, 3 * H + j] + proj_f_prev[b, 2 * H + j] + proj_i_prev[b, 2 * H + j] + proj_o_prev[b, 2 * H + j] + proj_x[t, b, 3 * H + j] + b_o[j] + c * p_o[j]
+                c = c_prev__row[j] * f + g * i
+                o_bar = R_o__h_prev__row[j] + R_of__f_prev__row[j] + R_oi__i_prev__row[j] + R_oo__o_prev__row[j] + W_o__x__row[j] + b_o[j] + c * p_o[j]
                 o = sigmoid(o_bar)
                 h = o * tanh(c)
-                seq_i[t + 1, b, j] = i
-                seq_f[t + 1, b, j] = f
-                keep_g[t, b, j] = g
-                seq_c[t + 1, b, j] = c
-                seq_o[t + 1, b, j] = o
-                seq_h[t + 1, b, j] = h
+                i__row[j] = i
+                f__row[j] = f
+                g__row[j] = g
+                c__row[j] = c
+                o__row[j] = o
+                h__row[j] = h
     return (seq_h, seq_c, seq_i, seq_f, seq_o, keep_g)
 
 
@@ -100,32 +124,58 @@ def backward(x, M_x, M_h_prev, M_f_prev, M_i_prev, M_o_prev, p_i, b_i, p_f, b_f,
     delta_f_prev = np.empty((T, B, 3 * H), dtype)
     for t in range(T - 1, -1, -1):
         for b in range(B):
+            c_prev__row = seq_c[t, b]
+            i__row = seq_i[t + 1, b]
+            f__row = seq_f[t + 1, b]
+            g__row = keep_g[t, b]
+            c__row = seq_c[t + 1, b]
+            o__row = seq_o[t + 1, b]
+            dys__row = dys[t, b]
+            carry_h__row = carry_h[b]
+            carry_c__row = carry_c[b]
+            carry_i__row = carry_i[b]
+            carry_f__row = carry_f[b]
+            carry_o__row = carry_o[b]
+            delta_x__d_i_bar = delta_x[t, b, :H]
+            delta_x__d_f_bar = delta_x[t, b, H:2 * H]
+            delta_x__d_g_bar = delta_x[t, b, 2 * H:3 * H]
+            delta_x__d_o_bar = delta_x[t, b, 3 * H:4 * H]
+            delta_f_prev__d_i_bar = delta_f_prev[t, b, :H]
+            delta_f_prev__d_f_bar = delta_f_prev[t, b, H:2 * H]
+            delta_f_prev__d_o_bar = delta_f_prev[t, b, 2 * H:3 * H]
             for j in range(H):
-                d_h = carry_h[b, j] + dys[t, b, j]
-                tmp0 = tanh(seq_c[t + 1, b, j])
-                d_o = carry_o[b, j] + d_h * tmp0
-                d_o_bar = d_o * seq_o[t + 1, b, j] * (one - seq_o[t + 1, b, j])
-                d_c = carry_c[b, j] + d_h * seq_o[t + 1, b, j] * (one - tmp0**2) + d_o_bar * p_o[j]
-                d_g_bar = d_c * seq_i[t + 1, b, j] * (one - keep_g[t, b, j]**2)
-                d_f = seq_c[t, b, j] * d_c + carry_f[b, j]
-                d_f_bar = d_f * seq_f[t + 1, b, j] * (one - seq_f[t + 1, b, j])
-                d_i = carry_i[b, j] + d_c * keep_g[t, b, j]
-                d_i_bar = d_i * seq_i[t + 1, b, j] * (one - seq_i[t + 1, b, j])
-                delta_x[t, b, j] = d_i_bar
-                delta_x[t, b, H + j] = d_f_bar
-                delta_x[t, b, 2 * H + j] = d_g_bar
-                delta_x[t, b, 3 * H + j] = d_o_bar
-                delta_f_prev[t, b, j] = d_i_bar
-                delta_f_prev[t, b, H + j] = d_f_bar
-                delta_f_prev[t, b, 2 * H + j] = d_o_bar
-                carry_c[b, j] = d_c * seq_f[t + 1, b, j] + d_f_bar * p_f[j] + d_i_bar * p_i[j]
-                grad_p_i[j] += seq_c[t, b, j] * d_i_bar
-                grad_b_i[j] += d_i_bar
-                grad_p_f[j] += seq_c[t, b, j] * d_f_bar
-                grad_b_f[j] += d_f_bar
-                grad_b_g[j] += d_g_bar
-                grad_p_o[j] += seq_c[t + 1, b, j] * d_o_bar
-                grad_b_o[j] += d_o_bar
+                d_h = carry_h__row[j] + dys__row[j]
+                tmp0 = tanh(c__row[j])
+                d_o = carry_o__row[j] + d_h * tmp0
+                d_o_bar = d_o * o__row[j] * (one - o__row[j])
+                d_c = carry_c__row[j] + d_h * o__row[j] * (one - tmp0**2) + d_o_bar * p_o[j]
+                d_g_bar = d_c * i__row[j] * (one - g__row[j]**2)
+                d_f = c_prev__row[j] * d_c + carry_f__row[j]
+                d_f_bar = d_f * f__row[j] * (one - f__row[j])
+                d_i = carry_i__row[j] + d_c * g__row[j]
+                d_i_bar = d_i * i__row[j] * (one - i__row[j])
+                delta_x__d_i_bar[j] = d_i_bar
+                delta_x__d_f_bar[j] = d_f_bar
+                delta_x__d_g_bar[j] = d_g_bar
+                delta_x__d_o_bar[j] = d_o_bar
+                delta_f_prev__d_i_bar[j] = d_i_bar
+                delta_f_prev__d_f_bar[j] = d_f_bar
+                delta_f_prev__d_o_bar[j] = d_o_bar
+                carry_c__row[j] = d_c * f__row[j] + d_f_bar * p_f[j] + d_i_bar * p_i[j]
+            for j in range(H):
+                grad_p_i[j] += c_prev__row[j] * delta_x__d_i_bar[j]
+            for j in range(H):
+                grad_b_i[j] += delta_x__d_i_bar[j]
+            for j in range(H):
+                grad_p_f[j] += c_prev__row[j] * delta_x__d_f_bar[j]
+            for j in range(H):
+                grad_b_f[j] += delta_x__d_f_bar[j]
+            for j in range(H):
+                grad_b_g[j] += delta_x__d_g_bar[j]
+            for j in range(H):
+                grad_p_o[j] += c__row[j] * delta_x__d_o_bar[j]
+            for j in range(H):
+                grad_b_o[j] += delta_x__d_o_bar[j]
         matmul(delta_x[t], M_h_prev, carry_h)
         matmul(delta_f_prev[t], M_f_prev, carry_f)
         matmul(delta_f_prev[t], M_i_prev, carry_i)

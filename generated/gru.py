@@ -45,19 +45,31 @@ def forward(x, M_x_T, M_h_prev_T, b_r, b_z, b_n, b_hn, h0):
     for t in range(T):
         matmul(seq_h[t], M_h_prev_T, proj_h_prev)
         for b in range(B):
+            h_prev__row = seq_h[t, b]
+            R_r__h_prev__row = proj_h_prev[b, :H]
+            W_r__x__row = proj_x[t, b, :H]
+            R_z__h_prev__row = proj_h_prev[b, H:2 * H]
+            W_z__x__row = proj_x[t, b, H:2 * H]
+            R_n__h_prev__row = proj_h_prev[b, 2 * H:3 * H]
+            W_n__x__row = proj_x[t, b, 2 * H:3 * H]
+            r__row = keep_r[t, b]
+            z__row = keep_z[t, b]
+            n__row = keep_n[t, b]
+            h__row = seq_h[t + 1, b]
+            R_n__h_prev__kept = keep_R_n__h_prev[t, b]
             for j in range(H):
-                r_bar = proj_h_prev[b, j] + proj_x[t, b, j] + b_r[j]
+                r_bar = R_r__h_prev__row[j] + W_r__x__row[j] + b_r[j]
                 r = sigmoid(r_bar)
-                z_bar = proj_h_prev[b, H + j] + proj_x[t, b, H + j] + b_z[j]
+                z_bar = R_z__h_prev__row[j] + W_z__x__row[j] + b_z[j]
                 z = sigmoid(z_bar)
-                n_bar = proj_x[t, b, 2 * H + j] + b_n[j] + r * (proj_h_prev[b, 2 * H + j] + b_hn[j])
+                n_bar = W_n__x__row[j] + b_n[j] + r * (R_n__h_prev__row[j] + b_hn[j])
                 n = tanh(n_bar)
-                h = seq_h[t, b, j] * z + n * (one - z)
-                keep_r[t, b, j] = r
-                keep_z[t, b, j] = z
-                keep_n[t, b, j] = n
-                seq_h[t + 1, b, j] = h
-                keep_R_n__h_prev[t, b, j] = proj_h_prev[b, 2 * H + j]
+                h = h_prev__row[j] * z + n * (one - z)
+                r__row[j] = r
+                z__row[j] = z
+                n__row[j] = n
+                h__row[j] = h
+                R_n__h_prev__kept[j] = R_n__h_prev__row[j]
     return (seq_h, keep_r, keep_z, keep_n, keep_R_n__h_prev)
 
 
@@ -78,26 +90,43 @@ def backward(x, M_x, M_h_prev, b_r, b_z, b_n, b_hn, seq_h, keep_r, keep_z, keep_
     gemmT__h_prev = np.empty((B, H), dtype)
     for t in range(T - 1, -1, -1):
         for b in range(B):
+            h_prev__row = seq_h[t, b]
+            r__row = keep_r[t, b]
+            z__row = keep_z[t, b]
+            R_n__h_prev__row = keep_R_n__h_prev[t, b]
+            n__row = keep_n[t, b]
+            dys__row = dys[t, b]
+            carry_h__row = carry_h[b]
+            delta_x__d_r_bar = delta_x[t, b, :H]
+            delta_x__d_z_bar = delta_x[t, b, H:2 * H]
+            delta_x__d_n_bar = delta_x[t, b, 2 * H:3 * H]
+            delta_h_prev__d_r_bar = delta_h_prev[t, b, :H]
+            delta_h_prev__d_z_bar = delta_h_prev[t, b, H:2 * H]
+            delta_h_prev__d_R_n__h_prev = delta_h_prev[t, b, 2 * H:3 * H]
             for j in range(H):
-                d_h = carry_h[b, j] + dys[t, b, j]
-                tmp0 = one - keep_z[t, b, j]
-                d_n_bar = d_h * tmp0 * (one - keep_n[t, b, j]**2)
-                tmp1 = d_h * keep_z[t, b, j]
-                d_z_bar = tmp0 * tmp1 * (seq_h[t, b, j] - keep_n[t, b, j])
-                tmp2 = d_n_bar * keep_r[t, b, j]
-                d_r_bar = tmp2 * (one - keep_r[t, b, j]) * (keep_R_n__h_prev[t, b, j] + b_hn[j])
+                d_h = carry_h__row[j] + dys__row[j]
+                tmp0 = one - z__row[j]
+                d_n_bar = d_h * tmp0 * (one - n__row[j]**2)
+                tmp1 = d_h * z__row[j]
+                d_z_bar = tmp0 * tmp1 * (h_prev__row[j] - n__row[j])
+                tmp2 = d_n_bar * r__row[j]
+                d_r_bar = tmp2 * (one - r__row[j]) * (R_n__h_prev__row[j] + b_hn[j])
                 d_R_n__h_prev = tmp2
-                delta_x[t, b, j] = d_r_bar
-                delta_x[t, b, H + j] = d_z_bar
-                delta_x[t, b, 2 * H + j] = d_n_bar
-                delta_h_prev[t, b, j] = d_r_bar
-                delta_h_prev[t, b, H + j] = d_z_bar
-                delta_h_prev[t, b, 2 * H + j] = d_R_n__h_prev
-                carry_h[b, j] = tmp1
-                grad_b_r[j] += d_r_bar
-                grad_b_z[j] += d_z_bar
-                grad_b_n[j] += d_n_bar
-                grad_b_hn[j] += tmp2
+                delta_x__d_r_bar[j] = d_r_bar
+                delta_x__d_z_bar[j] = d_z_bar
+                delta_x__d_n_bar[j] = d_n_bar
+                delta_h_prev__d_r_bar[j] = d_r_bar
+                delta_h_prev__d_z_bar[j] = d_z_bar
+                delta_h_prev__d_R_n__h_prev[j] = d_R_n__h_prev
+                carry_h__row[j] = tmp1
+            for j in range(H):
+                grad_b_r[j] += delta_x__d_r_bar[j]
+            for j in range(H):
+                grad_b_z[j] += delta_x__d_z_bar[j]
+            for j in range(H):
+                grad_b_n[j] += delta_x__d_n_bar[j]
+            for j in range(H):
+                grad_b_hn[j] += delta_x__d_n_bar[j] * r__row[j]
         matmul(delta_h_prev[t], M_h_prev, gemmT__h_prev)
         carry_h += gemmT__h_prev
     # Weight gradients and dx: one GEMM each over all steps, after the recurrence.

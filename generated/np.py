@@ -48,23 +48,38 @@ def forward(x, M_x_T, M_h_prev_T, b_i, b_f, b_g, b_o, h0, c0):
     for t in range(T):
         matmul(seq_h[t], M_h_prev_T, proj_h_prev)
         for b in range(B):
+            c_prev__row = seq_c[t, b]
+            R_i__h_prev__row = proj_h_prev[b, :H]
+            W_i__x__row = proj_x[t, b, :H]
+            R_f__h_prev__row = proj_h_prev[b, H:2 * H]
+            W_f__x__row = proj_x[t, b, H:2 * H]
+            R_g__h_prev__row = proj_h_prev[b, 2 * H:3 * H]
+            W_g__x__row = proj_x[t, b, 2 * H:3 * H]
+            R_o__h_prev__row = proj_h_prev[b, 3 * H:4 * H]
+            W_o__x__row = proj_x[t, b, 3 * H:4 * H]
+            i__row = keep_i[t, b]
+            f__row = keep_f[t, b]
+            g__row = keep_g[t, b]
+            c__row = seq_c[t + 1, b]
+            o__row = keep_o[t, b]
+            h__row = seq_h[t + 1, b]
             for j in range(H):
-                i_bar = proj_h_prev[b, j] + proj_x[t, b, j] + b_i[j]
+                i_bar = R_i__h_prev__row[j] + W_i__x__row[j] + b_i[j]
                 i = sigmoid(i_bar)
-                f_bar = proj_h_prev[b, H + j] + proj_x[t, b, H + j] + b_f[j]
+                f_bar = R_f__h_prev__row[j] + W_f__x__row[j] + b_f[j]
                 f = sigmoid(f_bar)
-                g_bar = proj_h_prev[b, 2 * H + j] + proj_x[t, b, 2 * H + j] + b_g[j]
+                g_bar = R_g__h_prev__row[j] + W_g__x__row[j] + b_g[j]
                 g = tanh(g_bar)
-                c = seq_c[t, b, j] * f + g * i
-                o_bar = proj_h_prev[b, 3 * H + j] + proj_x[t, b, 3 * H + j] + b_o[j]
+                c = c_prev__row[j] * f + g * i
+                o_bar = R_o__h_prev__row[j] + W_o__x__row[j] + b_o[j]
                 o = sigmoid(o_bar)
                 h = o * tanh(c)
-                keep_i[t, b, j] = i
-                keep_f[t, b, j] = f
-                keep_g[t, b, j] = g
-                seq_c[t + 1, b, j] = c
-                keep_o[t, b, j] = o
-                seq_h[t + 1, b, j] = h
+                i__row[j] = i
+                f__row[j] = f
+                g__row[j] = g
+                c__row[j] = c
+                o__row[j] = o
+                h__row[j] = h
     return (seq_h, seq_c, keep_i, keep_f, keep_g, keep_o)
 
 
@@ -84,26 +99,43 @@ def backward(x, M_x, M_h_prev, b_i, b_f, b_g, b_o, seq_h, seq_c, keep_i, keep_f,
     delta_x = np.empty((T, B, 4 * H), dtype)
     for t in range(T - 1, -1, -1):
         for b in range(B):
+            c_prev__row = seq_c[t, b]
+            i__row = keep_i[t, b]
+            f__row = keep_f[t, b]
+            g__row = keep_g[t, b]
+            c__row = seq_c[t + 1, b]
+            o__row = keep_o[t, b]
+            dys__row = dys[t, b]
+            carry_h__row = carry_h[b]
+            carry_c__row = carry_c[b]
+            delta_x__d_i_bar = delta_x[t, b, :H]
+            delta_x__d_f_bar = delta_x[t, b, H:2 * H]
+            delta_x__d_g_bar = delta_x[t, b, 2 * H:3 * H]
+            delta_x__d_o_bar = delta_x[t, b, 3 * H:4 * H]
             for j in range(H):
-                d_h = carry_h[b, j] + dys[t, b, j]
-                tmp0 = tanh(seq_c[t + 1, b, j])
-                tmp1 = d_h * keep_o[t, b, j]
-                d_o_bar = tmp0 * tmp1 * (one - keep_o[t, b, j])
-                d_c = carry_c[b, j] + tmp1 * (one - tmp0**2)
-                tmp2 = d_c * keep_i[t, b, j]
-                d_g_bar = tmp2 * (one - keep_g[t, b, j]**2)
-                tmp3 = d_c * keep_f[t, b, j]
-                d_f_bar = seq_c[t, b, j] * tmp3 * (one - keep_f[t, b, j])
-                d_i_bar = keep_g[t, b, j] * tmp2 * (one - keep_i[t, b, j])
-                delta_x[t, b, j] = d_i_bar
-                delta_x[t, b, H + j] = d_f_bar
-                delta_x[t, b, 2 * H + j] = d_g_bar
-                delta_x[t, b, 3 * H + j] = d_o_bar
-                carry_c[b, j] = tmp3
-                grad_b_i[j] += d_i_bar
-                grad_b_f[j] += d_f_bar
-                grad_b_g[j] += d_g_bar
-                grad_b_o[j] += d_o_bar
+                d_h = carry_h__row[j] + dys__row[j]
+                tmp0 = tanh(c__row[j])
+                tmp1 = d_h * o__row[j]
+                d_o_bar = tmp0 * tmp1 * (one - o__row[j])
+                d_c = carry_c__row[j] + tmp1 * (one - tmp0**2)
+                tmp2 = d_c * i__row[j]
+                d_g_bar = tmp2 * (one - g__row[j]**2)
+                tmp3 = d_c * f__row[j]
+                d_f_bar = c_prev__row[j] * tmp3 * (one - f__row[j])
+                d_i_bar = g__row[j] * tmp2 * (one - i__row[j])
+                delta_x__d_i_bar[j] = d_i_bar
+                delta_x__d_f_bar[j] = d_f_bar
+                delta_x__d_g_bar[j] = d_g_bar
+                delta_x__d_o_bar[j] = d_o_bar
+                carry_c__row[j] = tmp3
+            for j in range(H):
+                grad_b_i[j] += delta_x__d_i_bar[j]
+            for j in range(H):
+                grad_b_f[j] += delta_x__d_f_bar[j]
+            for j in range(H):
+                grad_b_g[j] += delta_x__d_g_bar[j]
+            for j in range(H):
+                grad_b_o[j] += delta_x__d_o_bar[j]
         matmul(delta_x[t], M_h_prev, carry_h)
     # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
     grad_M_x = np.dot(delta_x.reshape(T * B, 4 * H).T, x.reshape(T * B, D))

@@ -37,10 +37,13 @@ def forward(x, M_x_T, M_h_prev_T, b_h, h0):
     for t in range(T):
         matmul(seq_h[t], M_h_prev_T, proj_h_prev)
         for b in range(B):
+            R_h__h_prev__row = proj_h_prev[b, :H]
+            W_h__x__row = proj_x[t, b, :H]
+            h__row = seq_h[t + 1, b]
             for j in range(H):
-                h_bar = proj_h_prev[b, j] + proj_x[t, b, j] + b_h[j]
+                h_bar = R_h__h_prev__row[j] + W_h__x__row[j] + b_h[j]
                 h = tanh(h_bar)
-                seq_h[t + 1, b, j] = h
+                h__row[j] = h
     return (seq_h,)
 
 
@@ -56,11 +59,16 @@ def backward(x, M_x, M_h_prev, b_h, seq_h, dys, dh_last):
     delta_x = np.empty((T, B, H), dtype)
     for t in range(T - 1, -1, -1):
         for b in range(B):
+            h__row = seq_h[t + 1, b]
+            dys__row = dys[t, b]
+            carry_h__row = carry_h[b]
+            delta_x__d_h_bar = delta_x[t, b, :H]
             for j in range(H):
-                d_h = carry_h[b, j] + dys[t, b, j]
-                d_h_bar = d_h * (one - seq_h[t + 1, b, j]**2)
-                delta_x[t, b, j] = d_h_bar
-                grad_b_h[j] += d_h_bar
+                d_h = carry_h__row[j] + dys__row[j]
+                d_h_bar = d_h * (one - h__row[j]**2)
+                delta_x__d_h_bar[j] = d_h_bar
+            for j in range(H):
+                grad_b_h[j] += delta_x__d_h_bar[j]
         matmul(delta_x[t], M_h_prev, carry_h)
     # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
     grad_M_x = np.dot(delta_x.reshape(T * B, H).T, x.reshape(T * B, D))

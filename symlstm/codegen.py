@@ -199,10 +199,6 @@ class Layout:
         return self.keep(operand) if all_steps else f"{self.keep(operand)}[t]"
 
 
-def column(k: int) -> str:
-    return {0: "j", 1: "H + j"}.get(k, f"{k} * H + j")
-
-
 def group_width(n: int) -> str:
     return "H" if n == 1 else f"{n} * H"
 
@@ -242,33 +238,80 @@ class _Emitter:
             self(f"{lhs} {op} {printer.doprint(expr)}", indent)
 
 
-def _reads(layout: Layout, defined_here: set[str], backward: bool) -> dict[str, str]:
-    """How a loop body reads each forward symbol that it does not compute itself."""
+def block_slice(k: int) -> str:
+    """Columns of the k-th H-wide block of a concatenated row."""
+    start = {0: "", 1: "H"}.get(k, f"{k} * H")
+    stop = {0: "H", 1: "2 * H"}.get(k, f"{k + 1} * H")
+    return f"{start}:{stop}"
+
+
+def _rows(layout: Layout, defined_here: set[str], backward: bool) -> dict[str, tuple[str, str]]:
+    """For each symbol a loop body reads and does not compute: (row view, what it views).
+
+    Loop bodies index 1-d row views bound before the ``j`` loop (``c_prev__row[j]``), never
+    ``seq_c[t, b, j]``: LLVM does not vectorize a loop that writes into one array at offsets
+    it cannot compare, and rows of distinct names only need runtime overlap checks.
+    """
     d = layout.d
-    reads: dict[str, str] = {}
+    rows: dict[str, tuple[str, str]] = {}
     for name, q in d.quantities.items():
         if name in defined_here:
             continue
+        view = f"{name}__row"
         if q.kind == "prev":
-            reads[name] = f"{layout.seq(q.base)}[t, b, j]"
-        elif q.kind == "param":
-            reads[name] = f"{name}[j]"
+            rows[name] = (view, f"{layout.seq(q.base)}[t, b]")
         elif q.kind == "product":
             operand, k = layout.group_index(name)
             if operand == "x":
-                reads[name] = f"{layout.proj('x')}[t, b, {column(k)}]"
+                rows[name] = (view, f"{layout.proj('x')}[t, b, {block_slice(k)}]")
             elif backward:
-                reads[name] = f"{layout.keep(name)}[t, b, j]"
+                rows[name] = (view, f"{layout.keep(name)}[t, b]")
             else:
-                reads[name] = f"{layout.proj(operand)}[b, {column(k)}]"
+                rows[name] = (view, f"{layout.proj(operand)}[b, {block_slice(k)}]")
         elif q.kind in ("value", "preact"):
             if name in d.spec.states:
-                reads[name] = f"{layout.seq(name)}[t + 1, b, j]"
+                rows[name] = (view, f"{layout.seq(name)}[t + 1, b]")
             elif name in layout.stored:
-                reads[name] = f"{layout.keep(name)}[t, b, j]"
+                rows[name] = (view, f"{layout.keep(name)}[t, b]")
             else:
-                reads[name] = f"buf_{name}[b, j]"
-    return reads
+                rows[name] = (view, f"buf_{name}[b]")
+    return rows
+
+
+class _LoopNest:
+    """One ``for b: for j:`` nest of a step: row views, then the elementwise statements."""
+
+    def __init__(self, rows: dict[str, tuple[str, str]], constants: dict[float, str]):
+        self.rows = dict(rows)
+        self.constants = constants
+        self.statements: list[tuple[str, str, sympy.Expr]] = []
+        self.stores: dict[str, str] = {}  # view -> what it views, for rows only written
+        #: ``target[j] += expr`` over rows only, each run as a short loop of its own after the main
+        #: one: a loop with fewer arrays needs fewer overlap checks, and so still vectorizes
+        self.accumulations: list[tuple[str, sympy.Expr]] = []
+        self.written: dict[str, str] = {}  # symbol -> the row view the main loop stored it in
+
+    def store(self, view: str, source: str, expr: sympy.Expr, op: str = "=") -> None:
+        self.stores.setdefault(view, source)
+        self.statements.append((f"{view}[j]", op, expr))
+
+    def emit(self, out: "_Emitter", indent: int, params: tuple[str, ...]) -> None:
+        reads = {name: f"{view}[j]" for name, (view, _) in self.rows.items()}
+        reads.update({p: f"{p}[j]" for p in params})
+        used = set()
+        for expr in [e for _, _, e in self.statements] + [e for _, e in self.accumulations]:
+            used |= {s.name for s in getattr(expr, "free_symbols", ())}
+        views = {view: src for name, (view, src) in self.rows.items() if name in used}
+        views.update(self.stores)
+        out("for b in range(B):", indent)
+        for view, src in views.items():
+            out(f"{view} = {src}", indent + 1)
+        out("for j in range(H):", indent + 1)
+        out.block(self.statements, NumbaPrinter(reads, self.constants), indent + 2)
+        reads.update({name: f"{view}[j]" for name, view in self.written.items()})
+        for target, expr in self.accumulations:
+            out("for j in range(H):", indent + 1)
+            out(f"{target}[j] += {NumbaPrinter(reads, self.constants).doprint(expr)}", indent + 2)
 
 
 def _split_levels(d: Derivation, assignments) -> dict[int, list]:
@@ -315,22 +358,19 @@ def emit_forward(layout: Layout, out: _Emitter) -> None:
                 out(f"matmul({layout.operand_source(operand)}, {layout.matrix_arg(operand, True)}, "
                     f"{layout.proj(operand)})", 2)
         body = by_level[level]
-        defined = {a.name for a in body}
-        reads = _reads(layout, defined, backward=False)
-        printer = NumbaPrinter(reads, constants)
-        out("for b in range(B):", 2)
-        out("for j in range(H):", 3)
-        out.block([(a.name, "=", a.expr) for a in body], printer, 4)
+        nest = _LoopNest(_rows(layout, {a.name for a in body}, backward=False), constants)
+        nest.statements = [(a.name, "=", a.expr) for a in body]
         for a in body:
             if a.name in spec.states:
-                out(f"{layout.seq(a.name)}[t + 1, b, j] = {a.name}", 4)
+                nest.store(f"{a.name}__row", f"{layout.seq(a.name)}[t + 1, b]", a.target)
             if a.name in layout.stored:
-                out(f"{layout.keep(a.name)}[t, b, j] = {a.name}", 4)
+                nest.store(f"{a.name}__row", f"{layout.keep(a.name)}[t, b]", a.target)
             if a.name in crossing:
-                out(f"buf_{a.name}[b, j] = {a.name}", 4)
+                nest.store(f"{a.name}__row", f"buf_{a.name}[b]", a.target)
         for name in layout.kept_products:
             if d.levels[name] == level:
-                out(f"{layout.keep(name)}[t, b, j] = {printer.doprint(sympy.Symbol(name))}", 4)
+                nest.store(f"{name}__kept", f"{layout.keep(name)}[t, b]", sympy.Symbol(name, real=True))
+        nest.emit(out, 2, spec.vectors)
     saved = layout.saved()
     out(f"return ({saved[0]},)" if len(saved) == 1 else f"return ({', '.join(saved)})", 1)
     out.constants_at(constants_index, constants)
@@ -397,22 +437,20 @@ def emit_backward(layout: Layout, out: _Emitter) -> None:
     for level in sorted(by_level, reverse=True):
         body = by_level[level]
         defined = {a.name for a in body}
-        reads = _reads(layout, set(), backward=True)
-        reads.update({OUTPUT_GRAD: "dys[t, b, j]"})
+        rows = _rows(layout, set(), backward=True)
+        rows[OUTPUT_GRAD] = ("dys__row", "dys[t, b]")
         for s in spec.states:
-            reads[carry_name(s)] = f"{carry_name(s)}[b, j]"
+            rows[carry_name(s)] = (f"{carry_name(s)}__row", f"{carry_name(s)}[b]")
         for name in crossing:
             if name not in defined:
-                reads[name] = f"buf_{name}[b, j]"
+                rows[name] = (f"{name}__row", f"buf_{name}[b]")
         for operand in layout.groups:
-            reads[gemm_t_name(operand)] = f"{gemm_t_name(operand)}[b, j]"
-        printer = NumbaPrinter(reads, constants)
-        out("for b in range(B):", 2)
-        out("for j in range(H):", 3)
-        statements = [(a.name, "=", a.expr) for a in body]
+            rows[gemm_t_name(operand)] = (f"{gemm_t_name(operand)}__row", f"{gemm_t_name(operand)}[b]")
+        nest = _LoopNest(rows, constants)
+        nest.statements = [(a.name, "=", a.expr) for a in body]
         for a in body:
             if a.name in crossing:
-                statements.append((f"buf_{a.name}[b, j]", "=", a.target))
+                nest.store(f"{a.name}__row", f"buf_{a.name}[b]", a.target)
         for operand, products in layout.groups.items():
             buf = layout.delta_buffer[operand]
             if buf != "delta_" + operand:
@@ -420,14 +458,20 @@ def emit_backward(layout: Layout, out: _Emitter) -> None:
             for k, p in enumerate(products):
                 delta = d.product_deltas[p.name]
                 if level_of[delta.name] == level:
-                    statements.append((f"{buf}[t, b, {column(k)}]", "=", delta))
+                    nest.store(f"{buf}__{delta.name}", f"{buf}[t, b, {block_slice(k)}]", delta)
+                    nest.written.setdefault(delta.name, f"{buf}__{delta.name}")
         if level == 0:  # adjoints of last step's states (the carries) and the parameter gradients
             zero_gemm = {sympy.Symbol(gemm_t_name(op), real=True): 0 for op in layout.groups}
             for state, expr in d.prev_adjoints.items():
                 if not _gemm_is_carry_only(d, state + PREV_SUFFIX):
-                    statements.append((f"{carry_name(state)}[b, j]", "=", expr.xreplace(zero_gemm)))
-            statements += [(f"{name}[j]", "+=", e) for name, e in grads]
-        out.block(statements, printer, 4)
+                    nest.store(f"{carry_name(state)}__row", f"{carry_name(state)}[b]",
+                               expr.xreplace(zero_gemm))
+            for name, e in grads:
+                if {s.name for s in e.free_symbols if s.name.startswith("d_")} <= set(nest.written):
+                    nest.accumulations.append((name, e))  # reads the adjoint rows just written
+                else:
+                    nest.statements.append((f"{name}[j]", "+=", e))
+        nest.emit(out, 2, spec.vectors)
         # adjoints of this level's GEMM operands, for the loop below
         for operand, products in layout.groups.items():
             if operand == "x" or products[0].stage != level:
