@@ -16,7 +16,7 @@ import math
 import numba
 import numpy as np
 
-from symlstm.kernel_math import sigmoid, tanh, matmul
+from symlstm.kernel_math import sigmoid, tanh
 
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'fgr'
@@ -52,10 +52,10 @@ def forward(x, M_x_T, M_h_prev_T, M_f_prev_T, M_i_prev_T, M_o_prev_T, p_i, b_i, 
     proj_i_prev = np.empty((B, 3 * H), dtype)
     proj_o_prev = np.empty((B, 3 * H), dtype)
     for t in range(T):
-        matmul(seq_h[t], M_h_prev_T, proj_h_prev)
-        matmul(seq_f[t], M_f_prev_T, proj_f_prev)
-        matmul(seq_i[t], M_i_prev_T, proj_i_prev)
-        matmul(seq_o[t], M_o_prev_T, proj_o_prev)
+        np.dot(seq_h[t], M_h_prev_T, proj_h_prev)
+        np.dot(seq_f[t], M_f_prev_T, proj_f_prev)
+        np.dot(seq_i[t], M_i_prev_T, proj_i_prev)
+        np.dot(seq_o[t], M_o_prev_T, proj_o_prev)
         for b in range(B):
             c_prev__row = seq_c[t, b]
             R_i__h_prev__row = proj_h_prev[b, :H]
@@ -176,10 +176,10 @@ def backward(x, M_x, M_h_prev, M_f_prev, M_i_prev, M_o_prev, p_i, b_i, p_f, b_f,
                 grad_p_o[j] += c__row[j] * delta_x__d_o_bar[j]
             for j in range(H):
                 grad_b_o[j] += delta_x__d_o_bar[j]
-        matmul(delta_x[t], M_h_prev, carry_h)
-        matmul(delta_f_prev[t], M_f_prev, carry_f)
-        matmul(delta_f_prev[t], M_i_prev, carry_i)
-        matmul(delta_f_prev[t], M_o_prev, carry_o)
+        np.dot(delta_x[t], M_h_prev, carry_h)
+        np.dot(delta_f_prev[t], M_f_prev, carry_f)
+        np.dot(delta_f_prev[t], M_i_prev, carry_i)
+        np.dot(delta_f_prev[t], M_o_prev, carry_o)
     # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
     grad_M_x = np.dot(delta_x.reshape(T * B, 4 * H).T, x.reshape(T * B, D))
     grad_M_h_prev = np.dot(delta_x.reshape(T * B, 4 * H).T, seq_h[:T].reshape(T * B, H))

@@ -14,7 +14,7 @@ import math
 import numba
 import numpy as np
 
-from symlstm.kernel_math import sigmoid, tanh, matmul
+from symlstm.kernel_math import sigmoid, tanh
 
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'gru'
@@ -43,7 +43,7 @@ def forward(x, M_x_T, M_h_prev_T, b_r, b_z, b_n, b_hn, h0):
     keep_R_n__h_prev = np.empty((T, B, H), dtype)
     proj_h_prev = np.empty((B, 3 * H), dtype)
     for t in range(T):
-        matmul(seq_h[t], M_h_prev_T, proj_h_prev)
+        np.dot(seq_h[t], M_h_prev_T, proj_h_prev)
         for b in range(B):
             h_prev__row = seq_h[t, b]
             R_r__h_prev__row = proj_h_prev[b, :H]
@@ -127,7 +127,7 @@ def backward(x, M_x, M_h_prev, b_r, b_z, b_n, b_hn, seq_h, keep_r, keep_z, keep_
                 grad_b_n[j] += delta_x__d_n_bar[j]
             for j in range(H):
                 grad_b_hn[j] += delta_x__d_n_bar[j] * r__row[j]
-        matmul(delta_h_prev[t], M_h_prev, gemmT__h_prev)
+        np.dot(delta_h_prev[t], M_h_prev, gemmT__h_prev)
         carry_h += gemmT__h_prev
     # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
     grad_M_x = np.dot(delta_x.reshape(T * B, 3 * H).T, x.reshape(T * B, D))

@@ -15,7 +15,7 @@ import math
 import numba
 import numpy as np
 
-from symlstm.kernel_math import sigmoid, tanh, matmul
+from symlstm.kernel_math import sigmoid, tanh
 
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'nog'
@@ -44,7 +44,7 @@ def forward(x, M_x_T, M_h_prev_T, p_i, b_i, p_f, b_f, b_g, h0, c0):
     keep_g = np.empty((T, B, H), dtype)
     proj_h_prev = np.empty((B, 3 * H), dtype)
     for t in range(T):
-        matmul(seq_h[t], M_h_prev_T, proj_h_prev)
+        np.dot(seq_h[t], M_h_prev_T, proj_h_prev)
         for b in range(B):
             c_prev__row = seq_c[t, b]
             R_i__h_prev__row = proj_h_prev[b, :H]
@@ -125,7 +125,7 @@ def backward(x, M_x, M_h_prev, p_i, b_i, p_f, b_f, b_g, seq_h, seq_c, keep_i, ke
                 grad_b_f[j] += delta_x__d_f_bar[j]
             for j in range(H):
                 grad_b_g[j] += delta_x__d_g_bar[j]
-        matmul(delta_x[t], M_h_prev, carry_h)
+        np.dot(delta_x[t], M_h_prev, carry_h)
     # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
     grad_M_x = np.dot(delta_x.reshape(T * B, 3 * H).T, x.reshape(T * B, D))
     grad_M_h_prev = np.dot(delta_x.reshape(T * B, 3 * H).T, seq_h[:T].reshape(T * B, H))

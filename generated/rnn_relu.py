@@ -11,7 +11,7 @@ import math
 import numba
 import numpy as np
 
-from symlstm.kernel_math import relu, positive, matmul
+from symlstm.kernel_math import relu, positive
 
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'rnn_relu'
@@ -35,7 +35,7 @@ def forward(x, M_x_T, M_h_prev_T, b_h, h0):
     seq_h[0] = h0
     proj_h_prev = np.empty((B, H), dtype)
     for t in range(T):
-        matmul(seq_h[t], M_h_prev_T, proj_h_prev)
+        np.dot(seq_h[t], M_h_prev_T, proj_h_prev)
         for b in range(B):
             R_h__h_prev__row = proj_h_prev[b, :H]
             W_h__x__row = proj_x[t, b, :H]
@@ -68,7 +68,7 @@ def backward(x, M_x, M_h_prev, b_h, seq_h, dys, dh_last):
                 delta_x__d_h_bar[j] = d_h_bar
             for j in range(H):
                 grad_b_h[j] += delta_x__d_h_bar[j]
-        matmul(delta_x[t], M_h_prev, carry_h)
+        np.dot(delta_x[t], M_h_prev, carry_h)
     # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
     grad_M_x = np.dot(delta_x.reshape(T * B, H).T, x.reshape(T * B, D))
     grad_M_h_prev = np.dot(delta_x.reshape(T * B, H).T, seq_h[:T].reshape(T * B, H))

@@ -355,7 +355,7 @@ def emit_forward(layout: Layout, out: _Emitter) -> None:
     for level in sorted(by_level):
         for operand, products in layout.groups.items():
             if operand != "x" and products[0].stage == level:
-                out(f"matmul({layout.operand_source(operand)}, {layout.matrix_arg(operand, True)}, "
+                out(f"np.dot({layout.operand_source(operand)}, {layout.matrix_arg(operand, True)}, "
                     f"{layout.proj(operand)})", 2)
         body = by_level[level]
         nest = _LoopNest(_rows(layout, {a.name for a in body}, backward=False), constants)
@@ -480,12 +480,12 @@ def emit_backward(layout: Layout, out: _Emitter) -> None:
             if operand.endswith(PREV_SUFFIX):
                 state = operand[: -len(PREV_SUFFIX)]
                 if _gemm_is_carry_only(d, operand):
-                    out(f"matmul({src}, {layout.matrix_arg(operand, False)}, {carry_name(state)})", 2)
+                    out(f"np.dot({src}, {layout.matrix_arg(operand, False)}, {carry_name(state)})", 2)
                 else:
-                    out(f"matmul({src}, {layout.matrix_arg(operand, False)}, {gemm_t_name(operand)})", 2)
+                    out(f"np.dot({src}, {layout.matrix_arg(operand, False)}, {gemm_t_name(operand)})", 2)
                     out(f"{carry_name(state)} += {gemm_t_name(operand)}", 2)
             else:
-                out(f"matmul({src}, {layout.matrix_arg(operand, False)}, {gemm_t_name(operand)})", 2)
+                out(f"np.dot({src}, {layout.matrix_arg(operand, False)}, {gemm_t_name(operand)})", 2)
 
     out("# Weight gradients and dx: one GEMM each over all steps, after the recurrence.", 1)
     grad_mats = []
@@ -535,8 +535,10 @@ def emit_module(d: Derivation) -> str:
     out("import numba")
     out("import numpy as np")
     out()
-    out(f"from symlstm.kernel_math import {', '.join(helpers_used(exprs) + ['matmul'])}")
-    out()
+    helpers = helpers_used(exprs)
+    if helpers:
+        out(f"from symlstm.kernel_math import {', '.join(helpers)}")
+        out()
     out(f"GENERATOR_VERSION = {__version__!r}")
     out(f"SPEC_NAME = {spec.name!r}")
     out(f"SPEC_SHA256 = {spec.sha256!r}")

@@ -1,4 +1,4 @@
-"""Scalar math and small matrix products that the generated kernels call.
+"""Scalar math that the generated kernels call.
 
 Each elementwise function has one implementation per float type, registered with Numba's
 ``overload``; every constant is created in the argument's own type, because a float64 literal
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from numba import types
 from numba.extending import overload
@@ -24,10 +23,6 @@ from numba.extending import overload
 _TANH_NUM = (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08,
              -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16)
 _TANH_DEN = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06)
-
-#: below this many multiply-adds a step's matrix product runs in-kernel instead of calling BLAS
-SMALL_MATMUL = 64 * 64 * 64
-
 
 def _typed(z, *values):
     """The constants ``values`` in the float type of the Numba type ``z``."""
@@ -139,22 +134,3 @@ def _hard_sigmoid_slope(y):
     if isinstance(y, types.Float):
         zero, one, sixth = _typed(y, 0.0, 1.0, 1.0 / 6.0)
         return lambda y: sixth if zero < y < one else zero
-
-
-@numba.njit(cache=True, error_model="numpy")
-def matmul(a, b, out):
-    """out = a @ b for C-contiguous 2-d arrays: BLAS for large products, a vectorized loop for
-    small ones, where a BLAS call costs more than the arithmetic."""
-    m, k = a.shape
-    n = b.shape[1]
-    if m * k * n > SMALL_MATMUL:
-        np.dot(a, b, out)
-        return
-    for i in range(m):
-        row = out[i]
-        row[:] = 0
-        for p in range(k):
-            scale = a[i, p]
-            brow = b[p]
-            for j in range(n):
-                row[j] += scale * brow[j]
