@@ -35,7 +35,7 @@ def forward(x, M_x_T, M_h_prev_T, M_f_prev_T, M_i_prev_T, M_o_prev_T, p_i, b_i, 
     H = h0.shape[1]
     dtype = x.dtype
     # Input projection of all T steps at once: one GEMM, (T*B, D) @ (D, 4 * H).
-    proj_x = np.dot(x.reshape(T * B, D), M_x_T).reshape(T, B, 4 * H)
+    proj_x = np.dot(x.reshape(T * B, D), M_x_T).reshape(T, B, 4, H)
     seq_h = np.empty((T + 1, B, H), dtype)
     seq_h[0] = h0
     seq_c = np.empty((T + 1, B, H), dtype)
@@ -47,34 +47,34 @@ def forward(x, M_x_T, M_h_prev_T, M_f_prev_T, M_i_prev_T, M_o_prev_T, p_i, b_i, 
     seq_o = np.empty((T + 1, B, H), dtype)
     seq_o[0] = o0
     keep_g = np.empty((T, B, H), dtype)
-    proj_h_prev = np.empty((B, 4 * H), dtype)
-    proj_f_prev = np.empty((B, 3 * H), dtype)
-    proj_i_prev = np.empty((B, 3 * H), dtype)
-    proj_o_prev = np.empty((B, 3 * H), dtype)
+    proj_h_prev = np.empty((B, 4, H), dtype)
+    proj_f_prev = np.empty((B, 3, H), dtype)
+    proj_i_prev = np.empty((B, 3, H), dtype)
+    proj_o_prev = np.empty((B, 3, H), dtype)
     for t in range(T):
-        np.dot(seq_h[t], M_h_prev_T, proj_h_prev)
-        np.dot(seq_f[t], M_f_prev_T, proj_f_prev)
-        np.dot(seq_i[t], M_i_prev_T, proj_i_prev)
-        np.dot(seq_o[t], M_o_prev_T, proj_o_prev)
+        np.dot(seq_h[t], M_h_prev_T, proj_h_prev.reshape(B, 4 * H))
+        np.dot(seq_f[t], M_f_prev_T, proj_f_prev.reshape(B, 3 * H))
+        np.dot(seq_i[t], M_i_prev_T, proj_i_prev.reshape(B, 3 * H))
+        np.dot(seq_o[t], M_o_prev_T, proj_o_prev.reshape(B, 3 * H))
         for b in range(B):
             c_prev__row = seq_c[t, b]
-            R_i__h_prev__row = proj_h_prev[b, :H]
-            R_if__f_prev__row = proj_f_prev[b, :H]
-            R_ii__i_prev__row = proj_i_prev[b, :H]
-            R_io__o_prev__row = proj_o_prev[b, :H]
-            W_i__x__row = proj_x[t, b, :H]
-            R_f__h_prev__row = proj_h_prev[b, H:2 * H]
-            R_ff__f_prev__row = proj_f_prev[b, H:2 * H]
-            R_fi__i_prev__row = proj_i_prev[b, H:2 * H]
-            R_fo__o_prev__row = proj_o_prev[b, H:2 * H]
-            W_f__x__row = proj_x[t, b, H:2 * H]
-            R_g__h_prev__row = proj_h_prev[b, 2 * H:3 * H]
-            W_g__x__row = proj_x[t, b, 2 * H:3 * H]
-            R_o__h_prev__row = proj_h_prev[b, 3 * H:4 * H]
-            R_of__f_prev__row = proj_f_prev[b, 2 * H:3 * H]
-            R_oi__i_prev__row = proj_i_prev[b, 2 * H:3 * H]
-            R_oo__o_prev__row = proj_o_prev[b, 2 * H:3 * H]
-            W_o__x__row = proj_x[t, b, 3 * H:4 * H]
+            R_i__h_prev__row = proj_h_prev[b, 0]
+            R_if__f_prev__row = proj_f_prev[b, 0]
+            R_ii__i_prev__row = proj_i_prev[b, 0]
+            R_io__o_prev__row = proj_o_prev[b, 0]
+            W_i__x__row = proj_x[t, b, 0]
+            R_f__h_prev__row = proj_h_prev[b, 1]
+            R_ff__f_prev__row = proj_f_prev[b, 1]
+            R_fi__i_prev__row = proj_i_prev[b, 1]
+            R_fo__o_prev__row = proj_o_prev[b, 1]
+            W_f__x__row = proj_x[t, b, 1]
+            R_g__h_prev__row = proj_h_prev[b, 2]
+            W_g__x__row = proj_x[t, b, 2]
+            R_o__h_prev__row = proj_h_prev[b, 3]
+            R_of__f_prev__row = proj_f_prev[b, 2]
+            R_oi__i_prev__row = proj_i_prev[b, 2]
+            R_oo__o_prev__row = proj_o_prev[b, 2]
+            W_o__x__row = proj_x[t, b, 3]
             i__row = seq_i[t + 1, b]
             f__row = seq_f[t + 1, b]
             g__row = keep_g[t, b]
@@ -120,8 +120,8 @@ def backward(x, M_x, M_h_prev, M_f_prev, M_i_prev, M_o_prev, p_i, b_i, p_f, b_f,
     carry_i = di_last.copy()
     carry_f = df_last.copy()
     carry_o = do_last.copy()
-    delta_x = np.empty((T, B, 4 * H), dtype)
-    delta_f_prev = np.empty((T, B, 3 * H), dtype)
+    delta_x = np.empty((T, B, 4, H), dtype)
+    delta_f_prev = np.empty((T, B, 3, H), dtype)
     for t in range(T - 1, -1, -1):
         for b in range(B):
             c_prev__row = seq_c[t, b]
@@ -136,13 +136,13 @@ def backward(x, M_x, M_h_prev, M_f_prev, M_i_prev, M_o_prev, p_i, b_i, p_f, b_f,
             carry_i__row = carry_i[b]
             carry_f__row = carry_f[b]
             carry_o__row = carry_o[b]
-            delta_x__d_i_bar = delta_x[t, b, :H]
-            delta_x__d_f_bar = delta_x[t, b, H:2 * H]
-            delta_x__d_g_bar = delta_x[t, b, 2 * H:3 * H]
-            delta_x__d_o_bar = delta_x[t, b, 3 * H:4 * H]
-            delta_f_prev__d_i_bar = delta_f_prev[t, b, :H]
-            delta_f_prev__d_f_bar = delta_f_prev[t, b, H:2 * H]
-            delta_f_prev__d_o_bar = delta_f_prev[t, b, 2 * H:3 * H]
+            delta_x__d_i_bar = delta_x[t, b, 0]
+            delta_x__d_f_bar = delta_x[t, b, 1]
+            delta_x__d_g_bar = delta_x[t, b, 2]
+            delta_x__d_o_bar = delta_x[t, b, 3]
+            delta_f_prev__d_i_bar = delta_f_prev[t, b, 0]
+            delta_f_prev__d_f_bar = delta_f_prev[t, b, 1]
+            delta_f_prev__d_o_bar = delta_f_prev[t, b, 2]
             for j in range(H):
                 d_h = carry_h__row[j] + dys__row[j]
                 tmp0 = tanh(c__row[j])
@@ -176,10 +176,10 @@ def backward(x, M_x, M_h_prev, M_f_prev, M_i_prev, M_o_prev, p_i, b_i, p_f, b_f,
                 grad_p_o[j] += c__row[j] * delta_x__d_o_bar[j]
             for j in range(H):
                 grad_b_o[j] += delta_x__d_o_bar[j]
-        np.dot(delta_x[t], M_h_prev, carry_h)
-        np.dot(delta_f_prev[t], M_f_prev, carry_f)
-        np.dot(delta_f_prev[t], M_i_prev, carry_i)
-        np.dot(delta_f_prev[t], M_o_prev, carry_o)
+        np.dot(delta_x[t].reshape(B, 4 * H), M_h_prev, carry_h)
+        np.dot(delta_f_prev[t].reshape(B, 3 * H), M_f_prev, carry_f)
+        np.dot(delta_f_prev[t].reshape(B, 3 * H), M_i_prev, carry_i)
+        np.dot(delta_f_prev[t].reshape(B, 3 * H), M_o_prev, carry_o)
     # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
     grad_M_x = np.dot(delta_x.reshape(T * B, 4 * H).T, x.reshape(T * B, D))
     grad_M_h_prev = np.dot(delta_x.reshape(T * B, 4 * H).T, seq_h[:T].reshape(T * B, H))

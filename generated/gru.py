@@ -34,24 +34,24 @@ def forward(x, M_x_T, M_h_prev_T, b_r, b_z, b_n, b_hn, h0):
     dtype = x.dtype
     one = dtype.type(1.0)
     # Input projection of all T steps at once: one GEMM, (T*B, D) @ (D, 3 * H).
-    proj_x = np.dot(x.reshape(T * B, D), M_x_T).reshape(T, B, 3 * H)
+    proj_x = np.dot(x.reshape(T * B, D), M_x_T).reshape(T, B, 3, H)
     seq_h = np.empty((T + 1, B, H), dtype)
     seq_h[0] = h0
     keep_r = np.empty((T, B, H), dtype)
     keep_z = np.empty((T, B, H), dtype)
     keep_n = np.empty((T, B, H), dtype)
     keep_R_n__h_prev = np.empty((T, B, H), dtype)
-    proj_h_prev = np.empty((B, 3 * H), dtype)
+    proj_h_prev = np.empty((B, 3, H), dtype)
     for t in range(T):
-        np.dot(seq_h[t], M_h_prev_T, proj_h_prev)
+        np.dot(seq_h[t], M_h_prev_T, proj_h_prev.reshape(B, 3 * H))
         for b in range(B):
             h_prev__row = seq_h[t, b]
-            R_r__h_prev__row = proj_h_prev[b, :H]
-            W_r__x__row = proj_x[t, b, :H]
-            R_z__h_prev__row = proj_h_prev[b, H:2 * H]
-            W_z__x__row = proj_x[t, b, H:2 * H]
-            R_n__h_prev__row = proj_h_prev[b, 2 * H:3 * H]
-            W_n__x__row = proj_x[t, b, 2 * H:3 * H]
+            R_r__h_prev__row = proj_h_prev[b, 0]
+            W_r__x__row = proj_x[t, b, 0]
+            R_z__h_prev__row = proj_h_prev[b, 1]
+            W_z__x__row = proj_x[t, b, 1]
+            R_n__h_prev__row = proj_h_prev[b, 2]
+            W_n__x__row = proj_x[t, b, 2]
             r__row = keep_r[t, b]
             z__row = keep_z[t, b]
             n__row = keep_n[t, b]
@@ -85,8 +85,8 @@ def backward(x, M_x, M_h_prev, b_r, b_z, b_n, b_hn, seq_h, keep_r, keep_z, keep_
     grad_b_n = np.zeros(H, dtype)
     grad_b_hn = np.zeros(H, dtype)
     carry_h = dh_last.copy()
-    delta_x = np.empty((T, B, 3 * H), dtype)
-    delta_h_prev = np.empty((T, B, 3 * H), dtype)
+    delta_x = np.empty((T, B, 3, H), dtype)
+    delta_h_prev = np.empty((T, B, 3, H), dtype)
     gemmT__h_prev = np.empty((B, H), dtype)
     for t in range(T - 1, -1, -1):
         for b in range(B):
@@ -97,12 +97,12 @@ def backward(x, M_x, M_h_prev, b_r, b_z, b_n, b_hn, seq_h, keep_r, keep_z, keep_
             n__row = keep_n[t, b]
             dys__row = dys[t, b]
             carry_h__row = carry_h[b]
-            delta_x__d_r_bar = delta_x[t, b, :H]
-            delta_x__d_z_bar = delta_x[t, b, H:2 * H]
-            delta_x__d_n_bar = delta_x[t, b, 2 * H:3 * H]
-            delta_h_prev__d_r_bar = delta_h_prev[t, b, :H]
-            delta_h_prev__d_z_bar = delta_h_prev[t, b, H:2 * H]
-            delta_h_prev__d_R_n__h_prev = delta_h_prev[t, b, 2 * H:3 * H]
+            delta_x__d_r_bar = delta_x[t, b, 0]
+            delta_x__d_z_bar = delta_x[t, b, 1]
+            delta_x__d_n_bar = delta_x[t, b, 2]
+            delta_h_prev__d_r_bar = delta_h_prev[t, b, 0]
+            delta_h_prev__d_z_bar = delta_h_prev[t, b, 1]
+            delta_h_prev__d_R_n__h_prev = delta_h_prev[t, b, 2]
             for j in range(H):
                 d_h = carry_h__row[j] + dys__row[j]
                 tmp0 = one - z__row[j]
@@ -127,7 +127,7 @@ def backward(x, M_x, M_h_prev, b_r, b_z, b_n, b_hn, seq_h, keep_r, keep_z, keep_
                 grad_b_n[j] += delta_x__d_n_bar[j]
             for j in range(H):
                 grad_b_hn[j] += delta_x__d_n_bar[j] * r__row[j]
-        np.dot(delta_h_prev[t], M_h_prev, gemmT__h_prev)
+        np.dot(delta_h_prev[t].reshape(B, 3 * H), M_h_prev, gemmT__h_prev)
         carry_h += gemmT__h_prev
     # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
     grad_M_x = np.dot(delta_x.reshape(T * B, 3 * H).T, x.reshape(T * B, D))

@@ -34,7 +34,7 @@ def forward(x, M_x_T, M_h_prev_T, p_i, b_i, b_g, p_o, b_o, h0, c0):
     H = h0.shape[1]
     dtype = x.dtype
     # Input projection of all T steps at once: one GEMM, (T*B, D) @ (D, 3 * H).
-    proj_x = np.dot(x.reshape(T * B, D), M_x_T).reshape(T, B, 3 * H)
+    proj_x = np.dot(x.reshape(T * B, D), M_x_T).reshape(T, B, 3, H)
     seq_h = np.empty((T + 1, B, H), dtype)
     seq_h[0] = h0
     seq_c = np.empty((T + 1, B, H), dtype)
@@ -42,17 +42,17 @@ def forward(x, M_x_T, M_h_prev_T, p_i, b_i, b_g, p_o, b_o, h0, c0):
     keep_i = np.empty((T, B, H), dtype)
     keep_g = np.empty((T, B, H), dtype)
     keep_o = np.empty((T, B, H), dtype)
-    proj_h_prev = np.empty((B, 3 * H), dtype)
+    proj_h_prev = np.empty((B, 3, H), dtype)
     for t in range(T):
-        np.dot(seq_h[t], M_h_prev_T, proj_h_prev)
+        np.dot(seq_h[t], M_h_prev_T, proj_h_prev.reshape(B, 3 * H))
         for b in range(B):
             c_prev__row = seq_c[t, b]
-            R_i__h_prev__row = proj_h_prev[b, :H]
-            W_i__x__row = proj_x[t, b, :H]
-            R_g__h_prev__row = proj_h_prev[b, H:2 * H]
-            W_g__x__row = proj_x[t, b, H:2 * H]
-            R_o__h_prev__row = proj_h_prev[b, 2 * H:3 * H]
-            W_o__x__row = proj_x[t, b, 2 * H:3 * H]
+            R_i__h_prev__row = proj_h_prev[b, 0]
+            W_i__x__row = proj_x[t, b, 0]
+            R_g__h_prev__row = proj_h_prev[b, 1]
+            W_g__x__row = proj_x[t, b, 1]
+            R_o__h_prev__row = proj_h_prev[b, 2]
+            W_o__x__row = proj_x[t, b, 2]
             i__row = keep_i[t, b]
             g__row = keep_g[t, b]
             c__row = seq_c[t + 1, b]
@@ -89,7 +89,7 @@ def backward(x, M_x, M_h_prev, p_i, b_i, b_g, p_o, b_o, seq_h, seq_c, keep_i, ke
     grad_b_o = np.zeros(H, dtype)
     carry_h = dh_last.copy()
     carry_c = dc_last.copy()
-    delta_x = np.empty((T, B, 3 * H), dtype)
+    delta_x = np.empty((T, B, 3, H), dtype)
     for t in range(T - 1, -1, -1):
         for b in range(B):
             c_prev__row = seq_c[t, b]
@@ -100,9 +100,9 @@ def backward(x, M_x, M_h_prev, p_i, b_i, b_g, p_o, b_o, seq_h, seq_c, keep_i, ke
             dys__row = dys[t, b]
             carry_h__row = carry_h[b]
             carry_c__row = carry_c[b]
-            delta_x__d_i_bar = delta_x[t, b, :H]
-            delta_x__d_g_bar = delta_x[t, b, H:2 * H]
-            delta_x__d_o_bar = delta_x[t, b, 2 * H:3 * H]
+            delta_x__d_i_bar = delta_x[t, b, 0]
+            delta_x__d_g_bar = delta_x[t, b, 1]
+            delta_x__d_o_bar = delta_x[t, b, 2]
             for j in range(H):
                 d_h = carry_h__row[j] + dys__row[j]
                 tmp0 = tanh(c__row[j])
@@ -126,7 +126,7 @@ def backward(x, M_x, M_h_prev, p_i, b_i, b_g, p_o, b_o, seq_h, seq_c, keep_i, ke
                 grad_p_o[j] += c__row[j] * delta_x__d_o_bar[j]
             for j in range(H):
                 grad_b_o[j] += delta_x__d_o_bar[j]
-        np.dot(delta_x[t], M_h_prev, carry_h)
+        np.dot(delta_x[t].reshape(B, 3 * H), M_h_prev, carry_h)
     # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
     grad_M_x = np.dot(delta_x.reshape(T * B, 3 * H).T, x.reshape(T * B, D))
     grad_M_h_prev = np.dot(delta_x.reshape(T * B, 3 * H).T, seq_h[:T].reshape(T * B, H))

@@ -30,15 +30,15 @@ def forward(x, M_x_T, M_h_prev_T, b_h, h0):
     H = h0.shape[1]
     dtype = x.dtype
     # Input projection of all T steps at once: one GEMM, (T*B, D) @ (D, H).
-    proj_x = np.dot(x.reshape(T * B, D), M_x_T).reshape(T, B, H)
+    proj_x = np.dot(x.reshape(T * B, D), M_x_T).reshape(T, B, 1, H)
     seq_h = np.empty((T + 1, B, H), dtype)
     seq_h[0] = h0
-    proj_h_prev = np.empty((B, H), dtype)
+    proj_h_prev = np.empty((B, 1, H), dtype)
     for t in range(T):
-        np.dot(seq_h[t], M_h_prev_T, proj_h_prev)
+        np.dot(seq_h[t], M_h_prev_T, proj_h_prev.reshape(B, H))
         for b in range(B):
-            R_h__h_prev__row = proj_h_prev[b, :H]
-            W_h__x__row = proj_x[t, b, :H]
+            R_h__h_prev__row = proj_h_prev[b, 0]
+            W_h__x__row = proj_x[t, b, 0]
             h__row = seq_h[t + 1, b]
             for j in range(H):
                 h_bar = R_h__h_prev__row[j] + W_h__x__row[j] + b_h[j]
@@ -56,20 +56,20 @@ def backward(x, M_x, M_h_prev, b_h, seq_h, dys, dh_last):
     one = dtype.type(1.0)
     grad_b_h = np.zeros(H, dtype)
     carry_h = dh_last.copy()
-    delta_x = np.empty((T, B, H), dtype)
+    delta_x = np.empty((T, B, 1, H), dtype)
     for t in range(T - 1, -1, -1):
         for b in range(B):
             h__row = seq_h[t + 1, b]
             dys__row = dys[t, b]
             carry_h__row = carry_h[b]
-            delta_x__d_h_bar = delta_x[t, b, :H]
+            delta_x__d_h_bar = delta_x[t, b, 0]
             for j in range(H):
                 d_h = carry_h__row[j] + dys__row[j]
                 d_h_bar = d_h * (one - h__row[j]**2)
                 delta_x__d_h_bar[j] = d_h_bar
             for j in range(H):
                 grad_b_h[j] += delta_x__d_h_bar[j]
-        np.dot(delta_x[t], M_h_prev, carry_h)
+        np.dot(delta_x[t].reshape(B, H), M_h_prev, carry_h)
     # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
     grad_M_x = np.dot(delta_x.reshape(T * B, H).T, x.reshape(T * B, D))
     grad_M_h_prev = np.dot(delta_x.reshape(T * B, H).T, seq_h[:T].reshape(T * B, H))

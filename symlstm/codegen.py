@@ -238,19 +238,14 @@ class _Emitter:
             self(f"{lhs} {op} {printer.doprint(expr)}", indent)
 
 
-def block_slice(k: int) -> str:
-    """Columns of the k-th H-wide block of a concatenated row."""
-    start = {0: "", 1: "H"}.get(k, f"{k} * H")
-    stop = {0: "H", 1: "2 * H"}.get(k, f"{k + 1} * H")
-    return f"{start}:{stop}"
-
-
 def _rows(layout: Layout, defined_here: set[str], backward: bool) -> dict[str, tuple[str, str]]:
     """For each symbol a loop body reads and does not compute: (row view, what it views).
 
     Loop bodies index 1-d row views bound before the ``j`` loop (``c_prev__row[j]``), never
     ``seq_c[t, b, j]``: LLVM does not vectorize a loop that writes into one array at offsets
-    it cannot compare, and rows of distinct names only need runtime overlap checks.
+    it cannot compare, and rows of distinct names only need runtime overlap checks. Concatenated
+    GEMM results are kept as (..., n, H) blocks, so every row is a contiguous ``[t, b, k]`` view
+    with unit stride known to the compiler (a sliced row ``[t, b, k*H:(k+1)*H]`` is not).
     """
     d = layout.d
     rows: dict[str, tuple[str, str]] = {}
@@ -263,11 +258,11 @@ def _rows(layout: Layout, defined_here: set[str], backward: bool) -> dict[str, t
         elif q.kind == "product":
             operand, k = layout.group_index(name)
             if operand == "x":
-                rows[name] = (view, f"{layout.proj('x')}[t, b, {block_slice(k)}]")
+                rows[name] = (view, f"{layout.proj('x')}[t, b, {k}]")
             elif backward:
                 rows[name] = (view, f"{layout.keep(name)}[t, b]")
             else:
-                rows[name] = (view, f"{layout.proj(operand)}[b, {block_slice(k)}]")
+                rows[name] = (view, f"{layout.proj(operand)}[b, {k}]")
         elif q.kind in ("value", "preact"):
             if name in d.spec.states:
                 rows[name] = (view, f"{layout.seq(name)}[t + 1, b]")
@@ -338,7 +333,7 @@ def emit_forward(layout: Layout, out: _Emitter) -> None:
     x_group = layout.groups["x"]
     out(f"# Input projection of all T steps at once: one GEMM, (T*B, D) @ (D, {group_width(len(x_group))}).", 1)
     out(f"{layout.proj('x')} = np.dot(x.reshape(T * B, D), {layout.matrix_arg('x', True)})"
-        f".reshape(T, B, {group_width(len(x_group))})", 1)
+        f".reshape(T, B, {len(x_group)}, H)", 1)
     for s in spec.states:
         out(f"{layout.seq(s)} = np.empty((T + 1, B, H), dtype)", 1)
         out(f"{layout.seq(s)}[0] = {s}0", 1)
@@ -346,7 +341,7 @@ def emit_forward(layout: Layout, out: _Emitter) -> None:
         out(f"{layout.keep(name)} = np.empty((T, B, H), dtype)", 1)
     for operand, products in layout.groups.items():
         if operand != "x":
-            out(f"{layout.proj(operand)} = np.empty((B, {group_width(len(products))}), dtype)", 1)
+            out(f"{layout.proj(operand)} = np.empty((B, {len(products)}, H), dtype)", 1)
     by_level = _split_levels(d, d.forward)
     crossing = _crossing_values(d, by_level, layout)
     for name in crossing:
@@ -356,7 +351,7 @@ def emit_forward(layout: Layout, out: _Emitter) -> None:
         for operand, products in layout.groups.items():
             if operand != "x" and products[0].stage == level:
                 out(f"np.dot({layout.operand_source(operand)}, {layout.matrix_arg(operand, True)}, "
-                    f"{layout.proj(operand)})", 2)
+                    f"{layout.proj(operand)}.reshape(B, {group_width(len(products))}))", 2)
         body = by_level[level]
         nest = _LoopNest(_rows(layout, {a.name for a in body}, backward=False), constants)
         nest.statements = [(a.name, "=", a.expr) for a in body]
@@ -414,7 +409,7 @@ def emit_backward(layout: Layout, out: _Emitter) -> None:
         buf = layout.delta_buffer[operand]
         if buf not in buffers:
             buffers.append(buf)
-            out(f"{buf} = np.empty((T, B, {group_width(len(products))}), dtype)", 1)
+            out(f"{buf} = np.empty((T, B, {len(products)}, H), dtype)", 1)
     for operand in layout.groups:
         if operand != "x" and not _gemm_is_carry_only(d, operand):
             out(f"{gemm_t_name(operand)} = np.empty((B, H), dtype)", 1)
@@ -458,8 +453,11 @@ def emit_backward(layout: Layout, out: _Emitter) -> None:
             for k, p in enumerate(products):
                 delta = d.product_deltas[p.name]
                 if level_of[delta.name] == level:
-                    nest.store(f"{buf}__{delta.name}", f"{buf}[t, b, {block_slice(k)}]", delta)
-                    nest.written.setdefault(delta.name, f"{buf}__{delta.name}")
+                    view = f"{buf}__{delta.name}"
+                    if view in nest.stores:  # one adjoint feeding two products of the group
+                        view = f"{view}_{k}"
+                    nest.store(view, f"{buf}[t, b, {k}]", delta)
+                    nest.written.setdefault(delta.name, view)
         if level == 0:  # adjoints of last step's states (the carries) and the parameter gradients
             zero_gemm = {sympy.Symbol(gemm_t_name(op), real=True): 0 for op in layout.groups}
             for state, expr in d.prev_adjoints.items():
@@ -476,7 +474,7 @@ def emit_backward(layout: Layout, out: _Emitter) -> None:
         for operand, products in layout.groups.items():
             if operand == "x" or products[0].stage != level:
                 continue
-            src = f"{layout.delta_buffer[operand]}[t]"
+            src = f"{layout.delta_buffer[operand]}[t].reshape(B, {group_width(len(products))})"
             if operand.endswith(PREV_SUFFIX):
                 state = operand[: -len(PREV_SUFFIX)]
                 if _gemm_is_carry_only(d, operand):

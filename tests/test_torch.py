@@ -105,8 +105,6 @@ def test_to_torch_keeps_batch_first():
 
 
 def test_from_torch_rejects_what_it_cannot_map():
-    with pytest.raises(ValueError, match="single-layer"):
-        symlstm.from_torch(torch.nn.LSTM(D, H, num_layers=2))
     with pytest.raises(ValueError, match="proj_size"):
         symlstm.from_torch(torch.nn.LSTM(D, H, proj_size=2))
     with pytest.raises(TypeError, match="supports torch.nn.LSTM, GRU and RNN"):

@@ -118,3 +118,13 @@ def test_spec_with_constants_and_three_states(tmp_path):
     assert cell.state_names == ("h", "c", "m")
     report = symlstm.gradcheck(cell)
     assert report.passed, report.table()
+
+
+def test_two_matrices_on_one_computed_vector(tmp_path):
+    """Both products of one operand get their adjoint block (a regression: the second was lost)."""
+    path = tmp_path / "two.toml"
+    path.write_text('name = "two"\nstate = ["h"]\n[equations]\n'
+                    'u = "tanh(W @ x + R @ h_prev)"\n'
+                    'h = "tanh(A @ u + C @ u + b_h)"\n')
+    report = symlstm.gradcheck(symlstm.cell(path))
+    assert report.passed, report.table()
