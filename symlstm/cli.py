@@ -44,7 +44,9 @@ def cmd_latex(args) -> int:
     from .latex import header, latex_document, latex_equations
 
     d = derive(resolve_spec(args.cell))
-    text = latex_document(d) if args.standalone else header(d) + latex_equations(d, not args.forward_only)
+    n = args.notation
+    text = (latex_document(d, n) if args.standalone
+            else header(d, n) + latex_equations(d, not args.forward_only, notation=n))
     if args.output:
         write_atomic(Path(args.output), text)
         print(f"wrote {args.output}", file=sys.stderr)
@@ -109,6 +111,108 @@ def cmd_gradcheck(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from .demo import main as demo_main  # matplotlib and tqdm load only for the demo
+
+    return demo_main(args)
+
+
+def _size(nbytes: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if nbytes < 1000 or unit == "GB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    return ""  # pragma: no cover
+
+
+def cmd_cache(args) -> int:
+    import json
+
+    from .build import cache_info, clear_cache
+
+    if args.action == "clear":
+        removed, freed = clear_cache()
+        folders = ", ".join(f["path"] for f in cache_info()["folders"])
+        print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'} ({_size(freed)}) from {folders}")
+        return 0
+    info = cache_info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for folder in info["folders"]:
+        source = f" (from ${info['env']})" if folder["role"] == "cache" and info["env_set"] else ""
+        state = {True: "writable", False: "NOT writable", None: "not created yet"}[folder["writable"]]
+        print(f"{folder['role']}: {folder['path']}{source}, {state}; {len(folder['entries'])} entries, "
+              f"{_size(folder['bytes'])}")
+        for e in folder["entries"]:
+            status = "ok" if e["intact"] else "DAMAGED (rebuilt on next use)"
+            print(f"  {e['name']:<40} {_size(e['bytes']):>9}  {e['compiled']} compiled function(s)  {status}")
+    return 0
+
+
+def _add_cache_parser(sub) -> None:
+    p = sub.add_parser("cache", help="show or empty the kernel cache",
+                       description="The generated kernel modules and Numba's compiled code live in "
+                                   "a cache folder ($SYMLSTM_CACHE_DIR, else ~/.cache/symlstm). "
+                                   "'info' lists it, 'clear' deletes its entries (they are rebuilt "
+                                   "on next use).")
+    p.add_argument("action", choices=["info", "clear"])
+    p.add_argument("--json", action="store_true", help="info as JSON")
+    p.set_defaults(func=cmd_cache)
+
+
+def cmd_docs(args) -> int:
+    import time
+
+    from .docs import DocsError, build_docs
+
+    start = time.perf_counter()
+    try:
+        report = build_docs(args.out, cells=args.cells or None, notation=args.notation, png=args.png,
+                            pdf=not args.no_pdf, tex=not args.no_tex, diagrams=not args.no_diagrams,
+                            dpi=args.dpi, force=args.force, progress=not args.quiet, jobs=args.jobs)
+    except DocsError as err:
+        print(f"symlstm docs: error: {err}", file=sys.stderr)
+        return 2
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for error in report.errors:
+        print(f"symlstm docs: error: {error}", file=sys.stderr)
+    print(f"{args.out}: {len(report.written)} file(s) written, {len(report.reused)} up to date "
+          f"({time.perf_counter() - start:.1f} s); open {Path(args.out) / 'index.html'}")
+    return 0 if report.ok else 1
+
+
+def _add_docs_parser(sub) -> None:
+    p = sub.add_parser(
+        "docs", help="build formula sheets (LaTeX/PDF), PNGs, Markdown, HTML pages and diagrams",
+        description="Build, for every built-in cell (or the cells given), a LaTeX formula sheet and "
+                    "its PDF, PNG pictures of the equations, a Markdown page, a static HTML page "
+                    "with MathML equations, a Graphviz diagram, and a comparison table of all "
+                    "cells. Files whose inputs did not change are reused.")
+    p.add_argument("cells", nargs="*", metavar="CELL", help="built-in names or .toml spec paths (default: all built-ins)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--notation", default=None, metavar="PRESET",
+                   help="symlstm (default), greff, pytorch, d2l, or a notation .toml file")
+    p.add_argument("--png", choices=["auto", "latex", "mathtext"], default="auto",
+                   help="how to draw the equation PNGs: pdflatex+pdftoppm, matplotlib's mathtext, "
+                        "or auto (pdflatex when installed; the default)")
+    p.add_argument("--dpi", type=int, default=150, help="resolution of the equation PNGs (default 150)")
+    p.add_argument("--no-pdf", action="store_true", help="do not compile the LaTeX sheets")
+    p.add_argument("--no-tex", action="store_true", help="build as if TeX were not installed")
+    p.add_argument("--no-diagrams", action="store_true", help="do not run Graphviz")
+    p.add_argument("--force", action="store_true", help="rebuild every file")
+    p.add_argument("--jobs", type=int, default=None, help="parallel pdflatex/dot/matplotlib jobs")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_docs)
+
+
+def cmd_bench(args) -> int:
+    from .bench import main as bench_main  # its options are its own: symlstm bench --help
+
+    return bench_main(args.bench_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="symlstm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -121,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--standalone", action="store_true", help="a complete document for pdflatex")
     p.add_argument("--forward-only", action="store_true", help="leave out the backward pass")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
+    p.add_argument("--notation", default=None, metavar="PRESET",
+                   help="symbol names and style: symlstm (default), greff, pytorch, d2l, "
+                        "or the path of a notation .toml file")
     p.set_defaults(func=cmd_latex)
 
     p = sub.add_parser("generate", help="write the kernels and LaTeX of the built-in cells")
@@ -137,14 +244,30 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{dim}", type=int, default=default, help=f"problem size {dim} (default {default})")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_gradcheck)
+    _add_cache_parser(sub)
+
+    p = sub.add_parser("demo", help="train cells on a task and plot what they learn (demo adding --quick)")
+    from .demo import add_arguments as add_demo_arguments
+
+    add_demo_arguments(p)
+    p.set_defaults(func=cmd_demo)
+    _add_docs_parser(sub)
+
+    p = sub.add_parser("bench", add_help=False, help="time the kernels against PyTorch, side by side "
+                       "(symlstm bench --help)")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # the benchmark parses its own options, --help included
+        return cmd_bench(argparse.Namespace(bench_args=argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (SpecError, FileNotFoundError, ValueError) as err:
+    except (SpecError, OSError, ValueError) as err:
         print(f"symlstm: error: {err}", file=sys.stderr)
         return 2
 

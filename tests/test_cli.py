@@ -64,8 +64,8 @@ def test_gradcheck_unknown_cell_is_an_error(capsys):
     assert "unknown cell" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["list", "latex", "generate", "gradcheck"])
+@pytest.mark.parametrize("command", ["list", "latex", "generate", "gradcheck", "bench"])
 def test_help(command):
     run = subprocess.run([sys.executable, "-m", "symlstm.cli", command, "--help"],
                          capture_output=True, text=True)
-    assert run.returncode == 0 and "usage: symlstm" in run.stdout
+    assert run.returncode == 0 and "usage: symlstm" in run.stdout, run.stderr
