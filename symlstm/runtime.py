@@ -6,6 +6,17 @@ Every public entry point checks its arguments before any Numba code runs, so bad
 Dtype rule: the computation runs in the dtype of ``x`` (float32 or float64); parameters and states
 of the other float dtype are cast to it. Integer, boolean, complex, object and float16 arrays are
 rejected. NaN and Inf propagate as IEEE arithmetic does.
+
+Any layout is accepted (non-contiguous, Fortran-ordered, read-only, byte-swapped): arrays are copied
+to C-contiguous, writable, native-order ones first, so the kernels see one type per dtype and never
+recompile. ``forward`` returns arrays of its own: changing ``x``, ``params``, ``ys`` or ``state`` in
+place afterwards does not change what ``backward`` computes.
+
+Long sequences: ``forward(..., checkpoint=k)`` keeps only the states at every k-th step instead of
+every stored activation; ``backward`` recomputes each segment of k steps from its stored state and
+backpropagates through it with the state gradient carried from the segment after it. Memory for
+the stored activations drops from O(T) to O(T/k + k) (k ~ sqrt(T) is the minimum) at the cost of
+running the forward pass twice.
 """
 from __future__ import annotations
 
@@ -21,6 +32,7 @@ SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _as_float_array(value, what: str, dtype: np.dtype | None = None) -> np.ndarray:
+    """``value`` as a C-contiguous, aligned, writable, native-order float32/float64 array."""
     if isinstance(value, np.ndarray):
         array = value
     else:
@@ -28,9 +40,34 @@ def _as_float_array(value, what: str, dtype: np.dtype | None = None) -> np.ndarr
             array = np.asarray(value)
         except Exception as err:  # noqa: BLE001 - anything that is not array-like
             raise TypeError(f"{what} must be a NumPy array, got {type(value).__name__}") from err
-    if array.dtype not in SUPPORTED_DTYPES:
+    native = array.dtype.newbyteorder("=") if array.dtype.kind == "f" else array.dtype
+    if native not in SUPPORTED_DTYPES:
         raise TypeError(f"{what} has dtype {array.dtype}; use float32 or float64")
-    return np.ascontiguousarray(array, dtype=dtype if dtype is not None else array.dtype)
+    target = dtype if dtype is not None else native
+    out = np.asarray(array, dtype=target, order="C")  # keeps a 0-d array 0-d, for the messages
+    if not (out.flags.writeable and out.flags.aligned) or out.dtype.byteorder not in "=|":
+        out = np.array(out, dtype=target, order="C", copy=True)  # a read-only array is its own type
+    return out
+
+
+def _owned(array: np.ndarray, original) -> np.ndarray:
+    """``array``, copied unless it is a fresh array made from the caller's ``original`` (it may
+    be the caller's own array, or a view of its memory: an ndarray, a buffer, a tensor)."""
+    if array is original or array.base is not None:
+        return array.copy()
+    return array
+
+
+def _checkpoint_interval(checkpoint) -> int | None:
+    if checkpoint is None:
+        return None
+    if isinstance(checkpoint, bool) or not isinstance(checkpoint, (int, np.integer)):
+        raise TypeError(f"checkpoint must be None or a positive integer k (keep the state at every "
+                        f"k-th step), got {checkpoint!r}")
+    if checkpoint < 1:
+        raise ValueError(f"checkpoint must be a positive integer k (keep the state at every k-th "
+                         f"step), got {checkpoint}; use None to keep everything")
+    return int(checkpoint)
 
 
 def _check_shape(array: np.ndarray, expected: tuple[int, ...], what: str, meaning: str) -> None:
@@ -48,12 +85,17 @@ class ForwardCache:
     x: np.ndarray
     matrices: tuple[np.ndarray, ...]  # one stacked (n*H, in) matrix per operand group
     vectors: tuple[np.ndarray, ...]
-    saved: tuple[np.ndarray, ...]
+    saved: tuple[np.ndarray, ...]  # empty when checkpointing
+    #: with ``forward(..., checkpoint=k)``: k, and per state an (ceil(T/k), B, H) array holding the
+    #: state at steps 0, k, 2k, ...
+    checkpoint: int | None = None
+    checkpoints: tuple[np.ndarray, ...] = ()
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the stored forward activations (not counting x and the weights)."""
-        return sum(a.nbytes for a in self.saved)
+        """Bytes held by the stored forward activations or checkpoints (not counting x and the
+        weights)."""
+        return sum(a.nbytes for a in self.saved) + sum(a.nbytes for a in self.checkpoints)
 
 
 class Cell:
@@ -95,10 +137,10 @@ class Cell:
         dtype = np.dtype(dtype)
         if dtype not in SUPPORTED_DTYPES:
             raise TypeError(f"dtype {dtype} is not supported; use float32 or float64")
+        shapes = self.param_shapes(D, H)
         rng = np.random.default_rng(seed)
-        bound = 1.0 / np.sqrt(H)
-        return {name: rng.uniform(-bound, bound, size=shape).astype(dtype)
-                for name, shape in self.param_shapes(D, H).items()}
+        bound = 1.0 / np.sqrt(int(H))
+        return {name: rng.uniform(-bound, bound, size=shape).astype(dtype) for name, shape in shapes.items()}
 
     # -- validation ---------------------------------------------------------------------------
     def _check_params(self, params: Mapping, D: int, dtype: np.dtype) -> tuple[dict[str, np.ndarray], int]:
@@ -151,31 +193,86 @@ class Cell:
         return out[0], out[1:1 + ng], out[1 + ng:1 + ng + nv], out[1 + ng + nv:]
 
     # -- the API --------------------------------------------------------------------------------
-    def forward(self, x, params: Mapping, state0: Mapping | None = None):
+    def forward(self, x, params: Mapping, state0: Mapping | None = None, *, checkpoint: int | None = None):
         """Run over a sequence. ``x`` is (T, B, D); returns ``(ys, state, cache)``.
 
         ``ys`` is (T, B, H) = h_1..h_T; ``state`` maps each state name to its final (B, H) value;
-        ``state0`` None means zeros.
+        ``state0`` None means zeros. ``checkpoint=k`` keeps only the states at steps 0, k, 2k, ...
+        for the backward, which then recomputes the rest (see the module docstring).
         """
+        original_x = x
         x = _as_float_array(x, "x")
         if x.ndim != 3:
             raise ValueError(f"x has shape {x.shape}; expected (T, B, D), time-major")
         T, B, D = x.shape
         if B < 1 or D < 1:
             raise ValueError(f"x has shape {x.shape}; the batch B and the input size D must be >= 1")
+        k = _checkpoint_interval(checkpoint)
         dtype = x.dtype
         params, H = self._check_params(params, D, dtype)
         states0 = self._check_states(state0, B, H, dtype, "state0")
+        x = _owned(x, original_x)
         matrices = tuple(np.concatenate([params[m] for m in names], axis=0) for _, names in self._groups)
-        vectors = tuple(params[v] for v in self._vectors)
+        vectors = tuple(params[v].copy() for v in self._vectors)
         if T == 0:
             saved = tuple(s[None].copy() for s in states0)
-        else:
+        elif k is None:
             saved = self._kernel_forward(x, matrices, vectors, states0)
-        ys = saved[0][1:]
-        state = {s: saved[k][-1].copy() for k, s in enumerate(self.state_names)}
+        else:
+            ys, final, checkpoints = self._checkpointed_forward(x, matrices, vectors, states0, k)
+            cache = ForwardCache(self.spec.sha256, dtype, (T, B, D, H), x, matrices, vectors, (),
+                                 k, checkpoints)
+            return ys, dict(zip(self.state_names, final)), cache
+        ys = saved[0][1:].copy()
+        state = {s: saved[j][-1].copy() for j, s in enumerate(self.state_names)}
         cache = ForwardCache(self.spec.sha256, dtype, (T, B, D, H), x, matrices, vectors, tuple(saved))
         return ys, state, cache
+
+    @staticmethod
+    def _segments(T: int, k: int) -> list[tuple[int, int]]:
+        return [(t0, min(t0 + k, T)) for t0 in range(0, T, k)]
+
+    def _checkpointed_forward(self, x, matrices, vectors, states0, k):
+        """Run segment by segment, keeping the outputs and each segment's initial states only."""
+        T, B, _ = x.shape
+        H = states0[0].shape[1]
+        segments = self._segments(T, k)
+        checkpoints = tuple(np.empty((len(segments), B, H), x.dtype) for _ in self.state_names)
+        ys = np.empty((T, B, H), x.dtype)
+        current = list(states0)
+        for n, (t0, t1) in enumerate(segments):
+            for stored, value in zip(checkpoints, current):
+                stored[n] = value
+            saved = self._kernel_forward(x[t0:t1], matrices, vectors, current)
+            ys[t0:t1] = saved[0][1:]
+            current = [saved[j][-1].copy() for j in range(len(self.state_names))]
+            del saved  # one segment's activations at a time
+        return ys, current, checkpoints
+
+    def _checkpointed_backward(self, cache: ForwardCache, dys, dlast):
+        """Backward over the segments in reverse: recompute each one's activations from its stored
+        initial states, backpropagate through it, carry the state gradient to the one before."""
+        T, B, D, H = cache.shape
+        x = cache.x
+        dx = np.empty((T, B, D), cache.dtype)
+        grad_matrices = [np.zeros_like(m) for m in cache.matrices]
+        grad_vectors = [np.zeros_like(v) for v in cache.vectors]
+        carried = list(dlast)
+        segments = self._segments(T, cache.checkpoint)
+        for n in range(len(segments) - 1, -1, -1):
+            t0, t1 = segments[n]
+            start = [np.ascontiguousarray(stored[n]) for stored in cache.checkpoints]
+            saved = self._kernel_forward(x[t0:t1], cache.matrices, cache.vectors, start)
+            dx_seg, gm, gv, carried = self._kernel_backward(
+                x[t0:t1], cache.matrices, cache.vectors, saved, dys[t0:t1], carried)
+            del saved
+            dx[t0:t1] = dx_seg
+            for total, part in zip(grad_matrices, gm):
+                total += part
+            for total, part in zip(grad_vectors, gv):
+                total += part
+            carried = [np.ascontiguousarray(c) for c in carried]
+        return dx, grad_matrices, grad_vectors, carried
 
     def backward(self, dys, cache: ForwardCache, dstate: Mapping | None = None):
         """Backpropagate. ``dys`` is dL/dys (T, B, H) or None for zeros; ``dstate`` maps state
@@ -194,13 +291,15 @@ class Cell:
             grad_matrices = [np.zeros_like(m) for m in cache.matrices]
             grad_vectors = [np.zeros_like(v) for v in cache.vectors]
             dstate0 = [d.copy() for d in dlast]
+        elif cache.checkpoint is not None:
+            dx, grad_matrices, grad_vectors, dstate0 = self._checkpointed_backward(cache, dys, dlast)
         else:
             dx, grad_matrices, grad_vectors, dstate0 = self._kernel_backward(
                 cache.x, cache.matrices, cache.vectors, cache.saved, dys, dlast)
         dparams: dict[str, np.ndarray] = {}
         for (_, names), grad in zip(self._groups, grad_matrices):
-            for k, m in enumerate(names):
-                block = grad[k * H:(k + 1) * H]
+            for j, m in enumerate(names):
+                block = grad[j * H:(j + 1) * H]
                 dparams[m] = dparams[m] + block if m in dparams else block.copy()
         dparams.update(zip(self._vectors, grad_vectors))
         dparams = {n: dparams[n] for n in self.param_names}
@@ -233,8 +332,8 @@ class BatchFirstCell:
             raise ValueError(f"{what} has shape {array.shape}; expected (B, T, features), batch first")
         return array.transpose(1, 0, 2)
 
-    def forward(self, x, params: Mapping, state0: Mapping | None = None):
-        ys, state, cache = self.cell.forward(self._swap(x, "x"), params, state0)
+    def forward(self, x, params: Mapping, state0: Mapping | None = None, *, checkpoint: int | None = None):
+        ys, state, cache = self.cell.forward(self._swap(x, "x"), params, state0, checkpoint=checkpoint)
         return ys.transpose(1, 0, 2), state, cache
 
     def backward(self, dys, cache: ForwardCache, dstate: Mapping | None = None):

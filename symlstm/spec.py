@@ -12,6 +12,7 @@ import keyword
 import math
 import re
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,17 @@ MAX_EXPRESSION_DEPTH = 40
 MAX_EQUATIONS = 200
 MAX_INT_EXPONENT = 8
 MAX_SPEC_BYTES = 100_000
+MAX_NAME_CHARS = 64
+#: syntax-tree nodes in all equations together (the LSTM's six equations have ~60); with the
+#: limit on factors this bounds the derivation's time (a product of n factors has n terms of
+#: n - 1 factors in its derivative) to seconds
+MAX_SPEC_NODES = 2000
+MAX_PRODUCT_FACTORS = 32
+MAX_TEXT_CHARS = 300  # title and each reference
+MAX_REFERENCES = 50
+#: largest magnitude of a number in an equation after SymPy folds its constants (1e300 * 1e300 would
+#: print as ``inf`` in a kernel; the headroom keeps the derivatives' constants finite too)
+MAX_CONSTANT = 1e100
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*\Z")
 # Names the generated kernels use for their own variables, or that would read ambiguously.
@@ -101,11 +113,35 @@ class CellSpec:
 def validate_name(name: object, what: str) -> str:
     """An identifier that is safe to use in generated source and file names."""
     if not isinstance(name, str) or not _NAME.match(name) or keyword.iskeyword(name):
+        shown = repr(name) if not isinstance(name, str) or len(name) <= 80 else repr(name[:80]) + "..."
         raise SpecError(
-            f"{what} {name!r} is not a valid name: use letters and digits, optionally joined by "
+            f"{what} {shown} is not a valid name: use ASCII letters and digits, optionally joined by "
             "single underscores, starting with a letter (e.g. 'W_i', 'c', 'gate2')"
         )
+    if len(name) > MAX_NAME_CHARS:
+        raise SpecError(f"{what} {name[:20]!r}... is {len(name)} characters long; "
+                        f"names may have at most {MAX_NAME_CHARS}")
     return name
+
+
+def _check_text(value: object, what: str) -> str:
+    """Free text (title, references): one line of printable text, so it can sit in a generated
+    module's docstring and a LaTeX heading without changing either."""
+    if not isinstance(value, str):
+        raise SpecError(f"{what} must be a string, got {type(value).__name__}")
+    if len(value) > MAX_TEXT_CHARS:
+        raise SpecError(f"{what} is {len(value)} characters long; at most {MAX_TEXT_CHARS} are allowed")
+    bad = next((ch for ch in value if not ch.isprintable()), None)
+    if bad is not None:
+        raise SpecError(f"{what} contains the control or non-printable character {bad!r} at position "
+                        f"{value.index(bad)}; it must be a single line of printable text")
+    return value
+
+
+def equation_label(target: str, text: str, limit: int = 160) -> str:
+    """How messages name an equation: ``equation h = 'o * tanh(c)'`` (long text shortened)."""
+    shown = text if len(text) <= limit else text[:limit] + " ..."
+    return f"equation {target} = {shown!r}"
 
 
 def _check_variable_name(name: str, where: str) -> None:
@@ -127,7 +163,7 @@ class _ExpressionBuilder:
     _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@"}
 
     def __init__(self, target: str, text: str, known: set[str], states: tuple[str, ...]):
-        self.where = f"equation {target} = {text!r}"
+        self.where = equation_label(target, text)
         self.known = known
         self.states = states
         self.names: list[tuple[str, str]] = []  # (name, role) with role in {"matrix", "value"}
@@ -142,22 +178,12 @@ class _ExpressionBuilder:
             raise self.fail(f"expression nested deeper than {MAX_EXPRESSION_DEPTH} levels")
         if isinstance(node, ast.Expression):
             return self.build(node.body, depth + 1)
-        if isinstance(node, ast.BinOp) and type(node.op) in self._BINOPS:
-            if isinstance(node.op, ast.MatMult):
-                return self.matvec(node, depth)
-            left = self.build(node.left, depth + 1)
-            if isinstance(node.op, ast.Pow):
-                return left ** self.exponent(node.right)
-            right = self.build(node.right, depth + 1)
-            if isinstance(node.op, ast.Add):
-                return left + right
-            if isinstance(node.op, ast.Sub):
-                return left - right
-            if isinstance(node.op, ast.Mult):
-                return left * right
-            if right == 0:
-                raise self.fail("division by zero", node)
-            return left / right
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
+            return self.chain(node, depth)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+            return self.matvec(node, depth)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            return self.build(node.left, depth + 1) ** self.exponent(node.right)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             operand = self.build(node.operand, depth + 1)
             return -operand if isinstance(node.op, ast.USub) else operand
@@ -169,6 +195,28 @@ class _ExpressionBuilder:
             return self.name(node)
         raise self.fail(f"{self.describe(node)} is not allowed; an equation may use names, numbers, "
                         "+ - * / ** @, parentheses and calls of " + ", ".join(sorted(FUNCTIONS)), node)
+
+    def chain(self, node: ast.BinOp, depth: int) -> sympy.Expr:
+        """``a + b - c + ...`` or ``a * b / c * ...``: Python parses these as a left-leaning tree as
+        deep as the chain is long; walk its left spine in a loop, so a long sum counts as one level
+        of nesting (and builds one SymPy Add instead of a nested one)."""
+        additive = isinstance(node.op, (ast.Add, ast.Sub))
+        ops = (ast.Add, ast.Sub) if additive else (ast.Mult, ast.Div)
+        rights: list[tuple[ast.BinOp, ast.AST]] = []
+        while isinstance(node, ast.BinOp) and isinstance(node.op, ops):
+            rights.append((node, node.right))
+            node = node.left
+        terms = [self.build(node, depth + 1)]
+        for parent, right in reversed(rights):
+            value = self.build(right, depth + 1)
+            if isinstance(parent.op, ast.Sub):
+                value = -value
+            elif isinstance(parent.op, ast.Div):
+                if value == 0:
+                    raise self.fail("division by zero", parent)
+                value = 1 / value
+            terms.append(value)
+        return sympy.Add(*terms) if additive else sympy.Mul(*terms)
 
     @staticmethod
     def describe(node: ast.AST) -> str:
@@ -259,16 +307,17 @@ def _read_text(source: str | bytes | Path) -> tuple[str, str]:
     """Return (spec text, what to call it in messages)."""
     if isinstance(source, Path):
         try:
-            raw = source.read_bytes()
+            with open(source, "rb") as fh:  # read no more than the limit, whatever the file is
+                raw = fh.read(MAX_SPEC_BYTES + 1)
         except OSError as err:
-            raise SpecError(f"cannot read spec file {source}: {err.strerror}") from None
+            raise SpecError(f"cannot read spec file {source}: {err.strerror or err}") from None
         label = str(source)
     elif isinstance(source, bytes):
         raw, label = source, "spec"
     else:
         return source, "spec"
     if len(raw) > MAX_SPEC_BYTES:
-        raise SpecError(f"{label} is {len(raw)} bytes; a spec may be at most {MAX_SPEC_BYTES} bytes")
+        raise SpecError(f"{label} is larger than {MAX_SPEC_BYTES} bytes, the limit for a spec")
     try:
         return raw.decode("utf-8"), label
     except UnicodeDecodeError as err:
@@ -284,8 +333,10 @@ def parse_spec(source: str | bytes | Path) -> CellSpec:
         raise SpecError(f"{label} is larger than {MAX_SPEC_BYTES} bytes")
     try:
         data = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, RecursionError) as err:
-        raise SpecError(f"{label} is not valid TOML: {err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise _toml_error(text, label, err) from None
+    except RecursionError:
+        raise SpecError(f"{label} is not valid TOML: its tables or arrays are nested too deeply") from None
 
     unknown = sorted(set(data) - _TOP_LEVEL_KEYS)
     if unknown:
@@ -294,12 +345,14 @@ def parse_spec(source: str | bytes | Path) -> CellSpec:
         if key not in data:
             raise SpecError(f"{label}: missing required key {key!r}")
     name = validate_name(data["name"], "cell name")
-    title = data.get("title", name)
+    title = _check_text(data.get("title", name), f"{label}: title")
     references = data.get("references", [])
-    if not isinstance(title, str):
-        raise SpecError(f"{label}: title must be a string")
     if not isinstance(references, list) or not all(isinstance(r, str) for r in references):
         raise SpecError(f"{label}: references must be a list of strings")
+    if len(references) > MAX_REFERENCES:
+        raise SpecError(f"{label}: more than {MAX_REFERENCES} references")
+    for k, reference in enumerate(references):
+        _check_text(reference, f"{label}: references[{k}]")
 
     states = data["state"]
     if not isinstance(states, list) or not states:
@@ -319,6 +372,7 @@ def parse_spec(source: str | bytes | Path) -> CellSpec:
         raise SpecError(f"{label}: more than {MAX_EQUATIONS} equations")
 
     equations: list[Equation] = []
+    nodes = 0
     defined: set[str] = set()
     roles: dict[str, str] = {}
     matrix_kind: dict[str, str] = {}
@@ -335,25 +389,44 @@ def parse_spec(source: str | bytes | Path) -> CellSpec:
             raise SpecError(f"{where}: the right-hand side must be a string, e.g. {target} = \"...\"")
         if len(text_) > MAX_EQUATION_CHARS:
             raise SpecError(f"{where}: longer than {MAX_EQUATION_CHARS} characters")
+        if not text_.strip():
+            raise SpecError(f"{equation_label(target, text_)}: the expression is empty")
+        if "\0" in text_:
+            raise SpecError(f"{equation_label(target, text_)}: contains a null character")
         try:
-            tree = ast.parse(text_.strip(), mode="eval")
+            with warnings.catch_warnings():  # e.g. "invalid decimal literal": the error says it
+                warnings.simplefilter("ignore", SyntaxWarning)
+                tree = ast.parse(text_.strip(), mode="eval")
         except SyntaxError as err:
-            raise SpecError(f"equation {target} = {text_!r}: syntax error at column {err.offset}: "
-                            f"{err.msg}") from None
-        except (RecursionError, MemoryError, ValueError):
-            raise SpecError(f"equation {target} = {text_!r}: expression too deeply nested") from None
+            at = f"line {err.lineno}, column {err.offset}" if (err.lineno or 1) > 1 else f"column {err.offset}"
+            raise SpecError(f"{equation_label(target, text_)}: syntax error at {at}: {err.msg}") from None
+        except (RecursionError, MemoryError):
+            raise SpecError(f"{equation_label(target, text_)}: expression too deeply nested") from None
+        except ValueError as err:  # e.g. characters the parser refuses
+            raise SpecError(f"{equation_label(target, text_)}: cannot be parsed: {err}") from None
+        nodes += sum(1 for _ in ast.walk(tree))
+        if nodes > MAX_SPEC_NODES:
+            raise SpecError(f"{equation_label(target, text_)}: the equations up to this one have {nodes} "
+                            f"operations and names; a spec may have at most {MAX_SPEC_NODES}")
         builder = _ExpressionBuilder(target, text_, defined, states)
         try:
             expr = builder.build(tree)
         except RecursionError:
-            raise SpecError(f"equation {target} = {text_!r}: expression too deeply nested") from None
+            raise SpecError(f"{equation_label(target, text_)}: expression too deeply nested") from None
+        _check_constants(expr, f"{equation_label(target, text_)}")
+        _check_products(expr, f"{equation_label(target, text_)}")
         for used, role in builder.names:
             _classify(used, role, target, text_, defined, table, roles, states)
         for mv in sorted(expr.atoms(MatVec), key=sympy.default_sort_key):
             kind = "x" if mv.operand == symbol(INPUT) else "h"
             matrix = mv.matrix.name
+            if isinstance(mv.operand, sympy.Symbol) and roles.get(mv.operand.name) == "vector":
+                raise SpecError(f"{equation_label(target, text_)}: '{matrix} @ {mv.operand.name}' multiplies "
+                                f"the parameter vector {mv.operand.name!r}, which is the same at every step; "
+                                "use a bias vector instead, or multiply x, a state's _prev value or a "
+                                "computed vector")
             if matrix_kind.setdefault(matrix, kind) != kind:
-                raise SpecError(f"equation {target} = {text_!r}: the matrix {matrix!r} multiplies "
+                raise SpecError(f"{equation_label(target, text_)}: the matrix {matrix!r} multiplies "
                                 "both the input x (H x D) and a hidden vector (H x H); use two matrices")
         for used, role in builder.names:
             order = vectors if roles.get(used) == "vector" else matrix_order if role == "matrix" else None
@@ -375,9 +448,62 @@ def parse_spec(source: str | bytes | Path) -> CellSpec:
     )
 
 
+def _check_constants(expr: sympy.Expr, where: str) -> None:
+    """Reject numbers that cannot become float64 constants of a kernel (e.g. ``0 ** -1`` or
+    ``1e300 * 1e300`` after SymPy folds them)."""
+    if expr.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
+        raise SpecError(f"{where}: the expression divides by zero or is infinite after simplification "
+                        f"({sympy.sstr(expr)[:120]})")
+    for number in expr.atoms(sympy.Number):
+        value = float(number)
+        if not math.isfinite(value) or abs(value) > MAX_CONSTANT:
+            raise SpecError(f"{where}: the constant {sympy.N(number, 3)} (after multiplying out the "
+                            f"numbers in the equation) is larger than {MAX_CONSTANT:g} in magnitude")
+
+
+def _check_products(expr: sympy.Expr, where: str) -> None:
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, sympy.Mul) and len(node.args) > MAX_PRODUCT_FACTORS:
+            raise SpecError(f"{where}: a product of {len(node.args)} factors; at most "
+                            f"{MAX_PRODUCT_FACTORS} are allowed (name part of it in an equation of its own)")
+
+
+_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def _toml_error(text: str, label: str, err: Exception) -> SpecError:
+    """A TOML error as a SpecError that says which line and, for a repeated key, which name."""
+    message = str(err)
+    match = _TOML_POSITION.search(message)
+    if not match:
+        return SpecError(f"{label} is not valid TOML: {message}")
+    lineno = int(match.group(1))
+    lines = text.splitlines()
+    line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
+    if message.startswith("Cannot overwrite a value") and "=" in line:
+        key = line.split("=", 1)[0].strip().strip('"\'')[:80]
+        section = ""
+        first = None
+        for k, candidate in enumerate(lines[: lineno - 1], start=1):
+            stripped = candidate.strip()
+            if stripped.startswith("[") and stripped.endswith("]"):
+                section = stripped.strip("[] ")
+                first = None
+            elif "=" in stripped and stripped.split("=", 1)[0].strip().strip('"\'') == key:
+                first = k
+        earlier = f" (first at line {first})" if first else ""
+        if section == "equations":
+            return SpecError(f"{label} is not valid TOML: line {lineno}: equation {key!r} is defined "
+                             f"twice{earlier}; each name may be defined once (give an intermediate "
+                             "value a name of its own)")
+        return SpecError(f"{label} is not valid TOML: line {lineno}: the key {key!r} is given "
+                         f"twice{earlier}; give each key once")
+    return SpecError(f"{label} is not valid TOML: {message}; line {lineno}: {line[:120]!r}")
+
+
 def _classify(used, role, target, text, defined, table, roles, states) -> None:
     """Decide what a name is (matrix, parameter vector, earlier value) and reject conflicts."""
-    where = f"equation {target} = {text!r}"
+    where = equation_label(target, text)
     if used.endswith(PREV_SUFFIX):
         return
     if used == target:
