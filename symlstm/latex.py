@@ -4,6 +4,10 @@ Vectors and matrices are bold, ``\\odot`` is the elementwise product, pre-activa
 ``\\delta a`` is dL/da and ``\\Delta_t`` is the gradient arriving from above. The backward lines are
 the derivation's own assignments; the adjoint a state receives from step t+1 (the kernel's carry)
 is written out as the t+1 terms it stands for, e.g. ``\\mathbf{R}_i^\\top \\delta\\bar{\\mathbf{i}}_{t+1}``.
+
+How each symbol looks is data: a ``Notation`` preset (``symlstm.notation``; ``greff``, ``pytorch``,
+``d2l`` or a user's TOML file) supplies the templates, and every function here takes one
+(default: ``symlstm``). The printer's logic is the same for all presets.
 """
 from __future__ import annotations
 
@@ -12,36 +16,26 @@ from sympy.printing.printer import Printer
 
 from . import functions as fn
 from .derive import Derivation, Quantity
+from .notation import DEFAULT, GREEK, Notation, NotationError, load_notation  # noqa: F401 (GREEK re-exported)
 from .spec import PREV_SUFFIX
 from .version import __version__
 
-GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "kappa", "lambda",
-         "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "phi", "chi", "psi", "omega"}
-
-FUNCTION_LATEX = {
-    fn.Sigmoid: r"\sigma", fn.Tanh: r"\tanh", fn.Exp: r"\exp", fn.Relu: r"\operatorname{ReLU}",
-    fn.Softsign: r"\operatorname{softsign}", fn.HardSigmoid: r"\operatorname{hardsigmoid}",
-}
+#: quantity kinds whose symbols carry a time index
+TIMED_KINDS = frozenset({"value", "preact", "prev", "delta", "output_grad"})
 
 
-class LatexError(Exception):
+class LatexError(ValueError):
     """The derivation contains something the LaTeX printer cannot express."""
 
 
-def bold(name: str) -> str:
-    """``W_i`` -> ``\\mathbf{W}_{i}``; Greek names get ``\\boldsymbol``."""
-    base, _, sub = name.partition("_")
-    head = rf"\boldsymbol{{\{base}}}" if base in GREEK else rf"\mathbf{{{base}}}"
-    return head + (rf"_{{{sub}}}" if sub else "")
+def bold(name: str, notation: Notation | str | None = None) -> str:
+    """A parameter's name: ``W_i`` -> ``\\mathbf{W}_{i}`` in the default notation."""
+    return load_notation(notation).parameter(name)
 
 
-def with_time(name: str, time: str, bar: bool = False) -> str:
-    base, _, sub = name.partition("_")
-    head = rf"\boldsymbol{{\{base}}}" if base in GREEK else rf"\mathbf{{{base}}}"
-    if bar:
-        head = rf"\bar{{{head}}}"
-    index = f"{sub},{time}" if sub else time
-    return f"{head}_{{{index}}}" if len(index) > 1 else f"{head}_{index}"
+def with_time(name: str, time: str, bar: bool = False, notation: Notation | str | None = None) -> str:
+    """A vector at a time: ``c``, ``t-1`` -> ``\\mathbf{c}_{t-1}`` in the default notation."""
+    return load_notation(notation).vector(name, time, preact=bar)
 
 
 class VectorLatexPrinter(Printer):
@@ -49,14 +43,16 @@ class VectorLatexPrinter(Printer):
 
     printmethod = "_symlstm_latex"
 
-    def __init__(self, derivation: Derivation, step: str | int = "t", shift: int = 0):
+    def __init__(self, derivation: Derivation, step: str | int = "t", shift: int = 0,
+                 notation: Notation | str | None = None):
         super().__init__()
         self.d = derivation
         self.step = step
         self.shift = shift
+        self.n = load_notation(notation)
 
     def shifted(self, by: int) -> "VectorLatexPrinter":
-        return VectorLatexPrinter(self.d, self.step, self.shift + by)
+        return VectorLatexPrinter(self.d, self.step, self.shift + by, self.n)
 
     def time(self, offset: int = 0) -> str:
         k = self.shift + offset
@@ -77,27 +73,27 @@ class VectorLatexPrinter(Printer):
     def symbol_latex(self, name: str) -> str:
         q = self.quantity(name)
         if q.kind == "value":
-            return with_time(q.base, self.time())
+            return self.n.vector(q.base, self.time())
         if q.kind == "preact":
-            return with_time(q.base, self.time(), bar=True)
+            return self.n.vector(q.base, self.time(), preact=True)
         if q.kind == "prev":
-            return with_time(q.base, self.time(-1))
+            return self.n.vector(q.base, self.time(-1))
         if q.kind == "param":
-            return bold(q.base)
+            return self.n.parameter(q.base)
         if q.kind == "product":
-            return f"{bold(q.base)} {self.operand_latex(q.operand)}"
+            return self.n.product(self.n.parameter(q.base), self.operand_latex(q.operand))
         if q.kind == "delta":
             inner = self.symbol_latex(q.base)
             if self.quantity(q.base).kind == "product":
                 inner = f"({inner})"
-            return rf"\delta {inner}"
+            return self.n.delta(inner)
         if q.kind == "output_grad":
-            return rf"\Delta_{{{self.time()}}}" if len(self.time()) > 1 else rf"\Delta_{self.time()}"
+            return self.n.output_grad(self.time())
         raise LatexError(f"the symbol {name!r} ({q.kind}) is printed through its expansion")
 
     def operand_latex(self, operand: str) -> str:
         if operand == "x":
-            return with_time("x", self.time())
+            return self.n.vector("x", self.time())
         return self.symbol_latex(operand)
 
     def _print_Symbol(self, expr):
@@ -127,7 +123,8 @@ class VectorLatexPrinter(Printer):
             for item in expansion:
                 if len(item) == 3:  # (delta, printer, product): M^T delta
                     delta, printer, product = item
-                    out.append(rf"+ {bold(product.matrix)}^{{\top}} {printer._print(delta)}")
+                    out.append("+ " + self.n.product(self.n.parameter(product.matrix),
+                                                     printer._print(delta), transposed=True))
                 else:
                     sub, printer = item
                     out.extend(printer.term_strings(sub) if printer.expanded_terms(sub) else
@@ -170,7 +167,7 @@ class VectorLatexPrinter(Printer):
                 num.append(f)
         num.sort(key=self.factor_rank)
         parts = [self.paren_mul(f) for f in num]
-        text = r" \odot ".join(parts) if parts else "1"
+        text = f" {self.n.hadamard} ".join(parts) if parts else "1"
         if coeff != 1:
             text = f"{self._print(coeff)} {text}" if parts else self._print(coeff)
         if den:
@@ -182,12 +179,12 @@ class VectorLatexPrinter(Printer):
             return rf"\frac{{1}}{{{self._print(expr.base ** (-expr.exp))}}}"
         exponent = self._print(expr.exp)
         if isinstance(expr.base, fn.Activation):
-            name = FUNCTION_LATEX[type(expr.base)]
+            name = self.function_latex(expr.base)
             return rf"{name}^{{{exponent}}}\left({self._print(expr.base.args[0])}\right)"
         base = self._print(expr.base)
-        if not isinstance(expr.base, sympy.Symbol):
-            base = rf"\left({base}\right)"
-        return f"{base}^{{{exponent}}}"
+        if not isinstance(expr.base, sympy.Symbol) or self.quantity(expr.base.name).kind == "product":
+            return rf"\left({base}\right)^{{{exponent}}}"
+        return self.n.power(base, exponent, timed=self.quantity(expr.base.name).kind in TIMED_KINDS)
 
     def _print_Integer(self, expr):
         return str(expr.p)
@@ -208,10 +205,16 @@ class VectorLatexPrinter(Printer):
     def _print_HardSigmoidSlope(self, expr):
         return rf"\tfrac{{1}}{{6}}\,\mathbb{{1}}\left[0 < {self._print(expr.args[0])} < 1\right]"
 
-    def _print_Function(self, expr):
-        if type(expr) not in FUNCTION_LATEX:
+    def function_latex(self, expr) -> str:
+        if not isinstance(expr, fn.Activation):
             raise LatexError(f"the LaTeX printer does not support the function {type(expr).__name__}")
-        return rf"{FUNCTION_LATEX[type(expr)]}\left({self._print(expr.args[0])}\right)"
+        try:
+            return self.n.function(expr.spec_name)
+        except NotationError as err:
+            raise LatexError(str(err)) from None
+
+    def _print_Function(self, expr):
+        return rf"{self.function_latex(expr)}\left({self._print(expr.args[0])}\right)"
 
 
 def ordered_terms(expr: sympy.Expr) -> list[sympy.Expr]:
@@ -254,58 +257,82 @@ def _rhs(printer: VectorLatexPrinter, expr: sympy.Expr, per_line: int = 4) -> st
     return join_terms(printer.term_strings(expr), per_line=per_line)
 
 
-def forward_lines(d: Derivation) -> list[str]:
-    p = VectorLatexPrinter(d)
+def check_unambiguous(d: Derivation, notation: Notation | str | None = None) -> Notation:
+    """Raise ``LatexError`` if the preset typesets two different names of the cell the same way
+    (e.g. ``greff`` renames ``g`` to ``z``: a cell with both ``g`` and ``z`` cannot use it)."""
+    n = load_notation(notation)
+    seen: dict[str, str] = {}
+    names = [("x", n.vector("x", "t"))]
+    names += [(s, n.vector(s, "t")) for s in d.spec.states]
+    names += [(a.name, n.vector(a.name, "t")) for a in d.forward if d.quantities[a.name].kind == "value"]
+    names += [(p, n.parameter(p)) for p in d.spec.param_names]
+    for name, text in names:
+        other = seen.setdefault(text, name)
+        if other != name:
+            raise LatexError(f"the notation {n.name!r} typesets both {other!r} and {name!r} of the cell "
+                             f"{d.spec.name!r} as {text}; use another notation or rename one in the spec")
+    return n
+
+
+def forward_lines(d: Derivation, notation: Notation | str | None = None) -> list[str]:
+    p = VectorLatexPrinter(d, notation=notation)
     return [f"{p.symbol_latex(a.name)} &= {_rhs(p, a.expr)}" for a in d.forward]
 
 
-def backward_lines(d: Derivation) -> list[str]:
-    p = VectorLatexPrinter(d)
+def backward_lines(d: Derivation, notation: Notation | str | None = None) -> list[str]:
+    p = VectorLatexPrinter(d, notation=notation)
     return [f"{p.symbol_latex(a.name)} &= {_rhs(p, a.expr)}" for a in d.backward]
 
 
-def gradient_lines(d: Derivation) -> list[str]:
+def gradient_lines(d: Derivation, notation: Notation | str | None = None) -> list[str]:
     """Parameter, input and initial-state gradients: sums over time of per-step terms."""
-    p = VectorLatexPrinter(d)
-    total = r"\sum_{t=1}^{T}"
+    n = load_notation(notation)
+    p = VectorLatexPrinter(d, notation=n)
+    total = n.sum
     lines = []
     for matrix in d.spec.matrices:
         terms = []
         for prod in d.products:
             if prod.matrix == matrix:
                 delta = p._print(d.product_deltas[prod.name])
-                terms.append(rf"{delta}\, {p.operand_latex(prod.operand)}^{{\top}}")
-        lines.append(rf"\delta {bold(matrix)} &= {total} " + " + ".join(terms))
+                terms.append(n.outer(delta, p.operand_latex(prod.operand)))
+        lines.append(rf"{n.delta(n.parameter(matrix))} &= {total} " + " + ".join(terms))
     for vector, expr in d.param_grads.items():
         body = p._print(expr)
         if isinstance(expr, sympy.Add):
             body = rf"\left({body}\right)"
-        lines.append(rf"\delta {bold(vector)} &= {total} {body}")
-    x_terms = [rf"{bold(prod.matrix)}^{{\top}} {p._print(d.product_deltas[prod.name])}"
+        lines.append(rf"{n.delta(n.parameter(vector))} &= {total} {body}")
+    x_terms = [n.product(n.parameter(prod.matrix), p._print(d.product_deltas[prod.name]), transposed=True)
                for prod in d.products_with_operand("x")]
-    lines.append(rf"\delta {with_time('x', 't')} &= " + " + ".join(x_terms))
-    first = VectorLatexPrinter(d, step=1)
+    lines.append(rf"{n.delta(n.vector('x', 't'))} &= " + " + ".join(x_terms))
+    first = VectorLatexPrinter(d, step=1, notation=n)
     for state, expr in d.prev_adjoints.items():
         rhs = _rhs(first, expr) if expr != 0 else "0"
-        lines.append(rf"\delta {with_time(state, '0')} &= {rhs}")
+        lines.append(rf"{n.delta(n.vector(state, '0'))} &= {rhs}")
     return lines
 
 
-def latex_equations(d: Derivation, backward: bool = True) -> str:
+def align(lines: list[str]) -> str:
+    return "\\begin{align*}\n" + " \\\\\n".join(lines) + "\n\\end{align*}"
+
+
+def latex_equations(d: Derivation, backward: bool = True, notation: Notation | str | None = None) -> str:
     """The forward (and backward) equations as ``align*`` environments."""
-    parts = ["% Forward pass, one time step",
-             "\\begin{align*}\n" + " \\\\\n".join(forward_lines(d)) + "\n\\end{align*}"]
+    n = check_unambiguous(d, notation)
+    parts = ["% Forward pass, one time step", align(forward_lines(d, n))]
     if backward:
-        parts += ["% Backward pass through time, one step (t = T, ..., 1)",
-                  "\\begin{align*}\n" + " \\\\\n".join(backward_lines(d)) + "\n\\end{align*}",
+        parts += ["% Backward pass through time, one step (t = T, ..., 1)", align(backward_lines(d, n)),
                   "% Gradients of the parameters, the input and the initial state",
-                  "\\begin{align*}\n" + " \\\\\n".join(gradient_lines(d)) + "\n\\end{align*}"]
+                  align(gradient_lines(d, n))]
     return "\n".join(parts) + "\n"
 
 
-def header(d: Derivation) -> str:
+def header(d: Derivation, notation: Notation | str | None = None) -> str:
+    n = load_notation(notation)
+    preset = "" if n.name == DEFAULT else f" in the notation '{n.name}'"
     return (f"% Generated by symlstm {__version__} from the spec '{d.spec.name}' "
-            f"(sha256 {d.spec.sha256}).\n% Do not edit: change the spec and run `symlstm generate`.\n")
+            f"(sha256 {d.spec.sha256}){preset}.\n"
+            "% Do not edit: change the spec and run `symlstm generate`.\n")
 
 
 def _tex_text(text: str) -> str:
@@ -315,30 +342,41 @@ def _tex_text(text: str) -> str:
     return "".join(table.get(ch, ch) for ch in text)
 
 
-def latex_document(d: Derivation) -> str:
-    """A standalone document that pdflatex compiles."""
+PREAMBLE = ("\\documentclass[11pt]{article}\n"
+            "\\usepackage[margin=2cm]{geometry}\n\\usepackage{amsmath,amssymb}\n"
+            "\\allowdisplaybreaks\n")
+
+
+def latex_sections(d: Derivation, notation: Notation | str | None = None, level: str = "section",
+                   legend: bool = True) -> str:
+    """A cell's part of a document: title, legend, forward, backward and gradient equations.
+
+    ``level`` is the sectioning command of the title (``section``; ``subsection`` nests it one
+    level deeper). ``legend=False`` leaves out the paragraph explaining the notation (a sheet of
+    several cells says it once).
+    """
+    n = check_unambiguous(d, notation)
+    sub = {"section": "subsection", "subsection": "subsubsection"}[level]
     spec = d.spec
     refs = "; ".join(_tex_text(r) for r in spec.references)
-    states = ", ".join(f"${with_time(s, 't')}$" for s in spec.states)
+    states = ", ".join(f"${n.vector(s, 't')}$" for s in spec.states)
     return (
-        header(d)
-        + "\\documentclass[11pt]{article}\n"
-        + "\\usepackage[margin=2cm]{geometry}\n\\usepackage{amsmath,amssymb}\n"
-        + "\\allowdisplaybreaks\n\\begin{document}\n"
-        + f"\\section*{{{_tex_text(spec.title)}}}\n"
+        f"\\{level}*{{{_tex_text(spec.title)}}}\n"
         + f"Cell \\texttt{{{_tex_text(spec.name)}}}. State carried between steps: {states}"
         + (f". References: {refs}.\n" if refs else ".\n")
-        + "Bold symbols are vectors (lower case) and matrices (upper case); $\\odot$ and powers are "
-          "elementwise; a bar marks a pre-activation; $\\delta\\mathbf{a} = \\partial L/\\partial "
-          "\\mathbf{a}$; $\\Delta_t$ is the gradient of the loss with respect to the output at step "
-          "$t$ arriving from above. Gradients sum over the batch as well as over time.\n"
-        + "\\subsection*{Forward pass}\n"
-        + latex_equations(d, backward=False)
-        + "\\subsection*{Backward pass through time}\n"
+        + (n.legend_text() + "\n" if legend else "")
+        + f"\\{sub}*{{Forward pass}}\n"
+        + latex_equations(d, backward=False, notation=n)
+        + f"\\{sub}*{{Backward pass through time}}\n"
         + "From $t = T$ down to $1$; quantities at $T+1$ are zero, except the gradients of the "
           "final state.\n"
-        + "\\begin{align*}\n" + " \\\\\n".join(backward_lines(d)) + "\n\\end{align*}\n"
-        + "\\subsection*{Gradients}\n"
-        + "\\begin{align*}\n" + " \\\\\n".join(gradient_lines(d)) + "\n\\end{align*}\n"
-        + "\\end{document}\n"
+        + align(backward_lines(d, n)) + "\n"
+        + f"\\{sub}*{{Gradients}}\n"
+        + align(gradient_lines(d, n)) + "\n"
     )
+
+
+def latex_document(d: Derivation, notation: Notation | str | None = None) -> str:
+    """A standalone document that pdflatex compiles."""
+    return (header(d, notation) + PREAMBLE + "\\begin{document}\n" + latex_sections(d, notation)
+            + "\\end{document}\n")

@@ -1,0 +1,398 @@
+"""Read the typeset equations back and run them with NumPy: the test that the text is right.
+
+The printer's output is parsed as a reader would read it, in any notation preset: ``\\mathbf{W}_{i}
+\\mathbf{x}_t`` is a matrix times a vector, ``\\odot`` is elementwise, ``\\mathbf{x}_t^{\\top}`` is a
+transposed row, ``\\sum_{t=1}^{T}`` sums over time (and the batch), ``t+1`` refers to the next
+step. The vocabulary of symbols (which string means which vector at which time) is built by asking
+the printer for every symbol of the derivation at every time offset; everything else (operators,
+functions, parentheses, products and their order) is parsed from the text. The forward lines are
+then run step by step, the backward lines from T down to 1, and the gradient lines summed, with
+nothing but NumPy, and the numbers are compared with the kernels' by the tests.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from symlstm.derive import Derivation
+from symlstm.latex import VectorLatexPrinter, backward_lines, forward_lines, gradient_lines
+from symlstm.notation import Notation, load_notation
+
+NUMPY_FUNCTIONS = {
+    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
+    "tanh": np.tanh,
+    "exp": np.exp,
+    "relu": lambda z: np.maximum(z, 0.0),
+    "softsign": lambda z: z / (1.0 + np.abs(z)),
+    "hard_sigmoid": lambda z: np.clip(z / 6.0 + 0.5, 0.0, 1.0),
+}
+
+
+class ReadError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Mat:
+    """A matrix as the notation names it (for row-vector notations, the transpose of symlstm's)."""
+    a: np.ndarray
+
+
+@dataclass(frozen=True)
+class RowT:
+    """A transposed batch of vectors, e.g. x_t^T in an outer product."""
+    v: np.ndarray
+
+
+class Reader:
+    def __init__(self, d: Derivation, notation: Notation | str | None = None):
+        self.d = d
+        self.n = load_notation(notation)
+        self.atoms: dict[str, tuple] = {}
+        self._vocabulary()
+        suffix = self.n.style["transpose"].split("<x>")
+        self.transpose_suffix = suffix[1]
+        if suffix[0]:
+            raise ReadError("a transpose template must put <x> first")
+        self.functions = {latex: name for name, latex in self.n.functions.items()}
+        self.tokens_fixed = sorted(
+            [r"\left(", r"\right)", r"\left[", r"\right]", r"\left\lvert", r"\right\rvert",
+             r"\langle", r"\rangle", r"\mathbb{1}", r"\,", ",", "+", "-", "<", ">",
+             self.n.hadamard, self.n.sum, self.transpose_suffix, r"\tfrac", r"\frac", "{", "}", "^"]
+            + list(self.functions), key=len, reverse=True)
+
+    # -- vocabulary: every symbol at every time, as the printer writes it --------------------------
+    def _add(self, text: str, key: tuple) -> None:
+        old = self.atoms.setdefault(text, key)
+        if old != key:
+            raise ReadError(f"{text!r} is ambiguous: {old} and {key}")
+
+    def _vocabulary(self) -> None:
+        printers = [(VectorLatexPrinter(self.d, "t", s, self.n), ("t", s)) for s in (-1, 0, 1)]
+        printers += [(VectorLatexPrinter(self.d, k, 0, self.n), k) for k in (0, 1, 2)]
+        for printer, when in printers:
+            for name, q in self.d.quantities.items():
+                if q.kind in ("value", "preact", "delta", "output_grad"):
+                    self._add(printer.symbol_latex(name), ("v", name, when))
+                elif q.kind == "prev":
+                    self._add(printer.symbol_latex(name), ("v", q.base, shift(when, -1)))
+            self._add(printer.operand_latex("x"), ("v", "x", when))
+            self._add(self.n.delta(printer.operand_latex("x")), ("v", "d_x", when))
+        for name in self.d.spec.matrices:
+            self._add(self.n.parameter(name), ("M", name))
+            self._add(self.n.delta(self.n.parameter(name)), ("dP", name))
+        for name in self.d.spec.vectors:
+            self._add(self.n.parameter(name), ("P", name))
+            self._add(self.n.delta(self.n.parameter(name)), ("dP", name))
+        self.atom_list = sorted(self.atoms, key=len, reverse=True)
+
+    # -- tokens and parsing ------------------------------------------------------------------------
+    def tokenize(self, text: str) -> list:
+        text = text.replace(r"\\ &\qquad", " ")
+        out, k = [], 0
+        number = re.compile(r"\d+(\.\d+)?(e[-+]?\d+)?")
+        while k < len(text):
+            if text[k].isspace():
+                k += 1
+                continue
+            atom = next((a for a in self.atom_list if text.startswith(a, k)), None)
+            if atom is not None:
+                out.append(("atom", self.atoms[atom]))
+                k += len(atom)
+                continue
+            m = number.match(text, k)
+            if m:
+                out.append(("num", float(m.group())))
+                k = m.end()
+                continue
+            op = next((o for o in self.tokens_fixed if text.startswith(o, k)), None)
+            if op is None:
+                raise ReadError(f"cannot read {text[k:k + 40]!r}")
+            out.append(("op", op))
+            k += len(op)
+        return out
+
+    def parse_line(self, line: str):
+        lhs, sep, rhs = line.partition("&=")
+        if not sep:
+            raise ReadError(f"not an equation line: {line!r}")
+        left = self.tokenize(lhs)
+        if len(left) != 1 or left[0][0] != "atom":
+            raise ReadError(f"the left side {lhs!r} is not one symbol")
+        parser = _Parser(self, self.tokenize(rhs))
+        tree = parser.expr()
+        if parser.k != len(parser.toks):
+            raise ReadError(f"unread tokens in {rhs!r}: {parser.toks[parser.k:]}")
+        return left[0][1], tree
+
+    # -- evaluation ------------------------------------------------------------------------------
+    def run(self, params, x, state0, dys, dstate):
+        """Forward, backward and gradients from the typeset lines; returns a dict of results."""
+        T = x.shape[0]
+        n = self.n
+        env: dict = {}
+        for name in self.d.spec.matrices:
+            env[("M", name)] = Mat(params[name].T if n.row_vectors else params[name])
+        for name in self.d.spec.vectors:
+            env[("P", name)] = params[name]
+        for s in self.d.spec.states:
+            env[(s, 0)] = state0[s]
+        fwd = [self.parse_line(l) for l in forward_lines(self.d, n)]
+        bwd = [self.parse_line(l) for l in backward_lines(self.d, n)]
+        grads = [self.parse_line(l) for l in gradient_lines(self.d, n)]
+        for t in range(1, T + 1):
+            env[("x", t)] = x[t - 1]
+            for (kind, name, when), tree in fwd:
+                env[(name, at(when, t))] = evaluate(tree, env, t, T)
+        for t in range(T, 0, -1):
+            env[("dys", t)] = dys[t - 1]
+            for (kind, name, when), tree in bwd:
+                value = evaluate(tree, env, t, T)
+                state = name[2:]
+                if t == T and state in self.d.spec.states and name == "d_" + state:
+                    value = value + dstate[state]  # "zero at T+1, except the final state's gradient"
+                env[(name, at(when, t))] = value
+        out = {"h": np.stack([env[(self.d.spec.output, t)] for t in range(1, T + 1)]),
+               "final": {s: env[(s, T)] for s in self.d.spec.states}, "dparams": {}, "dstate0": {}}
+        dx = [None] * T
+        for key, tree in grads:
+            if key[0] == "dP":
+                value = evaluate(tree, env, None, T)
+                name = key[1]
+                out["dparams"][name] = value.T if (n.row_vectors and name in self.d.spec.matrices) else value
+            elif key[1] == "d_x":
+                for t in range(1, T + 1):
+                    dx[t - 1] = evaluate(tree, env, t, T)
+            else:
+                assert key[2] == 0, key
+                out["dstate0"][key[1][2:]] = np.broadcast_to(evaluate(tree, env, None, T),
+                                                             state0[key[1][2:]].shape)
+        out["dx"] = np.stack(dx)
+        return out
+
+
+def shift(when, by):
+    return (when[0], when[1] + by) if isinstance(when, tuple) else when + by
+
+
+def at(when, t):
+    return t + when[1] if isinstance(when, tuple) else when
+
+
+class _Parser:
+    def __init__(self, reader: Reader, toks: list):
+        self.r = reader
+        self.toks = toks
+        self.k = 0
+
+    def peek(self):
+        return self.toks[self.k] if self.k < len(self.toks) else (None, None)
+
+    def take(self, op=None):
+        tok = self.peek()
+        if op is not None and tok != ("op", op):
+            raise ReadError(f"expected {op!r}, found {tok} at token {self.k}")
+        self.k += 1
+        return tok
+
+    def expr(self):
+        terms = []
+        sign = 1.0
+        if self.peek() == ("op", "-"):
+            self.take()
+            sign = -1.0
+        terms.append(("neg", self.term()) if sign < 0 else self.term())
+        while self.peek() in (("op", "+"), ("op", "-")):
+            op = self.take()[1]
+            term = self.term()
+            terms.append(term if op == "+" else ("neg", term))
+        return ("add", terms) if len(terms) > 1 else terms[0]
+
+    def starts_factor(self):
+        kind, value = self.peek()
+        if kind in ("atom", "num"):
+            return True
+        return kind == "op" and value in ((r"\left(", r"\left\lvert", r"\langle", r"\mathbb{1}", r"\tfrac",
+                                           r"\frac", "-", self.r.n.sum) + tuple(self.r.functions))
+
+    def term(self):
+        node = self.factor()
+        while True:
+            if self.peek() == ("op", self.r.n.hadamard):
+                self.take()
+                node = ("odot", node, self.factor())
+            elif self.peek() == ("op", r"\,"):
+                self.take()
+                node = ("jux", node, self.factor())
+            elif self.starts_factor() and self.peek() != ("op", "-"):
+                node = ("jux", node, self.factor())
+            else:
+                return node
+
+    def braced_number(self):
+        self.take("{")
+        kind, value = self.take()
+        if kind != "num":
+            raise ReadError(f"expected a number, found {value}")
+        self.take("}")
+        return value
+
+    def factor(self):
+        node = self.primary()
+        while True:
+            if self.peek() == ("op", self.r.transpose_suffix):
+                self.take()
+                node = ("T", node)
+            elif self.peek() == ("op", "^"):
+                self.take()
+                node = ("pow", node, self.braced_number())
+            else:
+                return node
+
+    def primary(self):
+        kind, value = self.take()
+        if kind == "atom":
+            return ("sym", value)
+        if kind == "num":
+            return ("num", value)
+        if value == "-":
+            return ("neg", self.factor())
+        if value == r"\left(":
+            inner = self.expr()
+            self.take(r"\right)")
+            return inner
+        if value == r"\left\lvert":
+            inner = self.expr()
+            self.take(r"\right\rvert")
+            return ("abs", inner)
+        if value == r"\langle":
+            a = self.expr()
+            self.take(",")
+            b = self.expr()
+            self.take(r"\rangle")
+            return ("jux", a, ("T", b))
+        if value == r"\tfrac":
+            return ("num", self.braced_number() / self.braced_number())
+        if value == r"\frac":
+            self.take("{")
+            num = self.expr()
+            self.take("}")
+            self.take("{")
+            den = self.expr()
+            self.take("}")
+            return ("div", num, den)
+        if value == r"\mathbb{1}":
+            self.take(r"\left[")
+            chain = [self.expr()]
+            ops = []
+            while self.peek() in (("op", "<"), ("op", ">")):
+                ops.append(self.take()[1])
+                chain.append(self.expr())
+            self.take(r"\right]")
+            return ("indicator", chain, ops)
+        if value == self.r.n.sum:
+            return ("sum", self.expr())
+        if value in self.r.functions:
+            power = None
+            if self.peek() == ("op", "^"):
+                self.take()
+                power = self.braced_number()
+            self.take(r"\left(")
+            arg = self.expr()
+            self.take(r"\right)")
+            node = ("fn", self.r.functions[value], arg)
+            return ("pow", node, power) if power is not None else node
+        raise ReadError(f"unexpected {value!r}")
+
+
+def evaluate(node, env, t, T):
+    kind = node[0]
+    if kind == "num":
+        return node[1]
+    if kind == "sym":
+        key = node[1]
+        if key[0] in ("M", "P"):
+            return env[key]
+        _, name, when = key
+        if t is None and isinstance(when, tuple):
+            raise ReadError(f"{name} at a relative time outside a sum over t")
+        time = at(when, t)
+        if (name, time) not in env:
+            if time == T + 1:
+                return 0.0  # "quantities at T+1 are zero"
+            raise ReadError(f"{name} at time {time} is used before it is computed")
+        return env[(name, time)]
+    if kind == "add":
+        return sum_values([evaluate(n, env, t, T) for n in node[1]])
+    if kind == "neg":
+        return -evaluate(node[1], env, t, T)
+    if kind == "odot":
+        a, b = evaluate(node[1], env, t, T), evaluate(node[2], env, t, T)
+        if isinstance(a, (Mat, RowT)) or isinstance(b, (Mat, RowT)):
+            raise ReadError("\\odot of a matrix or a transposed vector")
+        return a * b
+    if kind == "jux":
+        return juxtapose(evaluate(node[1], env, t, T), evaluate(node[2], env, t, T))
+    if kind == "T":
+        v = evaluate(node[1], env, t, T)
+        if isinstance(v, Mat):
+            return Mat(v.a.T)
+        if isinstance(v, RowT):
+            return v.v
+        return RowT(v)
+    if kind == "pow":
+        return evaluate(node[1], env, t, T) ** node[2]
+    if kind == "div":
+        return evaluate(node[1], env, t, T) / evaluate(node[2], env, t, T)
+    if kind == "abs":
+        return np.abs(evaluate(node[1], env, t, T))
+    if kind == "fn":
+        return NUMPY_FUNCTIONS[node[1]](evaluate(node[2], env, t, T))
+    if kind == "indicator":
+        values = [evaluate(n, env, t, T) for n in node[1]]
+        ok = True
+        for op, a, b in zip(node[2], values, values[1:]):
+            ok = ok & ((a < b) if op == "<" else (a > b))
+        return np.asarray(ok, dtype=float)
+    if kind == "sum":
+        total = 0.0
+        for step in range(1, T + 1):
+            value = evaluate(node[1], env, step, T)
+            if isinstance(value, Mat):
+                value = value.a
+            elif np.ndim(value) == 2:  # a batch of vectors: gradients sum over the batch too
+                value = value.sum(axis=0)
+            total = total + value
+        return total
+    raise ReadError(f"unknown node {kind}")
+
+
+def sum_values(values):
+    values = [v for v in values if not (np.isscalar(v) and v == 0.0)] or [0.0]
+    total = values[0]
+    for v in values[1:]:
+        if isinstance(total, Mat) and isinstance(v, Mat):
+            total = Mat(total.a + v.a)
+        else:
+            total = total + v
+    return total
+
+
+def juxtapose(a, b):
+    """Juxtaposition: a number times anything, a matrix times a vector (either order), an outer
+    product of a batch of vectors with a transposed batch (summed over the batch)."""
+    if (np.isscalar(a) and a == 0.0) or (np.isscalar(b) and b == 0.0):
+        return 0.0  # a vector at T+1, which is zero (a printed coefficient is never 0)
+    if np.isscalar(a):
+        return Mat(a * b.a) if isinstance(b, Mat) else a * b
+    if isinstance(a, Mat) and isinstance(b, np.ndarray):
+        return b @ a.a.T  # M v for each row v
+    if isinstance(a, np.ndarray) and isinstance(b, Mat):
+        return a @ b.a  # v M for each row v
+    if isinstance(a, np.ndarray) and isinstance(b, RowT):
+        return Mat(a.T @ b.v)  # sum over the batch of d v^T
+    if isinstance(a, RowT) and isinstance(b, np.ndarray):
+        return Mat(a.v.T @ b)  # sum over the batch of v^T d
+    raise ReadError(f"cannot multiply {type(a).__name__} by {type(b).__name__}")

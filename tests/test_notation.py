@@ -1,0 +1,205 @@
+"""Notation presets: golden LaTeX, pdflatex, user presets, and the typeset text tied to the kernels.
+
+The strongest test here reads the printed equations back (``latex_reader``), runs them with NumPy
+and compares every number with the Numba kernels: outputs, final states, the input gradient, every
+parameter gradient and the initial-state gradients. It runs for every built-in cell in the
+default notation and for several cells in every preset, so a wrong time index, a missing term, a
+wrong transpose or a swapped symbol in any preset fails it.
+"""
+import os
+import subprocess
+import tomllib
+
+import numpy as np
+import pytest
+
+import symlstm
+from symlstm.build import builtin_spec
+from symlstm.cli import main
+from symlstm.derive import derive
+from symlstm.latex import LatexError, latex_document, latex_equations
+from symlstm.notation import NotationError, load_notation, preset_names
+from symlstm.spec import parse_spec
+
+from conftest import ROOT, require_pdflatex
+from latex_reader import Reader
+
+GOLDEN = ROOT / "tests" / "golden"
+PRESETS = ["symlstm", "greff", "pytorch", "d2l"]
+
+
+def test_presets_are_listed():
+    assert preset_names()[0] == "symlstm"
+    assert set(PRESETS) <= set(preset_names())
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("cell", ["lstm", "peephole"])
+def test_golden(preset, cell):
+    """Each preset's standalone LaTeX of lstm and peephole; SYMLSTM_UPDATE_GOLDEN=1 rewrites them."""
+    text = latex_document(derive(builtin_spec(cell)), preset)
+    path = GOLDEN / preset / f"{cell}.tex"
+    if os.environ.get("SYMLSTM_UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert path.read_text() == text, f"{path} differs; rerun with SYMLSTM_UPDATE_GOLDEN=1 if intended"
+
+
+def test_default_preset_is_the_committed_output():
+    # generated/*.tex are the default notation's golden files (checked by `symlstm generate --check`)
+    assert (GOLDEN / "symlstm" / "peephole.tex").read_text() == (ROOT / "generated" / "peephole.tex").read_text()
+
+
+def test_presets_read_as_documented():
+    greff = latex_equations(derive(builtin_spec("peephole")), notation="greff")
+    assert r"\bar{\mathbf{z}}^t &= \mathbf{W}_{z} \mathbf{x}^t + \mathbf{R}_{z} \mathbf{y}^{t-1} + \mathbf{b}_{z}" in greff
+    assert r"\delta \mathbf{y}^t &= \Delta^t + \mathbf{R}_{i}^{\top} \delta \bar{\mathbf{i}}^{t+1}" in greff
+    assert r"\left(1 - \left(\mathbf{z}^t\right)^{2}\right)" in greff  # no stacked superscripts
+    assert r"\langle \delta \bar{\mathbf{i}}^t, \mathbf{x}^t \rangle" in greff
+    torch = latex_equations(derive(builtin_spec("lstm")), notation="pytorch")
+    assert r"\bar{i}_t &= W_{ii} x_t + W_{hi} h_{t-1} + b_{i}" in torch
+    assert r"c_t &= c_{t-1} \odot f_t + g_t \odot i_t" in torch
+    d2l = latex_equations(derive(builtin_spec("lstm")), notation="d2l")
+    assert r"\bar{\mathbf{I}}_t &= \mathbf{X}_t \mathbf{W}_{\mathrm{xi}} + \mathbf{H}_{t-1} \mathbf{W}_{\mathrm{hi}}" in d2l
+    assert r"\tilde{\mathbf{C}}_t &= \tanh\left(\bar{\tilde{\mathbf{C}}}_t\right)" in d2l
+    assert r"\delta \mathbf{W}_{\mathrm{xi}} &= \sum_{t=1}^{T} \mathbf{X}_t^{\top} \delta \bar{\mathbf{I}}_t" in d2l
+    gru = latex_equations(derive(builtin_spec("gru")), notation="pytorch")
+    assert r"W_{in} x_t + r_t \odot \left(W_{hn} h_{t-1} + b_{hn}\right) + b_{n}" in gru
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("cell", ["lstm", "peephole", "gru"])
+def test_every_preset_compiles_with_both_passes(preset, cell, tmp_path):
+    require_pdflatex()
+    tex = tmp_path / f"{cell}.tex"
+    assert main(["latex", cell, "--standalone", "--notation", preset, "-o", str(tex)]) == 0
+    text = tex.read_text()
+    assert "Forward pass" in text and "Backward pass through time" in text and "Gradients" in text
+    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:]
+    log = (tmp_path / f"{cell}.log").read_text(errors="replace")
+    assert "in alignment" not in log, "an equation runs into the margin"
+
+
+def _check_against_kernels(cell_name, preset, seed=0):
+    cell = symlstm.cell(cell_name)
+    T, B, D, H = 4, 3, 5, 4
+    rng = np.random.default_rng(seed)
+    params = cell.init_params(D, H, dtype=np.float64, seed=seed)
+    params = {k: v + 0.3 * rng.standard_normal(v.shape) for k, v in params.items()}
+    x = rng.standard_normal((T, B, D))
+    state0 = {s: 0.5 * rng.standard_normal((B, H)) for s in cell.state_names}
+    ys, state, cache = cell.forward(x, params, state0)
+    dys = rng.standard_normal(ys.shape)
+    dstate = {s: rng.standard_normal((B, H)) for s in cell.state_names}
+    dx, dparams, dstate0 = cell.backward(dys, cache, dstate)
+
+    typeset = Reader(derive(cell.spec), preset).run(params, x, state0, dys, dstate)
+    close = dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(typeset["h"], ys, **close)
+    for s in cell.state_names:
+        np.testing.assert_allclose(typeset["final"][s], state[s], **close, err_msg=f"final {s}")
+        np.testing.assert_allclose(typeset["dstate0"][s], dstate0[s], **close, err_msg=f"d{s}_0")
+    np.testing.assert_allclose(typeset["dx"], dx, **close, err_msg="dx")
+    assert set(typeset["dparams"]) == set(dparams)
+    for name, grad in dparams.items():
+        np.testing.assert_allclose(typeset["dparams"][name], grad, **close, err_msg=name)
+
+
+@pytest.mark.parametrize("cell", symlstm.variants())
+def test_typeset_equations_compute_the_kernels_numbers(cell):
+    """Every built-in cell: the printed forward, backward and gradient lines, read back and run
+    with NumPy, give the kernels' outputs and gradients (float64, ~1e-10)."""
+    _check_against_kernels(cell, "symlstm")
+
+
+@pytest.mark.parametrize("preset", ["greff", "pytorch", "d2l"])
+@pytest.mark.parametrize("cell", ["lstm", "peephole", "gru", "fgr", "lstm_relu"])
+def test_typeset_equations_in_every_preset_compute_the_kernels_numbers(cell, preset):
+    _check_against_kernels(cell, preset, seed=1)
+
+
+def test_reader_catches_a_wrong_equation(monkeypatch):
+    """The tie is not vacuous: one wrong time index in the printed text makes it fail."""
+    import latex_reader
+
+    honest = latex_reader.backward_lines
+
+    def wrong(d, n):
+        return [l.replace(r"\mathbf{f}_{t+1}", r"\mathbf{f}_t") for l in honest(d, n)]
+
+    monkeypatch.setattr(latex_reader, "backward_lines", wrong)
+    with pytest.raises(AssertionError):
+        _check_against_kernels("peephole", "symlstm")
+
+
+# -- user presets -------------------------------------------------------------------------------
+
+def test_user_preset_file(tmp_path, capsys):
+    path = tmp_path / "mine.toml"
+    path.write_text("name = 'mine'\nextends = 'greff'\n[symbols]\nc = '\\mathbf{s}'\n"
+                    "[functions]\ntanh = '\\operatorname{th}'\n")
+    assert main(["latex", "peephole", "--notation", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert r"\mathbf{s}^t &= \mathbf{s}^{t-1} \odot \mathbf{f}^t + \mathbf{z}^t \odot \mathbf{i}^t" in out
+    assert r"\operatorname{th}\left(" in out and "notation 'mine'" in out
+    _check_against_kernels("peephole", load_notation(path))
+
+
+def test_user_preset_without_extends_starts_from_the_default(tmp_path):
+    path = tmp_path / "plain.toml"
+    path.write_text("[style]\ntime = 'superscript'\nletter = '<x>'\n")
+    n = load_notation(path)
+    assert n.name == "plain" and n.vector("c", "t-1") == "c^{t-1}"
+    assert "Symbols follow the notation 'plain'" in n.legend_text()
+    text = latex_equations(derive(builtin_spec("lstm")), notation=n)
+    assert r"h^t &= \tanh\left(c^t\right) \odot o^t" in text
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[style]\ncolour = 'red'\n", "unknown [style] key 'colour'"),
+    ("[style]\npreact = '\\hat{}'\n", "must contain <x>"),
+    ("[style]\ntime = 'sideways'\n", "subscript"),
+    ("[functions]\nsoftmax = 'S'\n", "not functions"),
+    ("extends = 'nope'\n", "extends unknown preset 'nope'"),
+    ("[symbols]\ng = 3\n", "[symbols] must be a table"),
+    ("bogus = 1\n", "unknown keys ['bogus']"),
+    ("[style\n", "not valid TOML"),
+])
+def test_bad_user_presets_are_rejected_with_a_reason(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(NotationError, match=None) as err:
+        load_notation(path)
+    assert message in str(err.value)
+
+
+def test_cli_reports_a_bad_notation(tmp_path, capsys):
+    assert main(["latex", "lstm", "--notation", "nope"]) == 2
+    assert "unknown notation 'nope'" in capsys.readouterr().err
+    assert main(["latex", "lstm", "--notation", str(tmp_path / "missing.toml")]) == 2
+    assert "cannot read the notation file" in capsys.readouterr().err
+
+
+def test_ambiguous_renaming_is_an_error():
+    spec = parse_spec('name = "u"\nstate = ["h", "c"]\n[equations]\n'
+                      'g = "tanh(W_g @ x + R_g @ h_prev)"\nz = "sigmoid(W_z @ x)"\n'
+                      'c = "z * c_prev + g"\nh = "tanh(c)"\n')
+    with pytest.raises(LatexError, match="typesets both 'g' and 'z'"):
+        latex_equations(derive(spec), notation="greff")
+    latex_equations(derive(spec), notation="pytorch")  # fine there
+
+
+def test_notation_presets_are_packaged():
+    """pip install . must ship symlstm/notations/*.toml, or every LaTeX command breaks."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = config["packages"]
+    if isinstance(packages, dict):  # [tool.setuptools.packages.find]
+        from setuptools import find_packages
+
+        packages = find_packages(str(ROOT), include=packages["find"].get("include", ["*"]),
+                                 exclude=packages["find"].get("exclude", ()))
+    assert "symlstm.notations" in packages, "symlstm.notations is not a package pip installs"
+    assert "*.toml" in config["package-data"].get("symlstm.notations", []), \
+        'add "symlstm.notations" = ["*.toml"] to [tool.setuptools.package-data]'
