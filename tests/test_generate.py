@@ -73,6 +73,6 @@ def test_generated_module_is_readable_python():
     assert "@numba.njit(cache=True" in source
     assert "def forward(" in source and "def backward(" in source
     assert "proj_x = np.dot(x.reshape(T * B, D)" in source  # input projection of all steps at once
-    assert "np.dot(seq_h[t], M_h_prev_T, proj_h_prev)" in source  # one GEMM per step forward
+    assert "np.dot(seq_h[t], M_h_prev_T, proj_h_prev.reshape(B, 4 * H))" in source  # one GEMM per step
     assert "np.dot(delta_x[t].reshape(B, 4 * H), M_h_prev, carry_h)" in source  # and one backward
     assert source.count("= np.dot(delta_x.reshape(T * B, 4 * H).T") == 2  # weight gradients after the loop
