@@ -276,7 +276,7 @@ class Dense(Layer):
             raise ValueError(f"x has shape {x.shape}; its last axis must be in_features = {self.in_features}")
         # As the cells do: compute in the dtype of x.
         W, b = params["W"].astype(x.dtype, copy=False), params["b"].astype(x.dtype, copy=False)
-        return x @ W.T + b, (x, W.copy())
+        return x @ W.T + b, (x, W.copy())  # a copy: an optimizer step before backward cannot change it
 
     def backward(self, dy, cache):
         x, W = cache
