@@ -16,7 +16,6 @@ import functools
 import hashlib
 import importlib.util
 import os
-import pickle
 import re
 import shutil
 import stat
@@ -128,9 +127,9 @@ def content_key(spec: CellSpec) -> str:
     return hashlib.sha256(f"{generator_fingerprint()}\n{spec.sha256}".encode()).hexdigest()
 
 
-def write_atomic(path: Path, text: str) -> bool:
-    """Write ``text`` to ``path`` unless it already holds exactly that; return True if written."""
-    data = text.encode("utf-8")
+def write_atomic(path: Path, content: str | bytes) -> bool:
+    """Write ``content`` to ``path`` unless it already holds exactly that; return True if written."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
     try:
         if path.read_bytes() == data:
             return False  # keep the mtime: numba's cache keys on it

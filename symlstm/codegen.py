@@ -17,7 +17,7 @@ from sympy.printing.precedence import precedence
 from sympy.printing.printer import Printer
 
 from . import functions as fn
-from .derive import (OUTPUT_GRAD, Derivation, Product, carry_name, delta_name, gemm_t_name)
+from .derive import OUTPUT_GRAD, Derivation, Product, carry_name, gemm_t_name
 from .spec import PREV_SUFFIX
 from .version import __version__
 

@@ -305,7 +305,7 @@ def plot_curves(runs: list[Run], s: Settings, path: Path) -> None:
     if off:
         axes[0].set_yscale("log")
         axes[0].set_ylim(0.5 * min(min(r.test_mse) for r in runs if r.test_mse), top)
-        axes[0].text(0.02, 0.98, "off the chart: " + ", ".join(off), transform=axes[0].transAxes, va="top",
+        axes[0].text(0.02, 0.02, "off the chart: " + ", ".join(off), transform=axes[0].transAxes, va="bottom",
                      fontsize=8)
     axes[0].set(yscale="log", xlabel="training step", ylabel="MSE",
                 title="Test MSE (thick) and training loss (thin, smoothed)")
@@ -333,8 +333,11 @@ def plot_gradients(runs: list[Run], s: Settings, path: Path) -> None:
         for k, r in enumerate(runs):
             profile = np.asarray(getattr(r, attr))
             if profile.size:
+                label = r.cell
+                if np.any(profile == 0):  # underflow: below float32's smallest number, 1.4e-45
+                    label += f" (exactly 0 for t < {int(np.nonzero(profile)[0][0])})"
                 ax.plot(np.arange(profile.size), np.where(profile > 0, profile, np.nan), color=f"C{k}", lw=2,
-                        label=r.cell)
+                        label=label)
             elif attr == "grad_profile_trained":
                 ax.plot([], [], color=f"C{k}", label=f"{r.cell} (diverged)")
         ax.set(yscale="log", xlabel="t (step of the state h_t)", title=f"{when}")

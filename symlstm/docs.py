@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .build import builtin_names, resolve_spec
+from .build import builtin_names, resolve_spec, write_atomic
 from .derive import Derivation, derive
 from .latex import (PREAMBLE, _tex_text, backward_lines, forward_lines, gradient_lines, latex_document,
                     latex_sections)
@@ -769,25 +769,6 @@ def _matplotlib_version() -> str:
     return version("matplotlib")
 
 
-def _write_bytes(path: Path, data: bytes) -> bool:
-    try:
-        if path.read_bytes() == data:
-            return False
-    except OSError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes files only their owner can read; a site is for all
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return True
-
-
 def build_docs(out: str | os.PathLike, cells: Iterable[str] | None = None,
                notation: str | Notation | None = None, png: str = "auto", pdf: bool = True,
                tex: bool = True, diagrams: bool = True, dpi: int = 150, force: bool = False,
@@ -851,7 +832,7 @@ def build_docs(out: str | os.PathLike, cells: Iterable[str] | None = None,
 
     def finish(step: Step, result: dict[str, bytes]) -> None:
         for path, data in result.items():
-            _write_bytes(out / path, data)
+            write_atomic(out / path, data)
             files[path] = step.key
             report.written.append(path)
         bar.update(1)
@@ -868,7 +849,7 @@ def build_docs(out: str | os.PathLike, cells: Iterable[str] | None = None,
                 report.errors.append(f"{', '.join(s.outputs)}: {err}")
                 bar.update(1)
     bar.close()
-    _write_bytes(manifest_path, (json.dumps({"format": FORMAT, "version": __version__, "files":
+    write_atomic(manifest_path, (json.dumps({"format": FORMAT, "version": __version__, "files":
                                              dict(sorted(files.items()))}, indent=1) + "\n").encode())
     return report
 

@@ -17,7 +17,6 @@ from sympy.printing.printer import Printer
 from . import functions as fn
 from .derive import Derivation, Quantity
 from .notation import DEFAULT, GREEK, Notation, NotationError, load_notation  # noqa: F401 (GREEK re-exported)
-from .spec import PREV_SUFFIX
 from .version import __version__
 
 #: quantity kinds whose symbols carry a time index

@@ -5,10 +5,8 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import symlstm
@@ -20,7 +18,6 @@ MGU = ROOT / "examples" / "mgu.toml"
 
 RUN = r"""
 import json, sys, time
-import numpy as np
 import symlstm
 t0 = time.perf_counter()
 cell = symlstm.cell(sys.argv[1])
