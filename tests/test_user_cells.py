@@ -18,6 +18,7 @@ MGU = ROOT / "examples" / "mgu.toml"
 
 RUN = r"""
 import json, sys, time
+import numpy as np
 import symlstm
 t0 = time.perf_counter()
 cell = symlstm.cell(sys.argv[1])
