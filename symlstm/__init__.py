@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import os
 
+from . import nn
 from .build import CacheWarning, builtin_names, import_kernels, resolve_spec
 from .gradcheck import gradcheck
 from .runtime import Cell, ForwardCache
 from .spec import SpecError, parse_spec
 from .version import __version__
 
-__all__ = ["CacheWarning", "Cell", "ForwardCache", "SpecError", "cell", "from_torch", "gradcheck", "parse_spec", "to_torch",
-           "variants", "__version__"]
+__all__ = ["CacheWarning", "Cell", "ForwardCache", "SpecError", "cell", "from_torch", "gradcheck", "nn",
+           "parse_spec", "to_torch", "variants", "__version__"]
 
 _loaded: dict[str, Cell] = {}
 
