@@ -23,34 +23,51 @@ STATES = ('h',)
 VECTORS = ('b_r', 'b_z', 'b_n', 'b_hn')
 #: operand -> the matrices stacked (in this order) into its concatenated GEMM
 MATRIX_GROUPS = (('x', ('W_r', 'W_z', 'W_n')), ('h_prev', ('R_r', 'R_z', 'R_n')))
+#: arrays forward_steps fills; SAVED is what the backward reads, in its argument order
+FORWARD_OUTPUTS = ('seq_h', 'keep_r', 'keep_z', 'keep_n', 'keep_R_n__h_prev')
 SAVED = ('seq_h', 'keep_r', 'keep_z', 'keep_n', 'keep_R_n__h_prev')
 
 
-@numba.njit(cache=True, error_model="numpy")
-def forward(x, M_x_T, M_h_prev_T, b_r, b_z, b_n, b_hn, h0):
-    """Run the cell over a whole sequence; returns the arrays the backward needs."""
+def forward_buffers(T, B, H, dtype, empty=np.empty):
+    """Uninitialised arrays of one forward pass, by name, from ``empty``: the input projection
+    and what forward_steps fills (state sequences with the initial state at index 0, stored values)."""
+    return {
+        "proj_x": empty((T, B, 3, H), dtype),
+        "seq_h": empty((T + 1, B, H), dtype),
+        "keep_r": empty((T, B, H), dtype),
+        "keep_z": empty((T, B, H), dtype),
+        "keep_n": empty((T, B, H), dtype),
+        "keep_R_n__h_prev": empty((T, B, H), dtype),
+    }
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def forward_inputs(lo, hi, x, M_x_T, proj_x):
+    """The input projection of all T steps at once, for the rows lo:hi of the (T*B, D) inputs:
+    one GEMM, (hi - lo, D) @ (D, 3 * H)."""
     T, B, D = x.shape
-    H = h0.shape[1]
-    dtype = x.dtype
+    np.dot(x.reshape(T * B, D)[lo:hi], M_x_T, proj_x.reshape(T * B, M_x_T.shape[1])[lo:hi])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def forward_steps(lo, hi, proj_x, M_h_prev_T, b_r, b_z, b_n, b_hn, seq_h, keep_r, keep_z, keep_n, keep_R_n__h_prev):
+    """Run all T steps for the batch rows lo:hi; the state sequences hold the initial states
+    at index 0. Writes only those rows, so disjoint ranges can run at the same time."""
+    T = proj_x.shape[0]
+    H = proj_x.shape[3]
+    rows = hi - lo
+    dtype = proj_x.dtype
     one = dtype.type(1.0)
-    # Input projection of all T steps at once: one GEMM, (T*B, D) @ (D, 3 * H).
-    proj_x = np.dot(x.reshape(T * B, D), M_x_T).reshape(T, B, 3, H)
-    seq_h = np.empty((T + 1, B, H), dtype)
-    seq_h[0] = h0
-    keep_r = np.empty((T, B, H), dtype)
-    keep_z = np.empty((T, B, H), dtype)
-    keep_n = np.empty((T, B, H), dtype)
-    keep_R_n__h_prev = np.empty((T, B, H), dtype)
-    proj_h_prev = np.empty((B, 3, H), dtype)
+    proj_h_prev = np.empty((rows, 3, H), dtype)
     for t in range(T):
-        np.dot(seq_h[t], M_h_prev_T, proj_h_prev.reshape(B, 3 * H))
-        for b in range(B):
+        np.dot(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 3 * H))
+        for b in range(lo, hi):
             h_prev__row = seq_h[t, b]
-            R_r__h_prev__row = proj_h_prev[b, 0]
+            R_r__h_prev__row = proj_h_prev[b - lo, 0]
             W_r__x__row = proj_x[t, b, 0]
-            R_z__h_prev__row = proj_h_prev[b, 1]
+            R_z__h_prev__row = proj_h_prev[b - lo, 1]
             W_z__x__row = proj_x[t, b, 1]
-            R_n__h_prev__row = proj_h_prev[b, 2]
+            R_n__h_prev__row = proj_h_prev[b - lo, 2]
             W_n__x__row = proj_x[t, b, 2]
             r__row = keep_r[t, b]
             z__row = keep_z[t, b]
@@ -70,26 +87,31 @@ def forward(x, M_x_T, M_h_prev_T, b_r, b_z, b_n, b_hn, h0):
                 n__row[j] = n
                 h__row[j] = h
                 R_n__h_prev__kept[j] = R_n__h_prev__row[j]
-    return (seq_h, keep_r, keep_z, keep_n, keep_R_n__h_prev)
 
 
-@numba.njit(cache=True, error_model="numpy")
-def backward(x, M_x, M_h_prev, b_r, b_z, b_n, b_hn, seq_h, keep_r, keep_z, keep_n, keep_R_n__h_prev, dys, dh_last):
-    """Backpropagate through the whole sequence; returns dx, the gradients and dstate0."""
-    T, B, D = x.shape
+def backward_buffers(T, B, H, dtype, empty=np.empty):
+    """Uninitialised buffers, from ``empty``, for the adjoints of the products of each operand
+    group over all steps: what backward_steps writes and backward_gradients multiplies."""
+    return (empty((T, B, 3, H), dtype), empty((T, B, 3, H), dtype))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def backward_steps(lo, hi, M_h_prev, b_r, b_z, b_n, b_hn, seq_h, keep_r, keep_z, keep_n, keep_R_n__h_prev, dys, carry_h, delta_x, delta_h_prev):
+    """Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final
+    state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only
+    those rows and returns the gradients of the vectors summed over them."""
+    T = dys.shape[0]
     H = dys.shape[2]
-    dtype = x.dtype
+    rows = hi - lo
+    dtype = dys.dtype
     one = dtype.type(1.0)
     grad_b_r = np.zeros(H, dtype)
     grad_b_z = np.zeros(H, dtype)
     grad_b_n = np.zeros(H, dtype)
     grad_b_hn = np.zeros(H, dtype)
-    carry_h = dh_last.copy()
-    delta_x = np.empty((T, B, 3, H), dtype)
-    delta_h_prev = np.empty((T, B, 3, H), dtype)
-    gemmT__h_prev = np.empty((B, H), dtype)
+    gemmT__h_prev = np.empty((rows, H), dtype)
     for t in range(T - 1, -1, -1):
-        for b in range(B):
+        for b in range(lo, hi):
             h_prev__row = seq_h[t, b]
             r__row = keep_r[t, b]
             z__row = keep_z[t, b]
@@ -127,10 +149,21 @@ def backward(x, M_x, M_h_prev, b_r, b_z, b_n, b_hn, seq_h, keep_r, keep_z, keep_
                 grad_b_n[j] += delta_x__d_n_bar[j]
             for j in range(H):
                 grad_b_hn[j] += delta_x__d_n_bar[j] * r__row[j]
-        np.dot(delta_h_prev[t].reshape(B, 3 * H), M_h_prev, gemmT__h_prev)
-        carry_h += gemmT__h_prev
-    # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
-    grad_M_x = np.dot(delta_x.reshape(T * B, 3 * H).T, x.reshape(T * B, D))
-    grad_M_h_prev = np.dot(delta_h_prev.reshape(T * B, 3 * H).T, seq_h[:T].reshape(T * B, H))
-    dx = np.dot(delta_x.reshape(T * B, 3 * H), M_x).reshape(T, B, D)
-    return dx, grad_M_x, grad_M_h_prev, grad_b_r, grad_b_z, grad_b_n, grad_b_hn, carry_h
+        np.dot(delta_h_prev[t, lo:hi].reshape(rows, 3 * H), M_h_prev, gemmT__h_prev)
+        for b in range(lo, hi):
+            carry_h__row = carry_h[b]
+            gemmT__h_prev__row = gemmT__h_prev[b - lo]
+            for j in range(H):
+                carry_h__row[j] += gemmT__h_prev__row[j]
+    return (grad_b_r, grad_b_z, grad_b_n, grad_b_hn)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def backward_gradients(lo, hi, x, M_x, seq_h, keep_r, keep_z, keep_n, keep_R_n__h_prev, delta_x, delta_h_prev, dx, grad_M_x, grad_M_h_prev):
+    """After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: dx, and
+    the weight gradients summed over those rows. One GEMM each."""
+    T, B, D = x.shape
+    H = seq_h.shape[2]
+    np.dot(delta_x.reshape(T * B, 3 * H)[lo:hi].T, x.reshape(T * B, D)[lo:hi], grad_M_x)
+    np.dot(delta_h_prev.reshape(T * B, 3 * H)[lo:hi].T, seq_h[:T].reshape(T * B, H)[lo:hi], grad_M_h_prev)
+    np.dot(delta_x.reshape(T * B, 3 * H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])

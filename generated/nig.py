@@ -24,34 +24,50 @@ STATES = ('h', 'c')
 VECTORS = ('p_f', 'b_f', 'b_g', 'p_o', 'b_o')
 #: operand -> the matrices stacked (in this order) into its concatenated GEMM
 MATRIX_GROUPS = (('x', ('W_f', 'W_g', 'W_o')), ('h_prev', ('R_f', 'R_g', 'R_o')))
+#: arrays forward_steps fills; SAVED is what the backward reads, in its argument order
+FORWARD_OUTPUTS = ('seq_h', 'seq_c', 'keep_f', 'keep_g', 'keep_o')
 SAVED = ('seq_h', 'seq_c', 'keep_f', 'keep_g', 'keep_o')
 
 
-@numba.njit(cache=True, error_model="numpy")
-def forward(x, M_x_T, M_h_prev_T, p_f, b_f, b_g, p_o, b_o, h0, c0):
-    """Run the cell over a whole sequence; returns the arrays the backward needs."""
+def forward_buffers(T, B, H, dtype, empty=np.empty):
+    """Uninitialised arrays of one forward pass, by name, from ``empty``: the input projection
+    and what forward_steps fills (state sequences with the initial state at index 0, stored values)."""
+    return {
+        "proj_x": empty((T, B, 3, H), dtype),
+        "seq_h": empty((T + 1, B, H), dtype),
+        "seq_c": empty((T + 1, B, H), dtype),
+        "keep_f": empty((T, B, H), dtype),
+        "keep_g": empty((T, B, H), dtype),
+        "keep_o": empty((T, B, H), dtype),
+    }
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def forward_inputs(lo, hi, x, M_x_T, proj_x):
+    """The input projection of all T steps at once, for the rows lo:hi of the (T*B, D) inputs:
+    one GEMM, (hi - lo, D) @ (D, 3 * H)."""
     T, B, D = x.shape
-    H = h0.shape[1]
-    dtype = x.dtype
-    # Input projection of all T steps at once: one GEMM, (T*B, D) @ (D, 3 * H).
-    proj_x = np.dot(x.reshape(T * B, D), M_x_T).reshape(T, B, 3, H)
-    seq_h = np.empty((T + 1, B, H), dtype)
-    seq_h[0] = h0
-    seq_c = np.empty((T + 1, B, H), dtype)
-    seq_c[0] = c0
-    keep_f = np.empty((T, B, H), dtype)
-    keep_g = np.empty((T, B, H), dtype)
-    keep_o = np.empty((T, B, H), dtype)
-    proj_h_prev = np.empty((B, 3, H), dtype)
+    np.dot(x.reshape(T * B, D)[lo:hi], M_x_T, proj_x.reshape(T * B, M_x_T.shape[1])[lo:hi])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def forward_steps(lo, hi, proj_x, M_h_prev_T, p_f, b_f, b_g, p_o, b_o, seq_h, seq_c, keep_f, keep_g, keep_o):
+    """Run all T steps for the batch rows lo:hi; the state sequences hold the initial states
+    at index 0. Writes only those rows, so disjoint ranges can run at the same time."""
+    T = proj_x.shape[0]
+    H = proj_x.shape[3]
+    rows = hi - lo
+    dtype = proj_x.dtype
+    proj_h_prev = np.empty((rows, 3, H), dtype)
     for t in range(T):
-        np.dot(seq_h[t], M_h_prev_T, proj_h_prev.reshape(B, 3 * H))
-        for b in range(B):
+        np.dot(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 3 * H))
+        for b in range(lo, hi):
             c_prev__row = seq_c[t, b]
-            R_f__h_prev__row = proj_h_prev[b, 0]
+            R_f__h_prev__row = proj_h_prev[b - lo, 0]
             W_f__x__row = proj_x[t, b, 0]
-            R_g__h_prev__row = proj_h_prev[b, 1]
+            R_g__h_prev__row = proj_h_prev[b - lo, 1]
             W_g__x__row = proj_x[t, b, 1]
-            R_o__h_prev__row = proj_h_prev[b, 2]
+            R_o__h_prev__row = proj_h_prev[b - lo, 2]
             W_o__x__row = proj_x[t, b, 2]
             f__row = keep_f[t, b]
             g__row = keep_g[t, b]
@@ -72,26 +88,31 @@ def forward(x, M_x_T, M_h_prev_T, p_f, b_f, b_g, p_o, b_o, h0, c0):
                 c__row[j] = c
                 o__row[j] = o
                 h__row[j] = h
-    return (seq_h, seq_c, keep_f, keep_g, keep_o)
 
 
-@numba.njit(cache=True, error_model="numpy")
-def backward(x, M_x, M_h_prev, p_f, b_f, b_g, p_o, b_o, seq_h, seq_c, keep_f, keep_g, keep_o, dys, dh_last, dc_last):
-    """Backpropagate through the whole sequence; returns dx, the gradients and dstate0."""
-    T, B, D = x.shape
+def backward_buffers(T, B, H, dtype, empty=np.empty):
+    """Uninitialised buffers, from ``empty``, for the adjoints of the products of each operand
+    group over all steps: what backward_steps writes and backward_gradients multiplies."""
+    return (empty((T, B, 3, H), dtype),)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def backward_steps(lo, hi, M_h_prev, p_f, b_f, b_g, p_o, b_o, seq_h, seq_c, keep_f, keep_g, keep_o, dys, carry_h, carry_c, delta_x):
+    """Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final
+    state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only
+    those rows and returns the gradients of the vectors summed over them."""
+    T = dys.shape[0]
     H = dys.shape[2]
-    dtype = x.dtype
+    rows = hi - lo
+    dtype = dys.dtype
     one = dtype.type(1.0)
     grad_p_f = np.zeros(H, dtype)
     grad_b_f = np.zeros(H, dtype)
     grad_b_g = np.zeros(H, dtype)
     grad_p_o = np.zeros(H, dtype)
     grad_b_o = np.zeros(H, dtype)
-    carry_h = dh_last.copy()
-    carry_c = dc_last.copy()
-    delta_x = np.empty((T, B, 3, H), dtype)
     for t in range(T - 1, -1, -1):
-        for b in range(B):
+        for b in range(lo, hi):
             c_prev__row = seq_c[t, b]
             f__row = keep_f[t, b]
             g__row = keep_g[t, b]
@@ -126,9 +147,16 @@ def backward(x, M_x, M_h_prev, p_f, b_f, b_g, p_o, b_o, seq_h, seq_c, keep_f, ke
                 grad_p_o[j] += c__row[j] * delta_x__d_o_bar[j]
             for j in range(H):
                 grad_b_o[j] += delta_x__d_o_bar[j]
-        np.dot(delta_x[t].reshape(B, 3 * H), M_h_prev, carry_h)
-    # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
-    grad_M_x = np.dot(delta_x.reshape(T * B, 3 * H).T, x.reshape(T * B, D))
-    grad_M_h_prev = np.dot(delta_x.reshape(T * B, 3 * H).T, seq_h[:T].reshape(T * B, H))
-    dx = np.dot(delta_x.reshape(T * B, 3 * H), M_x).reshape(T, B, D)
-    return dx, grad_M_x, grad_M_h_prev, grad_p_f, grad_b_f, grad_b_g, grad_p_o, grad_b_o, carry_h, carry_c
+        np.dot(delta_x[t, lo:hi].reshape(rows, 3 * H), M_h_prev, carry_h[lo:hi])
+    return (grad_p_f, grad_b_f, grad_b_g, grad_p_o, grad_b_o)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def backward_gradients(lo, hi, x, M_x, seq_h, seq_c, keep_f, keep_g, keep_o, delta_x, dx, grad_M_x, grad_M_h_prev):
+    """After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: dx, and
+    the weight gradients summed over those rows. One GEMM each."""
+    T, B, D = x.shape
+    H = seq_h.shape[2]
+    np.dot(delta_x.reshape(T * B, 3 * H)[lo:hi].T, x.reshape(T * B, D)[lo:hi], grad_M_x)
+    np.dot(delta_x.reshape(T * B, 3 * H)[lo:hi].T, seq_h[:T].reshape(T * B, H)[lo:hi], grad_M_h_prev)
+    np.dot(delta_x.reshape(T * B, 3 * H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])

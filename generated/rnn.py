@@ -20,45 +20,68 @@ STATES = ('h',)
 VECTORS = ('b_h',)
 #: operand -> the matrices stacked (in this order) into its concatenated GEMM
 MATRIX_GROUPS = (('x', ('W_h',)), ('h_prev', ('R_h',)))
+#: arrays forward_steps fills; SAVED is what the backward reads, in its argument order
+FORWARD_OUTPUTS = ('seq_h',)
 SAVED = ('seq_h',)
 
 
-@numba.njit(cache=True, error_model="numpy")
-def forward(x, M_x_T, M_h_prev_T, b_h, h0):
-    """Run the cell over a whole sequence; returns the arrays the backward needs."""
+def forward_buffers(T, B, H, dtype, empty=np.empty):
+    """Uninitialised arrays of one forward pass, by name, from ``empty``: the input projection
+    and what forward_steps fills (state sequences with the initial state at index 0, stored values)."""
+    return {
+        "proj_x": empty((T, B, 1, H), dtype),
+        "seq_h": empty((T + 1, B, H), dtype),
+    }
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def forward_inputs(lo, hi, x, M_x_T, proj_x):
+    """The input projection of all T steps at once, for the rows lo:hi of the (T*B, D) inputs:
+    one GEMM, (hi - lo, D) @ (D, H)."""
     T, B, D = x.shape
-    H = h0.shape[1]
-    dtype = x.dtype
-    # Input projection of all T steps at once: one GEMM, (T*B, D) @ (D, H).
-    proj_x = np.dot(x.reshape(T * B, D), M_x_T).reshape(T, B, 1, H)
-    seq_h = np.empty((T + 1, B, H), dtype)
-    seq_h[0] = h0
-    proj_h_prev = np.empty((B, 1, H), dtype)
+    np.dot(x.reshape(T * B, D)[lo:hi], M_x_T, proj_x.reshape(T * B, M_x_T.shape[1])[lo:hi])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def forward_steps(lo, hi, proj_x, M_h_prev_T, b_h, seq_h):
+    """Run all T steps for the batch rows lo:hi; the state sequences hold the initial states
+    at index 0. Writes only those rows, so disjoint ranges can run at the same time."""
+    T = proj_x.shape[0]
+    H = proj_x.shape[3]
+    rows = hi - lo
+    dtype = proj_x.dtype
+    proj_h_prev = np.empty((rows, 1, H), dtype)
     for t in range(T):
-        np.dot(seq_h[t], M_h_prev_T, proj_h_prev.reshape(B, H))
-        for b in range(B):
-            R_h__h_prev__row = proj_h_prev[b, 0]
+        np.dot(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, H))
+        for b in range(lo, hi):
+            R_h__h_prev__row = proj_h_prev[b - lo, 0]
             W_h__x__row = proj_x[t, b, 0]
             h__row = seq_h[t + 1, b]
             for j in range(H):
                 h_bar = R_h__h_prev__row[j] + W_h__x__row[j] + b_h[j]
                 h = tanh(h_bar)
                 h__row[j] = h
-    return (seq_h,)
 
 
-@numba.njit(cache=True, error_model="numpy")
-def backward(x, M_x, M_h_prev, b_h, seq_h, dys, dh_last):
-    """Backpropagate through the whole sequence; returns dx, the gradients and dstate0."""
-    T, B, D = x.shape
+def backward_buffers(T, B, H, dtype, empty=np.empty):
+    """Uninitialised buffers, from ``empty``, for the adjoints of the products of each operand
+    group over all steps: what backward_steps writes and backward_gradients multiplies."""
+    return (empty((T, B, 1, H), dtype),)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def backward_steps(lo, hi, M_h_prev, b_h, seq_h, dys, carry_h, delta_x):
+    """Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final
+    state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only
+    those rows and returns the gradients of the vectors summed over them."""
+    T = dys.shape[0]
     H = dys.shape[2]
-    dtype = x.dtype
+    rows = hi - lo
+    dtype = dys.dtype
     one = dtype.type(1.0)
     grad_b_h = np.zeros(H, dtype)
-    carry_h = dh_last.copy()
-    delta_x = np.empty((T, B, 1, H), dtype)
     for t in range(T - 1, -1, -1):
-        for b in range(B):
+        for b in range(lo, hi):
             h__row = seq_h[t + 1, b]
             dys__row = dys[t, b]
             carry_h__row = carry_h[b]
@@ -69,9 +92,16 @@ def backward(x, M_x, M_h_prev, b_h, seq_h, dys, dh_last):
                 delta_x__d_h_bar[j] = d_h_bar
             for j in range(H):
                 grad_b_h[j] += delta_x__d_h_bar[j]
-        np.dot(delta_x[t].reshape(B, H), M_h_prev, carry_h)
-    # Weight gradients and dx: one GEMM each over all steps, after the recurrence.
-    grad_M_x = np.dot(delta_x.reshape(T * B, H).T, x.reshape(T * B, D))
-    grad_M_h_prev = np.dot(delta_x.reshape(T * B, H).T, seq_h[:T].reshape(T * B, H))
-    dx = np.dot(delta_x.reshape(T * B, H), M_x).reshape(T, B, D)
-    return dx, grad_M_x, grad_M_h_prev, grad_b_h, carry_h
+        np.dot(delta_x[t, lo:hi].reshape(rows, H), M_h_prev, carry_h[lo:hi])
+    return (grad_b_h,)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def backward_gradients(lo, hi, x, M_x, seq_h, delta_x, dx, grad_M_x, grad_M_h_prev):
+    """After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: dx, and
+    the weight gradients summed over those rows. One GEMM each."""
+    T, B, D = x.shape
+    H = seq_h.shape[2]
+    np.dot(delta_x.reshape(T * B, H)[lo:hi].T, x.reshape(T * B, D)[lo:hi], grad_M_x)
+    np.dot(delta_x.reshape(T * B, H)[lo:hi].T, seq_h[:T].reshape(T * B, H)[lo:hi], grad_M_h_prev)
+    np.dot(delta_x.reshape(T * B, H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])

@@ -5,6 +5,12 @@ each step runs one concatenated GEMM per operand (e.g. ``[R_i; R_f; R_g; R_o] h_
 preallocated buffer, then one fused elementwise loop; the backward stores the adjoints of all
 products over time and forms the weight gradients with one GEMM each after the recurrence.
 
+The recurrences (``forward_steps``, ``backward_steps``) run on a range ``lo:hi`` of batch rows,
+since the rows of a batch are independent: the runtime runs one range per core, each on its own
+thread (the kernels release the GIL) with single-threaded BLAS, so the steps need no barrier. The
+runtime allocates the big arrays with NumPy (``forward_buffers``, ``backward_buffers``) and the
+kernels fill them; memory that Numba allocates in a kernel is fresh pages every call.
+
 Everything this module writes is deterministic: symbols are sorted, CSE runs in canonical order,
 and nothing iterates over a set while emitting.
 """
@@ -190,13 +196,26 @@ class Layout:
         return out
 
     def operand_source(self, operand: str, all_steps: bool = False) -> str:
-        """The (B, in) array a GEMM multiplies at step t, or all T of them as (T, B, in)."""
+        """The (rows, in) block a GEMM multiplies at step t, or all T steps as (T, B, in)."""
         state = operand[: -len(PREV_SUFFIX)] if operand.endswith(PREV_SUFFIX) else operand
         if state in self.d.spec.states:  # seq[t] is the state at t-1, seq[t + 1] the one at t
             if operand.endswith(PREV_SUFFIX):
-                return f"{self.seq(state)}[:T]" if all_steps else f"{self.seq(state)}[t]"
-            return f"{self.seq(state)}[1:]" if all_steps else f"{self.seq(state)}[t + 1]"
-        return self.keep(operand) if all_steps else f"{self.keep(operand)}[t]"
+                return f"{self.seq(state)}[:T]" if all_steps else f"{self.seq(state)}[t, lo:hi]"
+            return f"{self.seq(state)}[1:]" if all_steps else f"{self.seq(state)}[t + 1, lo:hi]"
+        return self.keep(operand) if all_steps else f"{self.keep(operand)}[t, lo:hi]"
+
+    def forward_outputs(self) -> list[str]:
+        """Arrays ``forward_steps`` fills: the state sequences, then the stored values."""
+        return [self.seq(s) for s in self.d.spec.states] + [self.keep(n) for n in self.stored + self.kept_products]
+
+    def delta_buffers(self) -> list[tuple[str, int]]:
+        """(name, number of products) of each buffer of product adjoints, in first-use order."""
+        out = []
+        for operand, products in self.groups.items():
+            buf = self.delta_buffer[operand]
+            if buf == "delta_" + operand:
+                out.append((buf, len(products)))
+        return out
 
 
 def group_width(n: int) -> str:
@@ -262,19 +281,20 @@ def _rows(layout: Layout, defined_here: set[str], backward: bool) -> dict[str, t
             elif backward:
                 rows[name] = (view, f"{layout.keep(name)}[t, b]")
             else:
-                rows[name] = (view, f"{layout.proj(operand)}[b, {k}]")
+                rows[name] = (view, f"{layout.proj(operand)}[b - lo, {k}]")
         elif q.kind in ("value", "preact"):
             if name in d.spec.states:
                 rows[name] = (view, f"{layout.seq(name)}[t + 1, b]")
             elif name in layout.stored:
                 rows[name] = (view, f"{layout.keep(name)}[t, b]")
             else:
-                rows[name] = (view, f"buf_{name}[b]")
+                rows[name] = (view, f"buf_{name}[b - lo]")
     return rows
 
 
 class _LoopNest:
-    """One ``for b: for j:`` nest of a step: row views, then the elementwise statements."""
+    """One ``for b in range(lo, hi): for j:`` nest of a step: row views, then the elementwise
+    statements. Scratch arrays of the row range are indexed ``[b - lo]``."""
 
     def __init__(self, rows: dict[str, tuple[str, str]], constants: dict[float, str]):
         self.rows = dict(rows)
@@ -298,7 +318,7 @@ class _LoopNest:
             used |= {s.name for s in getattr(expr, "free_symbols", ())}
         views = {view: src for name, (view, src) in self.rows.items() if name in used}
         views.update(self.stores)
-        out("for b in range(B):", indent)
+        out("for b in range(lo, hi):", indent)
         for view, src in views.items():
             out(f"{view} = {src}", indent + 1)
         out("for j in range(H):", indent + 1)
@@ -316,42 +336,69 @@ def _split_levels(d: Derivation, assignments) -> dict[int, list]:
     return levels
 
 
+#: nogil: the runtime runs ranges of rows on threads of their own. contract: a * b + c may become
+#: one fused multiply-add (one rounding instead of two), which halves the cost of the polynomials
+#: in kernel_math; no other fast-math licence (no reassociation, NaN and inf stay IEEE).
+KERNEL = '@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})'
+
+
+def _empty(shape: str, allocate: str = "np.empty") -> str:
+    return f"{allocate}(({shape}), dtype)"
+
+
+def _tuple(items: list[str]) -> str:
+    """Python source of a tuple of ``items``: ``()``, ``(a,)`` or ``(a, b)``."""
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
 def emit_forward(layout: Layout, out: _Emitter) -> None:
     d = layout.d
     spec = d.spec
-    vectors = list(spec.vectors)
-    mats = [layout.matrix_arg(op, True) for op in layout.groups]
-    states0 = [f"{s}0" for s in spec.states]
-    out("@numba.njit(cache=True, error_model=\"numpy\")")
-    out(f"def forward(x, {', '.join(mats + vectors + states0)}):")
-    out('"""Run the cell over a whole sequence; returns the arrays the backward needs."""', 1)
+    x_width = len(layout.groups["x"])
+    step_groups = {op: ps for op, ps in layout.groups.items() if op != "x"}
+    out("def forward_buffers(T, B, H, dtype, empty=np.empty):")
+    out('"""Uninitialised arrays of one forward pass, by name, from ``empty``: the input projection', 1)
+    out('and what forward_steps fills (state sequences with the initial state at index 0, stored values)."""', 1)
+    out("return {", 1)
+    out(f'"{layout.proj("x")}": {_empty(f"T, B, {x_width}, H", "empty")},', 2)
+    for name in layout.forward_outputs():
+        out(f'"{name}": {_empty("T + 1, B, H" if name.startswith("seq_") else "T, B, H", "empty")},', 2)
+    out("}", 1)
+    out()
+    out()
+    out(KERNEL)
+    out(f"def forward_inputs(lo, hi, x, {layout.matrix_arg('x', True)}, {layout.proj('x')}):")
+    out(f'"""The input projection of all T steps at once, for the rows lo:hi of the (T*B, D) inputs:', 1)
+    out(f'one GEMM, (hi - lo, D) @ (D, {group_width(x_width)})."""', 1)
     out("T, B, D = x.shape", 1)
-    out(f"H = {states0[0]}.shape[1]", 1)
-    out("dtype = x.dtype", 1)
+    out(f"np.dot(x.reshape(T * B, D)[lo:hi], {layout.matrix_arg('x', True)}, "
+        f"{layout.proj('x')}.reshape(T * B, {layout.matrix_arg('x', True)}.shape[1])[lo:hi])", 1)
+    out()
+    out()
+    mats = [layout.matrix_arg(op, True) for op in step_groups]
+    args = ["lo", "hi", layout.proj("x")] + mats + list(spec.vectors) + layout.forward_outputs()
+    out(KERNEL)
+    out(f"def forward_steps({', '.join(args)}):")
+    out('"""Run all T steps for the batch rows lo:hi; the state sequences hold the initial states', 1)
+    out('at index 0. Writes only those rows, so disjoint ranges can run at the same time."""', 1)
+    out(f"T = {layout.proj('x')}.shape[0]", 1)
+    out(f"H = {layout.proj('x')}.shape[3]", 1)
+    out("rows = hi - lo", 1)
+    out(f"dtype = {layout.proj('x')}.dtype", 1)
     constants: dict[float, str] = {}
     constants_index = len(out.lines)
-    x_group = layout.groups["x"]
-    out(f"# Input projection of all T steps at once: one GEMM, (T*B, D) @ (D, {group_width(len(x_group))}).", 1)
-    out(f"{layout.proj('x')} = np.dot(x.reshape(T * B, D), {layout.matrix_arg('x', True)})"
-        f".reshape(T, B, {len(x_group)}, H)", 1)
-    for s in spec.states:
-        out(f"{layout.seq(s)} = np.empty((T + 1, B, H), dtype)", 1)
-        out(f"{layout.seq(s)}[0] = {s}0", 1)
-    for name in layout.stored + layout.kept_products:
-        out(f"{layout.keep(name)} = np.empty((T, B, H), dtype)", 1)
-    for operand, products in layout.groups.items():
-        if operand != "x":
-            out(f"{layout.proj(operand)} = np.empty((B, {len(products)}, H), dtype)", 1)
+    for operand, products in step_groups.items():
+        out(f"{layout.proj(operand)} = {_empty(f'rows, {len(products)}, H')}", 1)
     by_level = _split_levels(d, d.forward)
     crossing = _crossing_values(d, by_level, layout)
     for name in crossing:
-        out(f"buf_{name} = np.empty((B, H), dtype)", 1)
+        out(f"buf_{name} = {_empty('rows, H')}", 1)
     out("for t in range(T):", 1)
     for level in sorted(by_level):
-        for operand, products in layout.groups.items():
-            if operand != "x" and products[0].stage == level:
+        for operand, products in step_groups.items():
+            if products[0].stage == level:
                 out(f"np.dot({layout.operand_source(operand)}, {layout.matrix_arg(operand, True)}, "
-                    f"{layout.proj(operand)}.reshape(B, {group_width(len(products))}))", 2)
+                    f"{layout.proj(operand)}.reshape(rows, {group_width(len(products))}))", 2)
         body = by_level[level]
         nest = _LoopNest(_rows(layout, {a.name for a in body}, backward=False), constants)
         nest.statements = [(a.name, "=", a.expr) for a in body]
@@ -361,13 +408,11 @@ def emit_forward(layout: Layout, out: _Emitter) -> None:
             if a.name in layout.stored:
                 nest.store(f"{a.name}__row", f"{layout.keep(a.name)}[t, b]", a.target)
             if a.name in crossing:
-                nest.store(f"{a.name}__row", f"buf_{a.name}[b]", a.target)
+                nest.store(f"{a.name}__row", f"buf_{a.name}[b - lo]", a.target)
         for name in layout.kept_products:
             if d.levels[name] == level:
                 nest.store(f"{name}__kept", f"{layout.keep(name)}[t, b]", sympy.Symbol(name, real=True))
         nest.emit(out, 2, spec.vectors)
-    saved = layout.saved()
-    out(f"return ({saved[0]},)" if len(saved) == 1 else f"return ({', '.join(saved)})", 1)
     out.constants_at(constants_index, constants)
 
 
@@ -390,29 +435,33 @@ def emit_backward(layout: Layout, out: _Emitter) -> None:
     d = layout.d
     spec = d.spec
     vectors = list(spec.vectors)
-    mats = [layout.matrix_arg(op, False) for op in layout.groups]
-    dstates = [f"d{s}_last" for s in spec.states]
-    out("@numba.njit(cache=True, error_model=\"numpy\")")
-    out(f"def backward(x, {', '.join(mats + vectors + layout.saved() + ['dys'] + dstates)}):")
-    out('"""Backpropagate through the whole sequence; returns dx, the gradients and dstate0."""', 1)
-    out("T, B, D = x.shape", 1)
+    step_groups = {op: ps for op, ps in layout.groups.items() if op != "x"}
+    carries = [carry_name(s) for s in spec.states]
+    buffers = layout.delta_buffers()
+    out("def backward_buffers(T, B, H, dtype, empty=np.empty):")
+    out('"""Uninitialised buffers, from ``empty``, for the adjoints of the products of each operand', 1)
+    out('group over all steps: what backward_steps writes and backward_gradients multiplies."""', 1)
+    out(f"return {_tuple([_empty(f'T, B, {n}, H', 'empty') for _, n in buffers])}", 1)
+    out()
+    out()
+    mats = [layout.matrix_arg(op, False) for op in step_groups]
+    args = ["lo", "hi"] + mats + vectors + layout.saved() + ["dys"] + carries + [b for b, _ in buffers]
+    out(KERNEL)
+    out(f"def backward_steps({', '.join(args)}):")
+    out('"""Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final', 1)
+    out('state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only', 1)
+    out('those rows and returns the gradients of the vectors summed over them."""', 1)
+    out("T = dys.shape[0]", 1)
     out("H = dys.shape[2]", 1)
-    out("dtype = x.dtype", 1)
+    out("rows = hi - lo", 1)
+    out("dtype = dys.dtype", 1)
     constants: dict[float, str] = {}
     constants_index = len(out.lines)
     for v in vectors:
         out(f"grad_{v} = np.zeros(H, dtype)", 1)
-    for s in spec.states:
-        out(f"{carry_name(s)} = d{s}_last.copy()", 1)
-    buffers = []
-    for operand, products in layout.groups.items():
-        buf = layout.delta_buffer[operand]
-        if buf not in buffers:
-            buffers.append(buf)
-            out(f"{buf} = np.empty((T, B, {len(products)}, H), dtype)", 1)
-    for operand in layout.groups:
-        if operand != "x" and not _gemm_is_carry_only(d, operand):
-            out(f"{gemm_t_name(operand)} = np.empty((B, H), dtype)", 1)
+    for operand in step_groups:
+        if not _gemm_is_carry_only(d, operand):
+            out(f"{gemm_t_name(operand)} = {_empty('rows, H')}", 1)
 
     # Which loop computes each backward quantity; adjoints read in another loop need a buffer.
     tail = list(d.prev_adjoints.items())
@@ -426,7 +475,7 @@ def emit_backward(layout: Layout, out: _Emitter) -> None:
             if s.name in level_of and level_of[s.name] != level and s.name not in crossing:
                 crossing.append(s.name)
     for name in crossing:
-        out(f"buf_{name} = np.empty((B, H), dtype)", 1)
+        out(f"buf_{name} = {_empty('rows, H')}", 1)
 
     out("for t in range(T - 1, -1, -1):", 1)
     for level in sorted(by_level, reverse=True):
@@ -438,14 +487,14 @@ def emit_backward(layout: Layout, out: _Emitter) -> None:
             rows[carry_name(s)] = (f"{carry_name(s)}__row", f"{carry_name(s)}[b]")
         for name in crossing:
             if name not in defined:
-                rows[name] = (f"{name}__row", f"buf_{name}[b]")
+                rows[name] = (f"{name}__row", f"buf_{name}[b - lo]")
         for operand in layout.groups:
-            rows[gemm_t_name(operand)] = (f"{gemm_t_name(operand)}__row", f"{gemm_t_name(operand)}[b]")
+            rows[gemm_t_name(operand)] = (f"{gemm_t_name(operand)}__row", f"{gemm_t_name(operand)}[b - lo]")
         nest = _LoopNest(rows, constants)
         nest.statements = [(a.name, "=", a.expr) for a in body]
         for a in body:
             if a.name in crossing:
-                nest.store(f"{a.name}__row", f"buf_{a.name}[b]", a.target)
+                nest.store(f"{a.name}__row", f"buf_{a.name}[b - lo]", a.target)
         for operand, products in layout.groups.items():
             buf = layout.delta_buffer[operand]
             if buf != "delta_" + operand:
@@ -471,37 +520,50 @@ def emit_backward(layout: Layout, out: _Emitter) -> None:
                     nest.statements.append((f"{name}[j]", "+=", e))
         nest.emit(out, 2, spec.vectors)
         # adjoints of this level's GEMM operands, for the loop below
-        for operand, products in layout.groups.items():
-            if operand == "x" or products[0].stage != level:
+        for operand, products in step_groups.items():
+            if products[0].stage != level:
                 continue
-            src = f"{layout.delta_buffer[operand]}[t].reshape(B, {group_width(len(products))})"
+            src = f"{layout.delta_buffer[operand]}[t, lo:hi].reshape(rows, {group_width(len(products))})"
             if operand.endswith(PREV_SUFFIX):
                 state = operand[: -len(PREV_SUFFIX)]
                 if _gemm_is_carry_only(d, operand):
-                    out(f"np.dot({src}, {layout.matrix_arg(operand, False)}, {carry_name(state)})", 2)
+                    out(f"np.dot({src}, {layout.matrix_arg(operand, False)}, {carry_name(state)}[lo:hi])", 2)
                 else:
                     out(f"np.dot({src}, {layout.matrix_arg(operand, False)}, {gemm_t_name(operand)})", 2)
-                    out(f"{carry_name(state)} += {gemm_t_name(operand)}", 2)
+                    _emit_add_rows(out, carry_name(state), gemm_t_name(operand), 2)
             else:
                 out(f"np.dot({src}, {layout.matrix_arg(operand, False)}, {gemm_t_name(operand)})", 2)
-
-    out("# Weight gradients and dx: one GEMM each over all steps, after the recurrence.", 1)
-    grad_mats = []
-    for operand, products in layout.groups.items():
-        width = group_width(len(products))
-        flat = f"{layout.delta_buffer[operand]}.reshape(T * B, {width})"
-        if operand == "x":
-            src = "x.reshape(T * B, D)"
-        else:
-            src = f"{layout.operand_source(operand, all_steps=True)}.reshape(T * B, H)"
-        name = f"grad_{layout.matrix_arg(operand, False)}"
-        grad_mats.append(name)
-        out(f"{name} = np.dot({flat}.T, {src})", 1)
-    x_flat = f"{layout.delta_buffer['x']}.reshape(T * B, {group_width(len(layout.groups['x']))})"
-    out(f"dx = np.dot({x_flat}, {layout.matrix_arg('x', False)}).reshape(T, B, D)", 1)
-    results = ["dx"] + grad_mats + [f"grad_{v}" for v in vectors] + [carry_name(s) for s in spec.states]
-    out(f"return {', '.join(results)}", 1)
+    out(f"return {_tuple([f'grad_{v}' for v in vectors])}", 1)
     out.constants_at(constants_index, constants)
+    out()
+    out()
+
+    grad_mats = [f"grad_{layout.matrix_arg(op, False)}" for op in layout.groups]
+    args = ["lo", "hi", "x", layout.matrix_arg("x", False)] + layout.saved() + [b for b, _ in buffers]
+    out(KERNEL)
+    out(f"def backward_gradients({', '.join(args + ['dx'] + grad_mats)}):")
+    out('"""After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: dx, and', 1)
+    out('the weight gradients summed over those rows. One GEMM each."""', 1)
+    out("T, B, D = x.shape", 1)
+    out(f"H = {layout.seq(spec.states[0])}.shape[2]", 1)
+    for operand, products in layout.groups.items():
+        flat = f"{layout.delta_buffer[operand]}.reshape(T * B, {group_width(len(products))})[lo:hi]"
+        if operand == "x":
+            src = "x.reshape(T * B, D)[lo:hi]"
+        else:
+            src = f"{layout.operand_source(operand, all_steps=True)}.reshape(T * B, H)[lo:hi]"
+        out(f"np.dot({flat}.T, {src}, grad_{layout.matrix_arg(operand, False)})", 1)
+    x_flat = f"{layout.delta_buffer['x']}.reshape(T * B, {group_width(len(layout.groups['x']))})[lo:hi]"
+    out(f"np.dot({x_flat}, {layout.matrix_arg('x', False)}, dx.reshape(T * B, D)[lo:hi])", 1)
+
+
+def _emit_add_rows(out: _Emitter, target: str, scratch: str, indent: int) -> None:
+    """``target[lo:hi] += scratch`` as a loop over row views: no temporary array."""
+    out("for b in range(lo, hi):", indent)
+    out(f"{target}__row = {target}[b]", indent + 1)
+    out(f"{scratch}__row = {scratch}[b - lo]", indent + 1)
+    out("for j in range(H):", indent + 1)
+    out(f"{target}__row[j] += {scratch}__row[j]", indent + 2)
 
 
 def _gemm_is_carry_only(d: Derivation, operand: str) -> bool:
@@ -545,6 +607,8 @@ def emit_module(d: Derivation) -> str:
     out("#: operand -> the matrices stacked (in this order) into its concatenated GEMM")
     groups = tuple((op, tuple(p.matrix for p in ps)) for op, ps in layout.groups.items())
     out(f"MATRIX_GROUPS = {groups!r}")
+    out("#: arrays forward_steps fills; SAVED is what the backward reads, in its argument order")
+    out(f"FORWARD_OUTPUTS = {tuple(layout.forward_outputs())!r}")
     out(f"SAVED = {tuple(layout.saved())!r}")
     out()
     out()

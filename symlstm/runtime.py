@@ -26,6 +26,7 @@ from typing import Mapping
 
 import numpy as np
 
+from . import parallel, workspace
 from .spec import CellSpec
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -54,7 +55,9 @@ def _owned(array: np.ndarray, original) -> np.ndarray:
     """``array``, copied unless it is a fresh array made from the caller's ``original`` (it may
     be the caller's own array, or a view of its memory: an ndarray, a buffer, a tensor)."""
     if array is original or array.base is not None:
-        return array.copy()
+        copy = workspace.empty(array.shape, array.dtype)
+        copy[...] = array
+        return copy
     return array
 
 
@@ -181,16 +184,34 @@ class Cell:
 
     # -- the generated kernels, on validated, contiguous arrays of one dtype ---------------------
     def _kernel_forward(self, x, matrices, vectors, states0) -> tuple[np.ndarray, ...]:
-        """Run the forward kernel; returns the saved arrays (the state sequences come first,
+        """Run the forward kernels; returns the saved arrays (the state sequences come first,
         each (T + 1, B, H) with the initial state at index 0)."""
-        transposed = tuple(np.ascontiguousarray(m.T) for m in matrices)
-        return self.kernels.forward(x, *transposed, *vectors, *states0)
+        k = self.kernels
+        T, B, _ = x.shape
+        # the big arrays come from NumPy (memory Numba allocates is fresh pages on every call),
+        # reused across calls
+        buffers = k.forward_buffers(T, B, states0[0].shape[1], x.dtype, workspace.empty)
+        for name, state0 in zip(k.FORWARD_OUTPUTS, states0):
+            buffers[name][0] = state0
+        transposed = [_transposed(m) for m in matrices]
+        with parallel.RowSplit(T, B) as split:
+            split.flat(k.forward_inputs, x, transposed[0], buffers["proj_x"])
+            split.batch(k.forward_steps, buffers["proj_x"], *transposed[1:], *vectors,
+                        *(buffers[name] for name in k.FORWARD_OUTPUTS))
+        return tuple(buffers[name] for name in k.SAVED)
 
     def _kernel_backward(self, x, matrices, vectors, saved, dys, dlast):
-        """Run the backward kernel; returns (dx, stacked matrix grads, vector grads, dstate0)."""
-        out = self.kernels.backward(x, *matrices, *vectors, *saved, dys, *dlast)
-        ng, nv = len(self._groups), len(self._vectors)
-        return out[0], out[1:1 + ng], out[1 + ng:1 + ng + nv], out[1 + ng + nv:]
+        """Run the backward kernels; returns (dx, stacked matrix grads, vector grads, dstate0)."""
+        k = self.kernels
+        T, B, _ = x.shape
+        carries = [d.copy() for d in dlast]
+        deltas = k.backward_buffers(T, B, dys.shape[2], x.dtype, workspace.empty)
+        dx = np.empty_like(x)
+        with parallel.RowSplit(T, B) as split:
+            vector_parts = split.batch(k.backward_steps, *matrices[1:], *vectors, *saved, dys, *carries, *deltas)
+            matrix_parts = [tuple(workspace.empty(m.shape, m.dtype) for m in matrices) for _ in split.flat_ranges]
+            split.flat(k.backward_gradients, x, matrices[0], *saved, *deltas, dx, per_range=matrix_parts)
+        return dx, _summed(matrix_parts), _summed(vector_parts), carries
 
     # -- the API --------------------------------------------------------------------------------
     def forward(self, x, params: Mapping, state0: Mapping | None = None, *, checkpoint: int | None = None):
@@ -212,7 +233,7 @@ class Cell:
         params, H = self._check_params(params, D, dtype)
         states0 = self._check_states(state0, B, H, dtype, "state0")
         x = _owned(x, original_x)
-        matrices = tuple(np.concatenate([params[m] for m in names], axis=0) for _, names in self._groups)
+        matrices = tuple(_stacked([params[m] for m in names]) for _, names in self._groups)
         vectors = tuple(params[v].copy() for v in self._vectors)
         if T == 0:
             saved = tuple(s[None].copy() for s in states0)
@@ -304,6 +325,27 @@ class Cell:
         dparams.update(zip(self._vectors, grad_vectors))
         dparams = {n: dparams[n] for n in self.param_names}
         return dx, dparams, dict(zip(self.state_names, dstate0))
+
+
+def _stacked(blocks: list[np.ndarray]) -> np.ndarray:
+    """The matrices of one operand group, one above the other."""
+    out = workspace.empty((sum(b.shape[0] for b in blocks), blocks[0].shape[1]), blocks[0].dtype)
+    return np.concatenate(blocks, axis=0, out=out)
+
+
+def _transposed(matrix: np.ndarray) -> np.ndarray:
+    out = workspace.empty(matrix.shape[::-1], matrix.dtype)
+    out[...] = matrix.T
+    return out
+
+
+def _summed(parts: list[tuple[np.ndarray, ...]]) -> list[np.ndarray]:
+    """The sums, array by array, of the per-range parts of some gradients (in range order)."""
+    total = [np.array(a) for a in parts[0]]
+    for part in parts[1:]:
+        for acc, a in zip(total, part):
+            acc += a
+    return total
 
 
 def _positive(value, what: str) -> int:

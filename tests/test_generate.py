@@ -71,8 +71,16 @@ def test_generated_module_is_readable_python():
     source = (GENERATED / "peephole.py").read_text()
     compile(source, "peephole.py", "exec")
     assert "@numba.njit(cache=True" in source
-    assert "def forward(" in source and "def backward(" in source
-    assert "proj_x = np.dot(x.reshape(T * B, D)" in source  # input projection of all steps at once
-    assert "np.dot(seq_h[t], M_h_prev_T, proj_h_prev.reshape(B, 4 * H))" in source  # one GEMM per step
-    assert "np.dot(delta_x[t].reshape(B, 4 * H), M_h_prev, carry_h)" in source  # and one backward
-    assert source.count("= np.dot(delta_x.reshape(T * B, 4 * H).T") == 2  # weight gradients after the loop
+    assert "def forward_steps(" in source and "def backward_steps(" in source
+    # the input projection of all steps at once
+    assert "np.dot(x.reshape(T * B, D)[lo:hi], M_x_T, proj_x.reshape(T * B, M_x_T.shape[1])[lo:hi])" in source
+    # one GEMM per step forward, and one backward, for the kernel's rows of the batch
+    assert "np.dot(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 4 * H))" in source
+    assert "np.dot(delta_x[t, lo:hi].reshape(rows, 4 * H), M_h_prev, carry_h[lo:hi])" in source
+    # the weight gradients after the loop, one GEMM per operand
+    assert source.count("np.dot(delta_x.reshape(T * B, 4 * H)[lo:hi].T") == 2
+    # no array is allocated inside the time loops
+    for kernel in ("forward_steps", "backward_steps"):
+        body = source[source.index(f"def {kernel}("):]
+        body = body[body.index("    for t in range("):body.index("\n\n\n")]
+        assert "np.empty" not in body and "np.zeros" not in body and ".copy()" not in body

@@ -1,0 +1,114 @@
+"""How the runtime spreads one call of a cell over the machine's cores.
+
+The rows of a batch are independent through time, so the recurrence of rows ``lo:hi`` can run on
+one core from the first step to the last with no barrier between steps (a barrier per step, as a
+threaded BLAS needs for each small step GEMM, costs more than the GEMM at the sizes of most
+recurrent nets). The big GEMMs before and after the recurrence are split the same way, over the
+T*B (step, batch row) pairs. Each range runs on a thread of its own (the kernels release the GIL)
+and BLAS is held to one thread for the whole call: BLAS worker threads spin for a while after
+each job, and on a two-core machine a spinning worker steals a core from the recurrence.
+
+A batch too small to split (fewer than 2 * MIN_ROWS_PER_THREAD rows) runs on the calling thread,
+with BLAS free to use its own threads.
+
+``SYMLSTM_NUM_THREADS`` sets the number of threads (default: the cores this process may use).
+Results depend on it only through the order in which the parts of the parameter gradients are
+summed, at the level of rounding.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor, wait
+
+THREADS_ENV = "SYMLSTM_NUM_THREADS"
+#: fewer rows than this per thread and the per-step GEMMs get too thin to be worth a thread
+MIN_ROWS_PER_THREAD = 4
+
+
+def num_threads() -> int:
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if value:
+        try:
+            threads = int(value)
+        except ValueError:
+            raise ValueError(f"{THREADS_ENV}={value!r} is not a whole number of threads") from None
+        if threads < 1:
+            raise ValueError(f"{THREADS_ENV}={value!r}: use 1 or more threads")
+        return threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def row_ranges(batch: int, threads: int | None = None) -> list[tuple[int, int]]:
+    """Split ``range(batch)`` into contiguous ``(lo, hi)`` ranges, one per thread, as even as
+    possible and each at least MIN_ROWS_PER_THREAD rows long (so a small batch gets one)."""
+    threads = num_threads() if threads is None else threads
+    parts = max(1, min(threads, batch // MIN_ROWS_PER_THREAD))
+    bounds = [batch * k // parts for k in range(parts + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+@functools.lru_cache(maxsize=None)
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="symlstm")
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's handle on the loaded BLAS libraries, SciPy's (which Numba's np.dot calls)
+    among them: made after importing it, since threadpoolctl sees only loaded libraries."""
+    import scipy.linalg.cython_blas  # noqa: F401
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def single_threaded_blas():
+    """A context in which BLAS runs on the calling thread only."""
+    try:
+        return _blas_controller().limit(limits=1, user_api="blas")
+    except ImportError:  # threadpoolctl missing: run as is
+        return contextlib.nullcontext()
+
+
+class RowSplit:
+    """One call's division of work, used as a context: ``batch`` runs a kernel over ranges of
+    batch rows, ``flat`` over ranges of the T*B (step, row) pairs, each range on its own thread.
+
+    >>> with RowSplit(T, B) as split:                  # doctest: +SKIP
+    ...     split.flat(kernel, *args)                   # kernel(lo, hi, *args) per range
+    """
+
+    def __init__(self, steps: int, batch: int, threads: int | None = None):
+        self.batch_ranges = row_ranges(batch, threads)
+        self.threaded = len(self.batch_ranges) > 1
+        self.flat_ranges = row_ranges(steps * batch, len(self.batch_ranges))
+        self._blas = single_threaded_blas() if self.threaded else contextlib.nullcontext()
+
+    def __enter__(self) -> "RowSplit":
+        self._blas.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._blas.__exit__(*exc)
+
+    def batch(self, kernel, *args) -> list:
+        return self._run(kernel, self.batch_ranges, args)
+
+    def flat(self, kernel, *args, per_range=None) -> list:
+        """Like ``batch``; ``per_range[k]`` (a tuple) ends the arguments of the k-th range."""
+        return self._run(kernel, self.flat_ranges, args, per_range)
+
+    @staticmethod
+    def _run(kernel, ranges, args, per_range=None) -> list:
+        extra = per_range if per_range is not None else [()] * len(ranges)
+        if len(ranges) == 1:
+            return [kernel(*ranges[0], *args, *extra[0])]
+        pool = _pool(len(ranges))
+        futures = [pool.submit(kernel, lo, hi, *args, *more) for (lo, hi), more in zip(ranges, extra)]
+        wait(futures)  # all of them, even when one fails, before anything else runs
+        return [f.result() for f in futures]
