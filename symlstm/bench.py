@@ -121,7 +121,10 @@ def _gemm_step(cell_name, size, dtype):
               rng.standard_normal((T, B, nh)))
     x, w, r, seq_h, delta_x, delta_h = (a.astype(dtype) for a in arrays)
     w_t, r_t = np.ascontiguousarray(w.T), np.ascontiguousarray(r.T)
-    return (lambda: _gemm_only(x, w_t, w, r_t, r, seq_h, delta_x, delta_h)), 0
+    # outputs allocated once, as the runtime's reused buffers are
+    outputs = (np.empty((T * B, nx), dtype), np.empty((B, nh), dtype), np.empty((B, H), dtype),
+               np.empty_like(w), np.empty_like(r), np.empty((T * B, D), dtype))
+    return (lambda: _gemm_only(x, w_t, w, r_t, r, seq_h, delta_x, delta_h, *outputs)), 0
 
 
 def _gemm_only(*args):
@@ -130,20 +133,19 @@ def _gemm_only(*args):
     import numba
 
     @numba.njit(cache=True)
-    def gemm_only(x, w_t, w, r_t, r, seq_h, delta_x, delta_h):
+    def gemm_only(x, w_t, w, r_t, r, seq_h, delta_x, delta_h, proj_x, step, back, grad_w, grad_r, dx):
+        """The kernels' GEMMs, one thread calling BLAS (which uses its own threads)."""
         T, B, D = x.shape
         H = seq_h.shape[2]
-        np.dot(x.reshape(T * B, D), w_t)
-        step = np.empty((B, r_t.shape[1]), x.dtype)
-        back = np.empty((B, H), x.dtype)
+        np.dot(x.reshape(T * B, D), w_t, proj_x)
         for t in range(T):
             np.dot(seq_h[t], r_t, step)
         for t in range(T):
             np.dot(delta_h[t], r, back)
         flat_x, flat_h = delta_x.reshape(T * B, w.shape[0]), delta_h.reshape(T * B, r.shape[0])
-        np.dot(flat_x.T, x.reshape(T * B, D))
-        np.dot(flat_h.T, seq_h[:T].reshape(T * B, H))
-        np.dot(flat_x, w)
+        np.dot(flat_x.T, x.reshape(T * B, D), grad_w)
+        np.dot(flat_h.T, seq_h[:T].reshape(T * B, H), grad_r)
+        np.dot(flat_x, w, dx)
 
     _gemm_only = gemm_only
     return gemm_only(*args)
@@ -226,6 +228,9 @@ def machine_info() -> dict:
                                f"{i['num_threads']} threads)" for i in threadpool_info()})
     except ImportError:
         info["blas"] = ["threadpoolctl not installed: BLAS unknown"]
+    from . import parallel
+
+    info["symlstm_threads"] = parallel.num_threads()
     try:
         import torch
 
@@ -267,11 +272,16 @@ def _med(report, label, size) -> float:
 
 
 def format_report(report, cells, dtypes) -> str:
+    from . import parallel
+
     grid = report["grid"]
     m = report["machine"]
     lines = [f"Machine: {m.get('cpu')} ({m.get('cpu_count')} cores), Python {m.get('python')}, "
              f"numba {m.get('numba', '?')}, torch {m.get('torch')}",
              f"BLAS: {'; '.join(m.get('blas', []))}",
+             f"symlstm: {m.get('symlstm_threads', '?')} threads, each running a range of batch rows with "
+             f"single-threaded BLAS while the step matrices are under "
+             f"{parallel.MAX_SPLIT_STEP_BYTES >> 20} MiB, else one thread and BLAS's threads.",
              f"Workers ran with {' and '.join(report['unset_env'])} unset; each implementation in its own "
              "process, alternating; times are medians, forward + backward over the whole sequence.", ""]
     header = "| T, B, D, H | " + " | ".join(f"{t},{b},{d},{h}" for t, b, d, h in grid) + " |"

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import types
+from numba import njit, types
 from numba.extending import intrinsic, overload
 
 # Eigen's generic_fast_tanh_float: numerator (odd powers) and denominator (even powers).
@@ -105,6 +105,19 @@ def hard_sigmoid_slope(y):
     return 1.0 / 6.0 if 0.0 < y < 1.0 else 0.0
 
 
+# Horner's rule written out (a loop would carry a variable that Numba's SSA pass warns about
+# once inlined): c[0] r^n + ... + c[n], for the two degrees exp uses.
+@njit(inline="always")
+def _horner13(r, c):
+    return ((((((((((((c[0] * r + c[1]) * r + c[2]) * r + c[3]) * r + c[4]) * r + c[5]) * r + c[6]) * r
+                 + c[7]) * r + c[8]) * r + c[9]) * r + c[10]) * r + c[11]) * r + c[12]) * r + c[13]
+
+
+@njit(inline="always")
+def _horner7(r, c):
+    return ((((((c[0] * r + c[1]) * r + c[2]) * r + c[3]) * r + c[4]) * r + c[5]) * r + c[6]) * r + c[7]
+
+
 @overload(exp, inline="always")
 def _exp(z):
     if not isinstance(z, types.Float):
@@ -118,6 +131,7 @@ def _exp(z):
     log2e, ln2_hi, ln2_lo, half, lim, below, zero = _typed(
         z, 1.4426950408889634, *_LN2_SPLIT[z.bitwidth], 0.5, k_limit, underflow, 0.0)
     c = _typed(z, *coefficients)
+    horner = _horner13 if z.bitwidth == 64 else _horner7
     shift, offset = ints(mantissa_bits), ints(bias)
     one_int = ints(1)
 
@@ -128,9 +142,7 @@ def _exp(z):
         r = (z - k_float * ln2_hi) - k_float * ln2_lo
         k = ints(k_float)
         k_half = k >> one_int
-        p = c[0]
-        for n in range(1, len(c)):  # Horner; a constant trip count, which LLVM unrolls
-            p = p * r + c[n]
+        p = horner(r, c)
         # times 2^k as two factors, one at a time: 2^k alone may be out of range when e^z is not
         y = p * _bits_as_float(ints((k_half + offset) << shift))
         y = y * _bits_as_float(ints((k - k_half + offset) << shift))

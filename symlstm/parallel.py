@@ -8,8 +8,14 @@ T*B (step, batch row) pairs. Each range runs on a thread of its own (the kernels
 and BLAS is held to one thread for the whole call: BLAS worker threads spin for a while after
 each job, and on a two-core machine a spinning worker steals a core from the recurrence.
 
-A batch too small to split (fewer than 2 * MIN_ROWS_PER_THREAD rows) runs on the calling thread,
-with BLAS free to use its own threads.
+That wins while the step matrices are small; once they outgrow a core's cache, every thread
+re-reads and re-packs all of them at every step, and BLAS's own split of each step GEMM (each
+thread packs half) wins instead. Measured on these machines (2 cores, 2 MiB L2 each; lstm,
+forward + backward, row threads / BLAS threads): 0.83, 0.95, 1.02, 1.34 at H = 64, 128, 256,
+512 in float32 and 0.77, 0.86, 1.12 at H = 64, 128, 256 in float64. So a call splits its rows
+when its step matrices take less than MAX_SPLIT_STEP_BYTES; a batch too small to split (fewer
+than 2 * MIN_ROWS_PER_THREAD rows) or with larger matrices runs on the calling thread, with BLAS
+free to use its own threads.
 
 ``SYMLSTM_NUM_THREADS`` sets the number of threads (default: the cores this process may use).
 Results depend on it only through the order in which the parts of the parameter gradients are
@@ -25,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 THREADS_ENV = "SYMLSTM_NUM_THREADS"
 #: fewer rows than this per thread and the per-step GEMMs get too thin to be worth a thread
 MIN_ROWS_PER_THREAD = 4
+#: step matrices (all of a cell's recurrent weights) at least this big: leave threads to BLAS
+MAX_SPLIT_STEP_BYTES = 1 << 20
 
 
 def num_threads() -> int:
@@ -83,11 +91,17 @@ class RowSplit:
     ...     split.flat(kernel, *args)                   # kernel(lo, hi, *args) per range
     """
 
-    def __init__(self, steps: int, batch: int, threads: int | None = None):
+    def __init__(self, steps: int, batch: int, step_bytes: int = 0, threads: int | None = None):
+        if step_bytes >= MAX_SPLIT_STEP_BYTES or batch < 2 * MIN_ROWS_PER_THREAD:
+            threads = 1
         self.batch_ranges = row_ranges(batch, threads)
         self.threaded = len(self.batch_ranges) > 1
-        self.flat_ranges = row_ranges(steps * batch, len(self.batch_ranges))
-        self._blas = single_threaded_blas() if self.threaded else contextlib.nullcontext()
+        if self.threaded:
+            self.flat_ranges = row_ranges(steps * batch, len(self.batch_ranges))
+            self._blas = single_threaded_blas()
+        else:
+            self.flat_ranges = [(0, steps * batch)]
+            self._blas = contextlib.nullcontext()
 
     def __enter__(self) -> "RowSplit":
         self._blas.__enter__()

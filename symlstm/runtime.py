@@ -194,7 +194,7 @@ class Cell:
         for name, state0 in zip(k.FORWARD_OUTPUTS, states0):
             buffers[name][0] = state0
         transposed = [_transposed(m) for m in matrices]
-        with parallel.RowSplit(T, B) as split:
+        with parallel.RowSplit(T, B, _step_bytes(matrices)) as split:
             split.flat(k.forward_inputs, x, transposed[0], buffers["proj_x"])
             split.batch(k.forward_steps, buffers["proj_x"], *transposed[1:], *vectors,
                         *(buffers[name] for name in k.FORWARD_OUTPUTS))
@@ -207,7 +207,7 @@ class Cell:
         carries = [d.copy() for d in dlast]
         deltas = k.backward_buffers(T, B, dys.shape[2], x.dtype, workspace.empty)
         dx = np.empty_like(x)
-        with parallel.RowSplit(T, B) as split:
+        with parallel.RowSplit(T, B, _step_bytes(matrices)) as split:
             vector_parts = split.batch(k.backward_steps, *matrices[1:], *vectors, *saved, dys, *carries, *deltas)
             matrix_parts = [tuple(workspace.empty(m.shape, m.dtype) for m in matrices) for _ in split.flat_ranges]
             split.flat(k.backward_gradients, x, matrices[0], *saved, *deltas, dx, per_range=matrix_parts)
@@ -327,6 +327,11 @@ class Cell:
         return dx, dparams, dict(zip(self.state_names, dstate0))
 
 
+def _step_bytes(matrices) -> int:
+    """Bytes of the matrices the recurrence multiplies at every step (all but the input's)."""
+    return sum(m.nbytes for m in matrices[1:])
+
+
 def _stacked(blocks: list[np.ndarray]) -> np.ndarray:
     """The matrices of one operand group, one above the other."""
     out = workspace.empty((sum(b.shape[0] for b in blocks), blocks[0].shape[1]), blocks[0].dtype)
@@ -341,6 +346,8 @@ def _transposed(matrix: np.ndarray) -> np.ndarray:
 
 def _summed(parts: list[tuple[np.ndarray, ...]]) -> list[np.ndarray]:
     """The sums, array by array, of the per-range parts of some gradients (in range order)."""
+    if len(parts) == 1:
+        return list(parts[0])
     total = [np.array(a) for a in parts[0]]
     for part in parts[1:]:
         for acc, a in zip(total, part):

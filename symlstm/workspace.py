@@ -11,46 +11,56 @@ Only the runtime's own buffers come from here; arrays returned to the caller are
 """
 from __future__ import annotations
 
+import math
 import sys
 import threading
 
 import numpy as np
 
-#: the pool forgets its oldest arrays once it holds more than this
+#: the pool forgets its least recently used arrays once it holds more than this
 MAX_BYTES = 1 << 30
+#: smaller arrays come from malloc's heap, which reuses them without faults: not pooled
+MIN_BYTES = 1 << 17
 
 
 class ArrayPool:
-    def __init__(self, max_bytes: int = MAX_BYTES):
-        self.max_bytes = max_bytes
-        self._arrays: list[np.ndarray] = []  # oldest first
+    def __init__(self, max_bytes: int = MAX_BYTES, min_bytes: int = MIN_BYTES):
+        self.max_bytes, self.min_bytes = max_bytes, min_bytes
+        self._arrays: dict[tuple, list[np.ndarray]] = {}  # (shape, dtype) -> arrays; oldest key first
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def empty(self, shape, dtype) -> np.ndarray:
         """An uninitialised C-contiguous array, reused when one of this shape and dtype is free."""
-        shape, dtype = tuple(int(n) for n in shape), np.dtype(dtype)
+        dtype = np.dtype(dtype)
+        if dtype.itemsize * math.prod(shape) < self.min_bytes:
+            return np.empty(shape, dtype)
+        shape = tuple(int(n) for n in shape)
+        key = (shape, dtype.str)
         with self._lock:
-            for k in range(len(self._arrays)):
-                array = self._arrays[k]
+            arrays = self._arrays.pop(key, [])
+            self._arrays[key] = arrays  # most recently used last
+            for k in range(len(arrays)):
+                array = arrays[k]
                 # referred to only by the pool's list, ``array`` and getrefcount's argument
-                if array.shape == shape and array.dtype == dtype and sys.getrefcount(array) == 3:
-                    self._arrays.append(self._arrays.pop(k))  # most recently used last
+                if sys.getrefcount(array) == 3:
                     return array
             array = np.empty(shape, dtype)
-            self._arrays.append(array)
-            total = sum(a.nbytes for a in self._arrays)
-            while total > self.max_bytes and len(self._arrays) > 1:
-                total -= self._arrays.pop(0).nbytes  # still in use or not: just forget it
+            arrays.append(array)
+            self._bytes += array.nbytes
+            while self._bytes > self.max_bytes and len(self._arrays) > 1:
+                oldest = next(iter(self._arrays))  # still in use or not: just forget them
+                self._bytes -= sum(a.nbytes for a in self._arrays.pop(oldest))
             return array
 
     def clear(self) -> None:
         with self._lock:
             self._arrays.clear()
+            self._bytes = 0
 
     @property
     def nbytes(self) -> int:
-        with self._lock:
-            return sum(a.nbytes for a in self._arrays)
+        return self._bytes
 
 
 POOL = ArrayPool()
