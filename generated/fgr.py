@@ -16,7 +16,7 @@ import math
 import numba
 import numpy as np
 
-from symlstm.kernel_math import sigmoid, tanh
+from symlstm.kernel_math import sigmoid, step_gemm, tanh
 
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'fgr'
@@ -65,10 +65,10 @@ def forward_steps(lo, hi, proj_x, M_h_prev_T, M_f_prev_T, M_i_prev_T, M_o_prev_T
     proj_i_prev = np.empty((rows, 3, H), dtype)
     proj_o_prev = np.empty((rows, 3, H), dtype)
     for t in range(T):
-        np.dot(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 4 * H))
-        np.dot(seq_f[t, lo:hi], M_f_prev_T, proj_f_prev.reshape(rows, 3 * H))
-        np.dot(seq_i[t, lo:hi], M_i_prev_T, proj_i_prev.reshape(rows, 3 * H))
-        np.dot(seq_o[t, lo:hi], M_o_prev_T, proj_o_prev.reshape(rows, 3 * H))
+        step_gemm(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 4 * H))
+        step_gemm(seq_f[t, lo:hi], M_f_prev_T, proj_f_prev.reshape(rows, 3 * H))
+        step_gemm(seq_i[t, lo:hi], M_i_prev_T, proj_i_prev.reshape(rows, 3 * H))
+        step_gemm(seq_o[t, lo:hi], M_o_prev_T, proj_o_prev.reshape(rows, 3 * H))
         for b in range(lo, hi):
             c_prev__row = seq_c[t, b]
             R_i__h_prev__row = proj_h_prev[b - lo, 0]
@@ -190,10 +190,10 @@ def backward_steps(lo, hi, M_h_prev, M_f_prev, M_i_prev, M_o_prev, p_i, b_i, p_f
                 grad_p_o[j] += c__row[j] * delta_x__d_o_bar[j]
             for j in range(H):
                 grad_b_o[j] += delta_x__d_o_bar[j]
-        np.dot(delta_x[t, lo:hi].reshape(rows, 4 * H), M_h_prev, carry_h[lo:hi])
-        np.dot(delta_f_prev[t, lo:hi].reshape(rows, 3 * H), M_f_prev, carry_f[lo:hi])
-        np.dot(delta_f_prev[t, lo:hi].reshape(rows, 3 * H), M_i_prev, carry_i[lo:hi])
-        np.dot(delta_f_prev[t, lo:hi].reshape(rows, 3 * H), M_o_prev, carry_o[lo:hi])
+        step_gemm(delta_x[t, lo:hi].reshape(rows, 4 * H), M_h_prev, carry_h[lo:hi])
+        step_gemm(delta_f_prev[t, lo:hi].reshape(rows, 3 * H), M_f_prev, carry_f[lo:hi])
+        step_gemm(delta_f_prev[t, lo:hi].reshape(rows, 3 * H), M_i_prev, carry_i[lo:hi])
+        step_gemm(delta_f_prev[t, lo:hi].reshape(rows, 3 * H), M_o_prev, carry_o[lo:hi])
     return (grad_p_i, grad_b_i, grad_p_f, grad_b_f, grad_b_g, grad_p_o, grad_b_o)
 
 

@@ -14,7 +14,7 @@ import math
 import numba
 import numpy as np
 
-from symlstm.kernel_math import sigmoid, tanh
+from symlstm.kernel_math import sigmoid, step_gemm, tanh
 
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'gru'
@@ -60,7 +60,7 @@ def forward_steps(lo, hi, proj_x, M_h_prev_T, b_r, b_z, b_n, b_hn, seq_h, keep_r
     one = dtype.type(1.0)
     proj_h_prev = np.empty((rows, 3, H), dtype)
     for t in range(T):
-        np.dot(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 3 * H))
+        step_gemm(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 3 * H))
         for b in range(lo, hi):
             h_prev__row = seq_h[t, b]
             R_r__h_prev__row = proj_h_prev[b - lo, 0]
@@ -149,7 +149,7 @@ def backward_steps(lo, hi, M_h_prev, b_r, b_z, b_n, b_hn, seq_h, keep_r, keep_z,
                 grad_b_n[j] += delta_x__d_n_bar[j]
             for j in range(H):
                 grad_b_hn[j] += delta_x__d_n_bar[j] * r__row[j]
-        np.dot(delta_h_prev[t, lo:hi].reshape(rows, 3 * H), M_h_prev, gemmT__h_prev)
+        step_gemm(delta_h_prev[t, lo:hi].reshape(rows, 3 * H), M_h_prev, gemmT__h_prev)
         for b in range(lo, hi):
             carry_h__row = carry_h[b]
             gemmT__h_prev__row = gemmT__h_prev[b - lo]

@@ -16,7 +16,7 @@ import math
 import numba
 import numpy as np
 
-from symlstm.kernel_math import sigmoid, tanh
+from symlstm.kernel_math import sigmoid, step_gemm, tanh
 
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'np'
@@ -62,7 +62,7 @@ def forward_steps(lo, hi, proj_x, M_h_prev_T, b_i, b_f, b_g, b_o, seq_h, seq_c, 
     dtype = proj_x.dtype
     proj_h_prev = np.empty((rows, 4, H), dtype)
     for t in range(T):
-        np.dot(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 4 * H))
+        step_gemm(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 4 * H))
         for b in range(lo, hi):
             c_prev__row = seq_c[t, b]
             R_i__h_prev__row = proj_h_prev[b - lo, 0]
@@ -157,7 +157,7 @@ def backward_steps(lo, hi, M_h_prev, b_i, b_f, b_g, b_o, seq_h, seq_c, keep_i, k
                 grad_b_g[j] += delta_x__d_g_bar[j]
             for j in range(H):
                 grad_b_o[j] += delta_x__d_o_bar[j]
-        np.dot(delta_x[t, lo:hi].reshape(rows, 4 * H), M_h_prev, carry_h[lo:hi])
+        step_gemm(delta_x[t, lo:hi].reshape(rows, 4 * H), M_h_prev, carry_h[lo:hi])
     return (grad_b_i, grad_b_f, grad_b_g, grad_b_o)
 
 

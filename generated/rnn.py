@@ -11,7 +11,7 @@ import math
 import numba
 import numpy as np
 
-from symlstm.kernel_math import tanh
+from symlstm.kernel_math import step_gemm, tanh
 
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'rnn'
@@ -52,7 +52,7 @@ def forward_steps(lo, hi, proj_x, M_h_prev_T, b_h, seq_h):
     dtype = proj_x.dtype
     proj_h_prev = np.empty((rows, 1, H), dtype)
     for t in range(T):
-        np.dot(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, H))
+        step_gemm(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, H))
         for b in range(lo, hi):
             R_h__h_prev__row = proj_h_prev[b - lo, 0]
             W_h__x__row = proj_x[t, b, 0]
@@ -92,7 +92,7 @@ def backward_steps(lo, hi, M_h_prev, b_h, seq_h, dys, carry_h, delta_x):
                 delta_x__d_h_bar[j] = d_h_bar
             for j in range(H):
                 grad_b_h[j] += delta_x__d_h_bar[j]
-        np.dot(delta_x[t, lo:hi].reshape(rows, H), M_h_prev, carry_h[lo:hi])
+        step_gemm(delta_x[t, lo:hi].reshape(rows, H), M_h_prev, carry_h[lo:hi])
     return (grad_b_h,)
 
 

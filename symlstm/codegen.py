@@ -397,7 +397,7 @@ def emit_forward(layout: Layout, out: _Emitter) -> None:
     for level in sorted(by_level):
         for operand, products in step_groups.items():
             if products[0].stage == level:
-                out(f"np.dot({layout.operand_source(operand)}, {layout.matrix_arg(operand, True)}, "
+                out(f"step_gemm({layout.operand_source(operand)}, {layout.matrix_arg(operand, True)}, "
                     f"{layout.proj(operand)}.reshape(rows, {group_width(len(products))}))", 2)
         body = by_level[level]
         nest = _LoopNest(_rows(layout, {a.name for a in body}, backward=False), constants)
@@ -527,12 +527,12 @@ def emit_backward(layout: Layout, out: _Emitter) -> None:
             if operand.endswith(PREV_SUFFIX):
                 state = operand[: -len(PREV_SUFFIX)]
                 if _gemm_is_carry_only(d, operand):
-                    out(f"np.dot({src}, {layout.matrix_arg(operand, False)}, {carry_name(state)}[lo:hi])", 2)
+                    out(f"step_gemm({src}, {layout.matrix_arg(operand, False)}, {carry_name(state)}[lo:hi])", 2)
                 else:
-                    out(f"np.dot({src}, {layout.matrix_arg(operand, False)}, {gemm_t_name(operand)})", 2)
+                    out(f"step_gemm({src}, {layout.matrix_arg(operand, False)}, {gemm_t_name(operand)})", 2)
                     _emit_add_rows(out, carry_name(state), gemm_t_name(operand), 2)
             else:
-                out(f"np.dot({src}, {layout.matrix_arg(operand, False)}, {gemm_t_name(operand)})", 2)
+                out(f"step_gemm({src}, {layout.matrix_arg(operand, False)}, {gemm_t_name(operand)})", 2)
     out(f"return {_tuple([f'grad_{v}' for v in vectors])}", 1)
     out.constants_at(constants_index, constants)
     out()
@@ -595,7 +595,7 @@ def emit_module(d: Derivation) -> str:
     out("import numba")
     out("import numpy as np")
     out()
-    helpers = helpers_used(exprs)
+    helpers = sorted(helpers_used(exprs) + ["step_gemm"])
     if helpers:
         out(f"from symlstm.kernel_math import {', '.join(helpers)}")
         out()
