@@ -75,8 +75,8 @@ def test_generated_module_is_readable_python():
     # the input projection of all steps at once
     assert "np.dot(x.reshape(T * B, D)[lo:hi], M_x_T, proj_x.reshape(T * B, M_x_T.shape[1])[lo:hi])" in source
     # one GEMM per step forward, and one backward, for the kernel's rows of the batch
-    assert "np.dot(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 4 * H))" in source
-    assert "np.dot(delta_x[t, lo:hi].reshape(rows, 4 * H), M_h_prev, carry_h[lo:hi])" in source
+    assert "step_gemm(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 4 * H))" in source
+    assert "step_gemm(delta_x[t, lo:hi].reshape(rows, 4 * H), M_h_prev, carry_h[lo:hi])" in source
     # the weight gradients after the loop, one GEMM per operand
     assert source.count("np.dot(delta_x.reshape(T * B, 4 * H)[lo:hi].T") == 2
     # no array is allocated inside the time loops

@@ -24,10 +24,11 @@ def assert_close(actual, expected, what, tol=1e-12):
     assert err < tol, f"{what}: max error {err:.2e}"
 
 
-@pytest.fixture
-def problem(rng):
-    x = rng.standard_normal((T, B, D))
-    dys = rng.standard_normal((T, B, H))
+# B = 37 also runs the rows on two threads and the step GEMMs in blocks of 8 rows
+@pytest.fixture(params=[B, 37], ids=lambda b: f"B={b}")
+def problem(rng, request):
+    x = rng.standard_normal((T, request.param, D))
+    dys = rng.standard_normal((T, request.param, H))
     return x, dys
 
 
@@ -50,10 +51,11 @@ def test_from_torch_matches_module(kind, batch_first, problem, rng):
     cell, params = symlstm.from_torch(module)
     assert cell.name == name
     x, dys = problem
+    batch = x.shape[1]
     if batch_first:
         x, dys = x.transpose(1, 0, 2).copy(), dys.transpose(1, 0, 2).copy()
-    s0 = {s: rng.standard_normal((B, H)) for s in cell.state_names}
-    ds = {s: rng.standard_normal((B, H)) for s in cell.state_names}
+    s0 = {s: rng.standard_normal((batch, H)) for s in cell.state_names}
+    ds = {s: rng.standard_normal((batch, H)) for s in cell.state_names}
     ys, state, dx, dparams, dstate0 = run_symlstm(cell, x, params, s0, dys, ds)
 
     xt = torch.tensor(x, requires_grad=True)
