@@ -339,26 +339,40 @@ def format_report(report, cells, dtypes) -> str:
 
 
 def chart(report, cells, dtypes, path: Path) -> None:
+    """Two panels: the times of every implementation of the first cell (log scale), and symlstm's
+    time relative to torch.nn and to its own GEMMs alone (1 = as fast)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     grid = report["grid"]
-    labels = sorted({k.split("@")[0] for k in report["median_seconds"]
-                     if k.split(":")[1] == "lstm" or k.startswith("torch-loop")})
-    labels = [lb for lb in labels if ":lstm:" in lb or lb.startswith("symlstm")] or labels
-    fig, ax = plt.subplots(figsize=(11, 5))
+    cell = cells[0]
+    labels = sorted({k.split("@")[0] for k in report["median_seconds"] if k.split(":")[1] == cell})
+    positions = np.arange(len(grid))
+    fig, (times, ratios) = plt.subplots(1, 2, figsize=(15, 5.2), gridspec_kw={"width_ratios": [3, 2]})
     width = 0.8 / max(len(labels), 1)
     for k, label in enumerate(labels):
-        vals = [_med(report, label, s) * 1e3 for s in grid]
-        ax.bar(np.arange(len(grid)) + k * width, vals, width, label=label)
-    ax.set_xticks(np.arange(len(grid)) + 0.4 - width / 2)
-    ax.set_xticklabels([f"T={t} B={b}\nD={d} H={h}" for t, b, d, h in grid])
-    ax.set_yscale("log")
-    ax.set_ylabel("forward + backward time (ms, log scale)")
-    ax.set_title("LSTM forward + backward over a sequence: symlstm vs PyTorch (lower is better)")
-    ax.legend(fontsize=8, ncol=2)
+        times.bar(positions + k * width, [_med(report, label, s) * 1e3 for s in grid], width, label=label)
+    times.set_yscale("log")
+    times.set_ylabel("forward + backward time (ms, log scale)")
+    times.set_title(f"{cell}: forward + backward over a sequence (lower is better)")
+    times.legend(fontsize=8, ncol=2)
+    pairs = [(f"vs torch.nn ({d})", f"symlstm:{cell}:{d}", f"torch-nn:{cell}:{d}") for d in dtypes]
+    pairs += [(f"vs its GEMMs alone ({d})", f"symlstm:{cell}:{d}", f"gemm:{cell}:{d}") for d in dtypes]
+    pairs = [p for p in pairs if any(not math.isnan(_med(report, p[2], s)) for s in grid)]
+    width = 0.8 / max(len(pairs), 1)
+    for k, (name, num, den) in enumerate(pairs):
+        ratios.bar(positions + k * width, [_med(report, num, s) / _med(report, den, s) for s in grid],
+                   width, label=f"symlstm {name}")
+    ratios.axhline(1.0, color="black", linewidth=0.8)
+    ratios.set_ylabel("time ratio (below 1: symlstm is faster)")
+    ratios.set_title(f"symlstm {cell} relative to the others")
+    ratios.legend(fontsize=8)
+    for ax, step in ((times, len(labels)), (ratios, len(pairs))):
+        ax.set_xticks(positions + 0.4 - 0.4 / max(step, 1))
+        ax.set_xticklabels([f"T={t} B={b}\nD={d} H={h}" for t, b, d, h in grid], fontsize=8)
+    fig.suptitle(f"{report['machine'].get('cpu')}, {report['machine'].get('cpu_count')} cores", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
