@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 THREADS_ENV = "SYMLSTM_NUM_THREADS"
@@ -75,12 +76,41 @@ def _blas_controller():
     return ThreadpoolController()
 
 
+class _SingleThreadedBlas:
+    """BLAS held to one thread, for one caller at a time: a call that splits its rows already
+    uses every core, so calls from several threads of the program take turns. (Observed with
+    OpenBLAS 0.3.30: when one thread lowered the thread count and another, after BLAS had run,
+    raised it again, the raise did not take effect, and BLAS stayed on one thread.)"""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._limit = None
+
+    def __enter__(self):
+        self._lock.acquire()
+        try:
+            self._limit = _blas_controller().limit(limits=1, user_api="blas")
+        except ImportError:  # threadpoolctl missing: run as is
+            self._limit = contextlib.nullcontext()
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self._limit.__exit__(*exc)
+        finally:
+            self._limit = None
+            self._lock.release()
+
+
+_SINGLE_THREADED_BLAS = _SingleThreadedBlas()
+
+
 def single_threaded_blas():
     """A context in which BLAS runs on the calling thread only."""
-    try:
-        return _blas_controller().limit(limits=1, user_api="blas")
-    except ImportError:  # threadpoolctl missing: run as is
-        return contextlib.nullcontext()
+    return _SINGLE_THREADED_BLAS
 
 
 class RowSplit:

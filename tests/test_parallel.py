@@ -88,3 +88,20 @@ def test_pool_reuses_only_free_arrays_and_stays_bounded():
         pool.empty((20, 100), np.float64)
     assert pool.nbytes <= 3 * nbytes
     assert workspace.ArrayPool().empty((3, 4), np.float32).shape == (3, 4)  # small: plain NumPy
+
+
+def test_calls_from_several_threads_agree_and_give_blas_its_threads_back(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    monkeypatch.setenv(parallel.THREADS_ENV, "2")
+    cell = symlstm.cell("lstm")
+    expected = run(cell, B=16)
+    before = sorted((i["filepath"], i["num_threads"]) for i in threadpool_info())
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: run(cell, B=16), range(8)))
+    for got in results:
+        for key, value in expected.items():
+            np.testing.assert_array_equal(got[key], value, err_msg=key)
+    assert sorted((i["filepath"], i["num_threads"]) for i in threadpool_info()) == before
