@@ -20,6 +20,7 @@ running the forward pass twice.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Mapping
@@ -34,6 +35,10 @@ SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def _as_float_array(value, what: str, dtype: np.dtype | None = None) -> np.ndarray:
     """``value`` as a C-contiguous, aligned, writable, native-order float32/float64 array."""
+    if type(value) is np.ndarray and value.dtype in SUPPORTED_DTYPES and (dtype is None or value.dtype == dtype):
+        flags = value.flags  # the common case, already right: checked once per call per array
+        if flags.c_contiguous and flags.writeable and flags.aligned and value.ndim:
+            return value
     if isinstance(value, np.ndarray):
         array = value
     else:
@@ -109,6 +114,8 @@ class Cell:
         self.kernels = kernels
         self._groups: tuple[tuple[str, tuple[str, ...]], ...] = kernels.MATRIX_GROUPS
         self._vectors: tuple[str, ...] = kernels.VECTORS
+        self._param_labels = {name: f"params[{name!r}]" for name in spec.param_names}
+        self._param_shapes = functools.lru_cache(maxsize=8)(spec.param_shapes)
 
     def __repr__(self) -> str:
         return f"<symlstm cell {self.name!r}: {self.title}>"
@@ -159,12 +166,13 @@ class Cell:
         if first_array.ndim < 1 or first_array.shape[0] < 1:
             raise ValueError(f"params[{first!r}] has shape {first_array.shape}; it cannot be empty")
         H = first_array.shape[0]
-        shapes = self.spec.param_shapes(D, H)
+        shapes = self._param_shapes(D, H)
         checked = {}
         for name in self.param_names:
-            array = _as_float_array(params[name], f"params[{name!r}]", dtype)
-            _check_shape(array, shapes[name], f"params[{name!r}]",
-                         f"for D={D} (from x) and H={H} (from params[{first!r}])")
+            label = self._param_labels[name]
+            array = _as_float_array(params[name], label, dtype)
+            if array.shape != shapes[name]:  # (the message only when it is needed: this runs every call)
+                _check_shape(array, shapes[name], label, f"for D={D} (from x) and H={H} (from params[{first!r}])")
             checked[name] = array
         return checked, H
 
