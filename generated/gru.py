@@ -9,8 +9,6 @@ One step of the forward pass, as written in the spec:
     n = tanh(W_n @ x + b_n + r * (R_n @ h_prev + b_hn))
     h = (1 - z) * n + z * h_prev
 """
-import math
-
 import numba
 import numpy as np
 

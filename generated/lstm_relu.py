@@ -11,8 +11,6 @@ One step of the forward pass, as written in the spec:
     c = f * c_prev + i * g
     h = o * relu(c)
 """
-import math
-
 import numba
 import numpy as np
 

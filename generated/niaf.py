@@ -11,8 +11,6 @@ One step of the forward pass, as written in the spec:
     o = sigmoid(W_o @ x + R_o @ h_prev + p_o * c + b_o)
     h = o * tanh(c)
 """
-import math
-
 import numba
 import numpy as np
 

@@ -10,8 +10,6 @@ One step of the forward pass, as written in the spec:
     c = f * c_prev + i * g
     h = tanh(c)
 """
-import math
-
 import numba
 import numpy as np
 

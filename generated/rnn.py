@@ -6,8 +6,6 @@ One step of the forward pass, as written in the spec:
 
     h = tanh(W_h @ x + R_h @ h_prev + b_h)
 """
-import math
-
 import numba
 import numpy as np
 

@@ -590,8 +590,6 @@ def emit_module(d: Derivation) -> str:
     out('"""')
     exprs = [a.expr for a in d.forward] + [a.expr for a in d.backward]
     exprs += list(d.prev_adjoints.values()) + list(d.param_grads.values())
-    out("import math")
-    out()
     out("import numba")
     out("import numpy as np")
     out()
