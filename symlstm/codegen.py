@@ -208,14 +208,18 @@ class Layout:
         """Arrays ``forward_steps`` fills: the state sequences, then the stored values."""
         return [self.seq(s) for s in self.d.spec.states] + [self.keep(n) for n in self.stored + self.kept_products]
 
+    @property
+    def step_groups(self) -> dict[str, tuple[Product, ...]]:
+        """The operand groups multiplied at every step: all but the input's."""
+        return {op: ps for op, ps in self.groups.items() if op != "x"}
+
+    def owns_delta_buffer(self, operand: str) -> bool:
+        """False when the group shares the adjoint buffer of an earlier group (same adjoints)."""
+        return self.delta_buffer[operand] == "delta_" + operand
+
     def delta_buffers(self) -> list[tuple[str, int]]:
         """(name, number of products) of each buffer of product adjoints, in first-use order."""
-        out = []
-        for operand, products in self.groups.items():
-            buf = self.delta_buffer[operand]
-            if buf == "delta_" + operand:
-                out.append((buf, len(products)))
-        return out
+        return [(self.delta_buffer[op], len(ps)) for op, ps in self.groups.items() if self.owns_delta_buffer(op)]
 
 
 def group_width(n: int) -> str:
@@ -355,7 +359,7 @@ def emit_forward(layout: Layout, out: _Emitter) -> None:
     d = layout.d
     spec = d.spec
     x_width = len(layout.groups["x"])
-    step_groups = {op: ps for op, ps in layout.groups.items() if op != "x"}
+    step_groups = layout.step_groups
     out("def forward_buffers(T, B, H, dtype, empty=np.empty):")
     out('"""Uninitialised arrays of one forward pass, by name, from ``empty``: the input projection', 1)
     out('and what forward_steps fills (state sequences with the initial state at index 0, stored values)."""', 1)
@@ -435,7 +439,7 @@ def emit_backward(layout: Layout, out: _Emitter) -> None:
     d = layout.d
     spec = d.spec
     vectors = list(spec.vectors)
-    step_groups = {op: ps for op, ps in layout.groups.items() if op != "x"}
+    step_groups = layout.step_groups
     carries = [carry_name(s) for s in spec.states]
     buffers = layout.delta_buffers()
     out("def backward_buffers(T, B, H, dtype, empty=np.empty):")
@@ -496,9 +500,9 @@ def emit_backward(layout: Layout, out: _Emitter) -> None:
             if a.name in crossing:
                 nest.store(f"{a.name}__row", f"buf_{a.name}[b - lo]", a.target)
         for operand, products in layout.groups.items():
+            if not layout.owns_delta_buffer(operand):
+                continue  # written through the earlier group that owns the buffer
             buf = layout.delta_buffer[operand]
-            if buf != "delta_" + operand:
-                continue  # shares the buffer of an earlier group with the same adjoints
             for k, p in enumerate(products):
                 delta = d.product_deltas[p.name]
                 if level_of[delta.name] == level:
