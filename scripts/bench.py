@@ -1,7 +1,7 @@
 """Benchmark symlstm against PyTorch; the same as `symlstm bench` (see symlstm/bench.py)."""
 import sys
 
-from symlstm.bench import main
+from symlstm.tools.bench import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,9 +9,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from symlstm.build import resolve_spec
-from symlstm.derive import derive
-from symlstm.latex import latex_document
+from symlstm.cells import resolve_spec
+from symlstm.ir.derive import derive
+from symlstm.backends.latex.printer import latex_document
 
 
 def render(cell: str, prefix: Path, dpi: int = 110) -> list[Path]:

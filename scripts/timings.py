@@ -38,10 +38,10 @@ def probe(name: str, dtype: str, cache: str) -> dict:
 
 def main(names: list[str]) -> None:
     from symlstm import variants
-    from symlstm.build import builtin_spec
-    from symlstm.codegen import emit_module
-    from symlstm.derive import derive
-    from symlstm.latex import latex_document
+    from symlstm.cells import builtin_spec
+    from symlstm.backends.numba.emit import emit_module
+    from symlstm.ir.derive import derive
+    from symlstm.backends.latex.printer import latex_document
 
     names = names or variants()
     print(f"{'cell':<10} {'derive':>8} {'emit .py':>9} {'emit .tex':>9} {'cold (f64)':>11} "

@@ -1,4 +1,4 @@
-"""Stage 5: the cell runtime, a validated NumPy API over a cell's generated Numba kernels.
+"""The cell runtime: a validated NumPy API over a backend's kernels (the ``Kernels`` protocol).
 
 Every public entry point checks its arguments before any Numba code runs, so bad input ends in a
 ``ValueError``/``TypeError`` that names the argument, never in a Numba typing error.
@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
-from . import parallel, workspace
-from .spec import CellSpec
+from symlstm.backends.base import Gradients, Kernels, Trace
+from symlstm.lang.spec import CellSpec
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -60,9 +59,7 @@ def _owned(array: np.ndarray, original) -> np.ndarray:
     """``array``, copied unless it is a fresh array made from the caller's ``original`` (it may
     be the caller's own array, or a view of its memory: an ndarray, a buffer, a tensor)."""
     if array is original or array.base is not None:
-        copy = workspace.empty(array.shape, array.dtype)
-        copy[...] = array
-        return copy
+        return array.copy()
     return array
 
 
@@ -85,15 +82,14 @@ def _check_shape(array: np.ndarray, expected: tuple[int, ...], what: str, meanin
 
 @dataclass(frozen=True)
 class ForwardCache:
-    """What ``forward`` keeps for ``backward``: inputs, packed weights and stored activations."""
+    """What ``forward`` keeps for ``backward``: the input, the packed weights and the trace."""
 
     spec_sha256: str
     dtype: np.dtype
     shape: tuple[int, int, int, int]  # T, B, D, H
     x: np.ndarray
-    matrices: tuple[np.ndarray, ...]  # one stacked (n*H, in) matrix per operand group
-    vectors: tuple[np.ndarray, ...]
-    saved: tuple[np.ndarray, ...]  # empty when checkpointing
+    packed: Any  # the parameters in the kernels' own form (``Kernels.pack``)
+    trace: Trace | None  # None when checkpointing (or T = 0)
     #: with ``forward(..., checkpoint=k)``: k, and per state an (ceil(T/k), B, H) array holding the
     #: state at steps 0, k, 2k, ...
     checkpoint: int | None = None
@@ -103,17 +99,18 @@ class ForwardCache:
     def nbytes(self) -> int:
         """Bytes held by the stored forward activations or checkpoints (not counting x and the
         weights)."""
-        return sum(a.nbytes for a in self.saved) + sum(a.nbytes for a in self.checkpoints)
+        return (self.trace.nbytes if self.trace else 0) + sum(a.nbytes for a in self.checkpoints)
 
 
 class Cell:
-    """A recurrent cell ready to run: ``forward`` and ``backward`` over whole batched sequences."""
+    """A recurrent cell ready to run: ``forward`` and ``backward`` over whole batched sequences.
 
-    def __init__(self, spec: CellSpec, kernels: ModuleType):
+    It validates, checkpoints and shapes results; the computing is done by ``kernels``, an
+    implementation of the backend protocol ``symlstm.backends.base.Kernels``."""
+
+    def __init__(self, spec: CellSpec, kernels: Kernels):
         self.spec = spec
         self.kernels = kernels
-        self._groups: tuple[tuple[str, tuple[str, ...]], ...] = kernels.MATRIX_GROUPS
-        self._vectors: tuple[str, ...] = kernels.VECTORS
         self._param_labels = {name: f"params[{name!r}]" for name in spec.param_names}
         self._param_shapes = functools.lru_cache(maxsize=8)(spec.param_shapes)
 
@@ -190,37 +187,6 @@ class Cell:
             out.append(array)
         return out
 
-    # -- the generated kernels, on validated, contiguous arrays of one dtype ---------------------
-    def _kernel_forward(self, x, matrices, vectors, states0) -> tuple[np.ndarray, ...]:
-        """Run the forward kernels; returns the saved arrays (the state sequences come first,
-        each (T + 1, B, H) with the initial state at index 0)."""
-        k = self.kernels
-        T, B, _ = x.shape
-        # the big arrays come from NumPy (memory Numba allocates is fresh pages on every call),
-        # reused across calls
-        buffers = k.forward_buffers(T, B, states0[0].shape[1], x.dtype, workspace.empty)
-        for name, state0 in zip(k.FORWARD_OUTPUTS, states0):
-            buffers[name][0] = state0
-        transposed = [_transposed(m) for m in matrices]
-        with parallel.RowSplit(T, B, _step_bytes(matrices)) as split:
-            split.flat(k.forward_inputs, x, transposed[0], buffers["proj_x"])
-            split.batch(k.forward_steps, buffers["proj_x"], *transposed[1:], *vectors,
-                        *(buffers[name] for name in k.FORWARD_OUTPUTS))
-        return tuple(buffers[name] for name in k.SAVED)
-
-    def _kernel_backward(self, x, matrices, vectors, saved, dys, dlast):
-        """Run the backward kernels; returns (dx, stacked matrix grads, vector grads, dstate0)."""
-        k = self.kernels
-        T, B, _ = x.shape
-        carries = [d.copy() for d in dlast]
-        deltas = k.backward_buffers(T, B, dys.shape[2], x.dtype, workspace.empty)
-        dx = np.empty_like(x)
-        with parallel.RowSplit(T, B, _step_bytes(matrices)) as split:
-            vector_parts = split.batch(k.backward_steps, *matrices[1:], *vectors, *saved, dys, *carries, *deltas)
-            matrix_parts = [tuple(workspace.empty(m.shape, m.dtype) for m in matrices) for _ in split.flat_ranges]
-            split.flat(k.backward_gradients, x, matrices[0], *saved, *deltas, dx, per_range=matrix_parts)
-        return dx, _summed(matrix_parts), _summed(vector_parts), carries
-
     # -- the API --------------------------------------------------------------------------------
     def forward(self, x, params: Mapping, state0: Mapping | None = None, *, checkpoint: int | None = None):
         """Run over a sequence. ``x`` is (T, B, D); returns ``(ys, state, cache)``.
@@ -241,27 +207,24 @@ class Cell:
         params, H = self._check_params(params, D, dtype)
         states0 = self._check_states(state0, B, H, dtype, "state0")
         x = _owned(x, original_x)
-        matrices = tuple(_stacked([params[m] for m in names]) for _, names in self._groups)
-        vectors = tuple(params[v].copy() for v in self._vectors)
+        packed = self.kernels.pack(params)
         if T == 0:
-            saved = tuple(s[None].copy() for s in states0)
-        elif k is None:
-            saved = self._kernel_forward(x, matrices, vectors, states0)
-        else:
-            ys, final, checkpoints = self._checkpointed_forward(x, matrices, vectors, states0, k)
-            cache = ForwardCache(self.spec.sha256, dtype, (T, B, D, H), x, matrices, vectors, (),
-                                 k, checkpoints)
+            cache = ForwardCache(self.spec.sha256, dtype, (T, B, D, H), x, packed, None)
+            return np.zeros((0, B, H), dtype), {s: v.copy() for s, v in zip(self.state_names, states0)}, cache
+        if k is not None:
+            ys, final, checkpoints = self._checkpointed_forward(x, packed, states0, k)
+            cache = ForwardCache(self.spec.sha256, dtype, (T, B, D, H), x, packed, None, k, checkpoints)
             return ys, dict(zip(self.state_names, final)), cache
-        ys = saved[0][1:].copy()
-        state = {s: saved[j][-1].copy() for j, s in enumerate(self.state_names)}
-        cache = ForwardCache(self.spec.sha256, dtype, (T, B, D, H), x, matrices, vectors, tuple(saved))
-        return ys, state, cache
+        trace = self.kernels.forward(x, packed, states0)
+        ys = trace.states[0][1:].copy()
+        state = {s: seq[-1].copy() for s, seq in zip(self.state_names, trace.states)}
+        return ys, state, ForwardCache(self.spec.sha256, dtype, (T, B, D, H), x, packed, trace)
 
     @staticmethod
     def _segments(T: int, k: int) -> list[tuple[int, int]]:
         return [(t0, min(t0 + k, T)) for t0 in range(0, T, k)]
 
-    def _checkpointed_forward(self, x, matrices, vectors, states0, k):
+    def _checkpointed_forward(self, x, packed, states0, k):
         """Run segment by segment, keeping the outputs and each segment's initial states only."""
         T, B, _ = x.shape
         H = states0[0].shape[1]
@@ -272,36 +235,35 @@ class Cell:
         for n, (t0, t1) in enumerate(segments):
             for stored, value in zip(checkpoints, current):
                 stored[n] = value
-            saved = self._kernel_forward(x[t0:t1], matrices, vectors, current)
-            ys[t0:t1] = saved[0][1:]
-            current = [saved[j][-1].copy() for j in range(len(self.state_names))]
-            del saved  # one segment's activations at a time
+            trace = self.kernels.forward(x[t0:t1], packed, current)
+            ys[t0:t1] = trace.states[0][1:]
+            current = [seq[-1].copy() for seq in trace.states]
+            del trace  # one segment's activations at a time
         return ys, current, checkpoints
 
-    def _checkpointed_backward(self, cache: ForwardCache, dys, dlast):
+    def _checkpointed_backward(self, cache: ForwardCache, dys, dlast) -> Gradients:
         """Backward over the segments in reverse: recompute each one's activations from its stored
         initial states, backpropagate through it, carry the state gradient to the one before."""
         T, B, D, H = cache.shape
         x = cache.x
         dx = np.empty((T, B, D), cache.dtype)
-        grad_matrices = [np.zeros_like(m) for m in cache.matrices]
-        grad_vectors = [np.zeros_like(v) for v in cache.vectors]
+        total: dict[str, np.ndarray] = {}
         carried = list(dlast)
         segments = self._segments(T, cache.checkpoint)
         for n in range(len(segments) - 1, -1, -1):
             t0, t1 = segments[n]
             start = [np.ascontiguousarray(stored[n]) for stored in cache.checkpoints]
-            saved = self._kernel_forward(x[t0:t1], cache.matrices, cache.vectors, start)
-            dx_seg, gm, gv, carried = self._kernel_backward(
-                x[t0:t1], cache.matrices, cache.vectors, saved, dys[t0:t1], carried)
-            del saved
-            dx[t0:t1] = dx_seg
-            for total, part in zip(grad_matrices, gm):
-                total += part
-            for total, part in zip(grad_vectors, gv):
-                total += part
-            carried = [np.ascontiguousarray(c) for c in carried]
-        return dx, grad_matrices, grad_vectors, carried
+            trace = self.kernels.forward(x[t0:t1], cache.packed, start)
+            grads = self.kernels.backward(x[t0:t1], cache.packed, trace, dys[t0:t1], carried)
+            del trace
+            dx[t0:t1] = grads.dx
+            for name, part in grads.params.items():
+                if name in total:
+                    total[name] += part
+                else:
+                    total[name] = part.copy()
+            carried = [np.ascontiguousarray(c) for c in grads.states0]
+        return Gradients(dx, total, tuple(carried))
 
     def backward(self, dys, cache: ForwardCache, dstate: Mapping | None = None):
         """Backpropagate. ``dys`` is dL/dys (T, B, H) or None for zeros; ``dstate`` maps state
@@ -316,51 +278,15 @@ class Cell:
         _check_shape(dys, (T, B, H), "dys", "(T, B, H), the shape of ys")
         dlast = self._check_states(dstate, B, H, dtype, "dstate")
         if T == 0:
-            dx = np.zeros((0, B, D), dtype)
-            grad_matrices = [np.zeros_like(m) for m in cache.matrices]
-            grad_vectors = [np.zeros_like(v) for v in cache.vectors]
-            dstate0 = [d.copy() for d in dlast]
+            shapes = self._param_shapes(D, H)
+            grads = Gradients(np.zeros((0, B, D), dtype), {n: np.zeros(shapes[n], dtype) for n in self.param_names},
+                              tuple(d.copy() for d in dlast))
         elif cache.checkpoint is not None:
-            dx, grad_matrices, grad_vectors, dstate0 = self._checkpointed_backward(cache, dys, dlast)
+            grads = self._checkpointed_backward(cache, dys, dlast)
         else:
-            dx, grad_matrices, grad_vectors, dstate0 = self._kernel_backward(
-                cache.x, cache.matrices, cache.vectors, cache.saved, dys, dlast)
-        dparams: dict[str, np.ndarray] = {}
-        for (_, names), grad in zip(self._groups, grad_matrices):
-            for j, m in enumerate(names):
-                block = grad[j * H:(j + 1) * H]
-                dparams[m] = dparams[m] + block if m in dparams else block.copy()
-        dparams.update(zip(self._vectors, grad_vectors))
-        dparams = {n: dparams[n] for n in self.param_names}
-        return dx, dparams, dict(zip(self.state_names, dstate0))
-
-
-def _step_bytes(matrices) -> int:
-    """Bytes of the matrices the recurrence multiplies at every step (all but the input's)."""
-    return sum(m.nbytes for m in matrices[1:])
-
-
-def _stacked(blocks: list[np.ndarray]) -> np.ndarray:
-    """The matrices of one operand group, one above the other."""
-    out = workspace.empty((sum(b.shape[0] for b in blocks), blocks[0].shape[1]), blocks[0].dtype)
-    return np.concatenate(blocks, axis=0, out=out)
-
-
-def _transposed(matrix: np.ndarray) -> np.ndarray:
-    out = workspace.empty(matrix.shape[::-1], matrix.dtype)
-    out[...] = matrix.T
-    return out
-
-
-def _summed(parts: list[tuple[np.ndarray, ...]]) -> list[np.ndarray]:
-    """The sums, array by array, of the per-range parts of some gradients (in range order)."""
-    if len(parts) == 1:
-        return list(parts[0])
-    total = [np.array(a) for a in parts[0]]
-    for part in parts[1:]:
-        for acc, a in zip(total, part):
-            acc += a
-    return total
+            grads = self.kernels.backward(cache.x, cache.packed, cache.trace, dys, dlast)
+        dparams = {n: grads.params[n] for n in self.param_names}
+        return grads.dx, dparams, dict(zip(self.state_names, grads.states0))
 
 
 def _positive(value, what: str) -> int:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from symlstm.derive import Derivation
-from symlstm.latex import VectorLatexPrinter, backward_lines, forward_lines, gradient_lines
-from symlstm.notation import Notation, load_notation
+from symlstm.ir.derive import Derivation
+from symlstm.backends.latex.printer import VectorLatexPrinter, backward_lines, forward_lines, gradient_lines
+from symlstm.backends.latex.notation import Notation, load_notation
 
 NUMPY_FUNCTIONS = {
     "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),

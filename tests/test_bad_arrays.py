@@ -39,7 +39,7 @@ def reference(cell, params, x):
 
 
 def signatures(cell) -> int:
-    return len(cell.kernels.forward_steps.signatures) + len(cell.kernels.backward_steps.signatures)
+    return len(cell.kernels.module.forward_steps.signatures) + len(cell.kernels.module.backward_steps.signatures)
 
 
 def readonly(array):

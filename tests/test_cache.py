@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from symlstm import build
-from symlstm.build import CacheWarning, ensure_kernels, write_atomic
-from symlstm.cli import main
-from symlstm.spec import parse_spec
+from symlstm.backends.numba import cache as build
+from symlstm.files import write_atomic
+from symlstm.backends.numba.cache import CacheWarning, ensure_kernels
+from symlstm.tools.cli import main
+from symlstm.lang.spec import parse_spec
 
 TINY = 'name = "tiny"\nstate = ["h"]\n[equations]\nh = "tanh(W @ x + R @ h_prev + b_h)"\n'
 
@@ -33,7 +34,7 @@ params = cell.init_params(3, 4, seed=0)
 x = np.random.default_rng(0).standard_normal((5, 2, 3))
 ys, state, cache = cell.forward(x, params)
 dx, dparams, _ = cell.backward(np.ones_like(ys), cache)
-print(json.dumps({"module": cell.kernels.__file__, "ys": float(ys.sum()), "dx": float(dx.sum()),
+print(json.dumps({"module": cell.kernels.module.__file__, "ys": float(ys.sum()), "dx": float(dx.sum()),
                   "dW": float(dparams["W"].sum())}))
 """
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import symlstm
-from symlstm.cli import main
-from symlstm.gradcheck import gradcheck
+from symlstm.tools.cli import main
+from symlstm.verify.gradcheck import gradcheck
 
 
 def test_list(capsys):
@@ -66,6 +66,6 @@ def test_gradcheck_unknown_cell_is_an_error(capsys):
 
 @pytest.mark.parametrize("command", ["list", "latex", "generate", "gradcheck", "bench"])
 def test_help(command):
-    run = subprocess.run([sys.executable, "-m", "symlstm.cli", command, "--help"],
+    run = subprocess.run([sys.executable, "-m", "symlstm", command, "--help"],
                          capture_output=True, text=True)
     assert run.returncode == 0 and "usage: symlstm" in run.stdout, run.stderr

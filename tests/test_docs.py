@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 
 import symlstm
-from symlstm.build import builtin_names, builtin_spec
-from symlstm.cli import main
-from symlstm.derive import derive
-from symlstm.diagram import diagram_dot
-from symlstm.docs import BLOCKS, build_docs, cell_doc, mathml_block, split_rows, to_mathtext
-from symlstm.notation import load_notation
-from symlstm.summary import Poly, elementwise_ops, summarize
+from symlstm.cells import builtin_names, builtin_spec
+from symlstm.tools.cli import main
+from symlstm.ir.derive import derive
+from symlstm.site.diagram import diagram_dot
+from symlstm.site.docs import BLOCKS, build_docs, cell_doc, mathml_block, split_rows, to_mathtext
+from symlstm.backends.latex.notation import load_notation
+from symlstm.ir.summary import Poly, elementwise_ops, summarize
 
 
 CELLS = ["lstm", "peephole", "gru"]
@@ -131,7 +131,7 @@ def test_site_without_tex_on_a_fresh_machine(tmp_path):
     if shutil.which("dot"):
         (bin_dir / "dot").symlink_to(shutil.which("dot"))
     out = tmp_path / "site"
-    run = subprocess.run([sys.executable, "-m", "symlstm.cli", "docs", "--out", str(out), "lstm", "peephole"],
+    run = subprocess.run([sys.executable, "-m", "symlstm", "docs", "--out", str(out), "lstm", "peephole"],
                          env={**os.environ, "PATH": str(bin_dir)}, capture_output=True, text=True,
                          cwd=tmp_path, timeout=600)
     assert run.returncode == 0, run.stderr
@@ -141,7 +141,7 @@ def test_site_without_tex_on_a_fresh_machine(tmp_path):
     assert not (out / "pdf").exists()
     assert r"\documentclass" in (out / "tex" / "all.tex").read_text()
     assert "symlstm docs" in run.stderr  # the progress bar
-    rerun = subprocess.run([sys.executable, "-m", "symlstm.cli", "docs", "-q", "--out", str(out), "lstm",
+    rerun = subprocess.run([sys.executable, "-m", "symlstm", "docs", "-q", "--out", str(out), "lstm",
                             "peephole"], env={**os.environ, "PATH": str(bin_dir)}, capture_output=True,
                            text=True, cwd=tmp_path, timeout=600)
     assert rerun.returncode == 0 and " 0 file(s) written" in rerun.stdout, rerun.stdout
@@ -245,7 +245,7 @@ def test_diagrams_show_the_structure():
 
 def test_every_diagram_renders():
     need("dot")
-    from symlstm.diagram import render
+    from symlstm.site.diagram import render
 
     for name in builtin_names():
         svg = render(diagram_dot(builtin_spec(name)), "svg").decode()

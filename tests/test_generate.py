@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 import symlstm
-from symlstm.build import builtin_names, builtin_spec, ensure_kernels, generated_files
-from symlstm.cli import main
+from symlstm.cells import builtin_names, builtin_spec
+from symlstm.backends import generated_files
+from symlstm.backends.numba.cache import ensure_kernels
+from symlstm.tools.cli import main
 
 from conftest import ROOT
 
@@ -22,7 +24,7 @@ def test_generated_folder_is_current(capsys):
 
 def test_check_detects_a_hand_edit(tmp_path, capsys):
     assert main(["generate", "--out", str(tmp_path)]) == 0
-    path = tmp_path / "lstm.py"
+    path = tmp_path / "numba" / "lstm.py"
     path.write_text(path.read_text().replace("np.dot", "np.vdot", 1))
     assert main(["generate", "--check", "--out", str(tmp_path)]) == 1
     assert "lstm.py" in capsys.readouterr().err
@@ -30,9 +32,9 @@ def test_check_detects_a_hand_edit(tmp_path, capsys):
 
 def test_generate_leaves_unchanged_files_alone(tmp_path):
     main(["generate", "--out", str(tmp_path)])
-    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
     main(["generate", "--out", str(tmp_path)])
-    assert before == {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    assert before == {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
 
 
 def test_every_file_has_a_header():
@@ -46,8 +48,13 @@ def test_every_file_has_a_header():
 
 def _digest_under_seed(seed: str, out: Path) -> None:
     env = dict(os.environ, PYTHONHASHSEED=seed)
-    subprocess.run([sys.executable, "-m", "symlstm.cli", "generate", "--out", str(out)],
+    subprocess.run([sys.executable, "-m", "symlstm", "generate", "--out", str(out)],
                    check=True, env=env, capture_output=True)
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_byte_identical_under_different_hash_seeds(tmp_path):
@@ -55,20 +62,20 @@ def test_byte_identical_under_different_hash_seeds(tmp_path):
     for seed in ("0", "4242"):
         out = tmp_path / seed
         _digest_under_seed(seed, out)
-        digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()})
+        digests.append(_digests(out))
     assert digests[0] == digests[1]
-    assert digests[0] == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in GENERATED.iterdir()}
+    assert digests[0] == _digests(GENERATED)
 
 
 @pytest.mark.parametrize("name", builtin_names())
 def test_runtime_runs_the_generated_module(name):
     cached = ensure_kernels(builtin_spec(name))
-    assert cached.read_bytes() == (GENERATED / f"{name}.py").read_bytes()
-    assert Path(symlstm.cell(name).kernels.__file__) == cached
+    assert cached.read_bytes() == (GENERATED / "numba" / f"{name}.py").read_bytes()
+    assert Path(symlstm.cell(name).kernels.module.__file__) == cached
 
 
 def test_generated_module_is_readable_python():
-    source = (GENERATED / "peephole.py").read_text()
+    source = (GENERATED / "numba" / "peephole.py").read_text()
     compile(source, "peephole.py", "exec")
     assert "@numba.njit(cache=True" in source
     assert "def forward_steps(" in source and "def backward_steps(" in source

@@ -16,9 +16,9 @@ from collections import Counter
 
 import sympy
 
-from symlstm import functions as fn
-from symlstm.build import builtin_spec
-from symlstm.derive import derive
+from symlstm.lang import primitives as fn
+from symlstm.cells import builtin_spec
+from symlstm.ir.derive import derive
 
 
 def v(name, offset=0):

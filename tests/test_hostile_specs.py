@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 import symlstm
-from symlstm import build
-from symlstm.codegen import emit_module
-from symlstm.derive import derive
-from symlstm.latex import latex_document
-from symlstm.spec import MAX_SPEC_BYTES, parse_spec
+from symlstm.backends import generated_files
+from symlstm.backends.numba import cache as build
+from symlstm.backends.numba.emit import emit_module
+from symlstm.ir.derive import derive
+from symlstm.backends.latex.printer import latex_document
+from symlstm.lang.spec import MAX_SPEC_BYTES, parse_spec
 
 HEAD = 'name = "t"\nstate = ["h"]\n[equations]\n'
 
@@ -156,10 +157,10 @@ def test_long_cell_name_is_a_spec_error():
 
 def test_generated_files_stay_in_their_folder(tmp_path):
     spec = parse_spec(spec_with('h = "tanh(W @ x + R @ h_prev + b_h)"'))
-    files = build.generated_files(spec)
-    assert sorted(files) == ["t.py", "t.tex"]
+    files = generated_files(spec)
+    assert sorted(files) == ["latex/t.tex", "numba/t.py"]
     for name in files:
-        assert (tmp_path / name).resolve().parent == tmp_path.resolve()
+        assert (tmp_path / name).resolve().parent.parent == tmp_path.resolve()
     assert build._kernel_path(spec, tmp_path).parent.parent == tmp_path
 
 

@@ -5,7 +5,7 @@ import numba
 import numpy as np
 import pytest
 
-from symlstm.kernel_math import exp, sigmoid, tanh
+from symlstm.backends.numba.kernel_math import exp, sigmoid, tanh
 
 FUNCTIONS = {"exp": (exp, np.exp), "tanh": (tanh, np.tanh), "sigmoid": (sigmoid, lambda v: 1 / (1 + np.exp(-v)))}
 #: worst error measured in units of the dtype's epsilon, with some room (measured: 1.0 / 1.8 / 1.6

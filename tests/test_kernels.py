@@ -35,7 +35,7 @@ def test_every_elementwise_loop_is_vectorized_in_both_dtypes(name, tmp_path):
                          timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     vectorized = run.stderr.count("remark: <unknown>:0:0: vectorized loop")
-    source = (GENERATED / f"{name}.py").read_text()
+    source = (GENERATED / "numba" / f"{name}.py").read_text()
     kernels = source[source.index("def forward_steps("):source.index("def backward_gradients(")]
     loops = kernels.count("for j in range(H):")
     assert loops > 0 and vectorized >= 2 * loops, (vectorized, loops, run.stderr[-2000:])

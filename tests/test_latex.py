@@ -3,11 +3,11 @@ import subprocess
 
 import pytest
 
-from symlstm.build import builtin_spec
-from symlstm.cli import main
-from symlstm.derive import derive
-from symlstm.latex import backward_lines, latex_document
-from symlstm.spec import parse_spec
+from symlstm.cells import builtin_spec
+from symlstm.tools.cli import main
+from symlstm.ir.derive import derive
+from symlstm.backends.latex.printer import backward_lines, latex_document
+from symlstm.lang.spec import parse_spec
 
 from conftest import require_pdflatex
 

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 import symlstm
-from symlstm.build import builtin_spec
-from symlstm.cli import main
-from symlstm.derive import derive
-from symlstm.latex import LatexError, latex_document, latex_equations
-from symlstm.notation import NotationError, load_notation, preset_names
-from symlstm.spec import parse_spec
+from symlstm.cells import builtin_spec
+from symlstm.tools.cli import main
+from symlstm.ir.derive import derive
+from symlstm.backends.latex.printer import LatexError, latex_document, latex_equations
+from symlstm.backends.latex.notation import NotationError, load_notation, preset_names
+from symlstm.lang.spec import parse_spec
 
 from conftest import ROOT, require_pdflatex
 from latex_reader import Reader
@@ -47,7 +47,7 @@ def test_golden(preset, cell):
 
 def test_default_preset_is_the_committed_output():
     # generated/*.tex are the default notation's golden files (checked by `symlstm generate --check`)
-    assert (GOLDEN / "symlstm" / "peephole.tex").read_text() == (ROOT / "generated" / "peephole.tex").read_text()
+    assert (GOLDEN / "symlstm" / "peephole.tex").read_text() == (ROOT / "generated" / "latex" / "peephole.tex").read_text()
 
 
 def test_presets_read_as_documented():
@@ -192,7 +192,7 @@ def test_ambiguous_renaming_is_an_error():
 
 
 def test_notation_presets_are_packaged():
-    """pip install . must ship symlstm/notations/*.toml, or every LaTeX command breaks."""
+    """pip install . must ship symlstm/backends/latex/notations/*.toml, or every LaTeX command breaks."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     packages = config["packages"]
     if isinstance(packages, dict):  # [tool.setuptools.packages.find]
@@ -200,6 +200,6 @@ def test_notation_presets_are_packaged():
 
         packages = find_packages(str(ROOT), include=packages["find"].get("include", ["*"]),
                                  exclude=packages["find"].get("exclude", ()))
-    assert "symlstm.notations" in packages, "symlstm.notations is not a package pip installs"
-    assert "*.toml" in config["package-data"].get("symlstm.notations", []), \
-        'add "symlstm.notations" = ["*.toml"] to [tool.setuptools.package-data]'
+    assert "symlstm.backends.latex.notations" in packages, "symlstm.notations is not a package pip installs"
+    assert "*.toml" in config["package-data"].get("symlstm.backends.latex.notations", []), \
+        'add "symlstm.backends.latex.notations" = ["*.toml"] to [tool.setuptools.package-data]'

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 import symlstm
-from symlstm import parallel, workspace
+from symlstm.backends.numba import parallel
+from symlstm.backends.numba import workspace
 
 T, D, H = 7, 5, 6
 

@@ -23,12 +23,12 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 import symlstm
-from symlstm.build import import_kernels
-from symlstm.codegen import emit_module
-from symlstm.derive import derive
-from symlstm.latex import latex_document
+from symlstm.backends import kernel_backend
+from symlstm.backends.numba.emit import emit_module
+from symlstm.ir.derive import derive
+from symlstm.backends.latex.printer import latex_document
 from symlstm.runtime import Cell
-from symlstm.spec import CellSpec, parse_spec
+from symlstm.lang.spec import CellSpec, parse_spec
 
 RANDOM = bool(os.environ.get("SYMLSTM_HYPOTHESIS_RANDOM"))
 VALID_EXAMPLES = int(os.environ.get("SYMLSTM_HYPOTHESIS_EXAMPLES", "6"))
@@ -122,7 +122,7 @@ def check_pipeline(spec: CellSpec) -> None:
 def test_random_valid_specs_pass_finite_differences(text):
     spec = parse_spec(text)
     check_pipeline(spec)
-    cell = Cell(spec, import_kernels(spec))
+    cell = Cell(spec, kernel_backend().load(spec))
     report = symlstm.gradcheck(cell, T=4, B=2, D=3, H=3)
     assert report.passed, text + "\n" + report.table()
     # checkpointing gives the same gradients

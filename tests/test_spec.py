@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 import symlstm
-from symlstm.spec import parse_spec
+from symlstm.lang.spec import parse_spec
 
 LSTM_HEAD = 'name = "t"\nstate = ["h", "c"]\n[equations]\n'
 

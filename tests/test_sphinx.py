@@ -7,9 +7,9 @@ import pytest
 pytest.importorskip("sphinx", reason="sphinx is not installed (pip install '.[docs]')")
 from sphinx.cmd.build import build_main  # noqa: E402
 
-from symlstm.build import builtin_spec  # noqa: E402
-from symlstm.derive import derive  # noqa: E402
-from symlstm.latex import backward_lines, forward_lines, gradient_lines  # noqa: E402
+from symlstm.cells import builtin_spec  # noqa: E402
+from symlstm.ir.derive import derive  # noqa: E402
+from symlstm.backends.latex.printer import backward_lines, forward_lines, gradient_lines  # noqa: E402
 
 PAGE = """Cells
 =====
@@ -41,7 +41,7 @@ h = "(1 - f) * h_prev + f * n"
 """
 
 
-def build(tmp_path, page, conf="extensions = ['symlstm.sphinx']\n"):
+def build(tmp_path, page, conf="extensions = ['symlstm.site.sphinx']\n"):
     src, out = tmp_path / "src", tmp_path / "out"
     src.mkdir()
     (src / "conf.py").write_text("project = 'cells'\n" + conf)
@@ -74,7 +74,7 @@ def test_directive_inserts_the_printed_equations(tmp_path):
 
 
 def test_default_notation_from_conf(tmp_path):
-    status, out = build(tmp_path, ".. symlstm:: peephole\n", "extensions = ['symlstm.sphinx']\n"
+    status, out = build(tmp_path, ".. symlstm:: peephole\n", "extensions = ['symlstm.site.sphinx']\n"
                                                                "symlstm_notation = 'greff'\n")
     assert status == 0
     (block,) = math_blocks((out / "index.html").read_text())

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import symlstm
-from symlstm import demo, nn
-from symlstm.cli import main as cli_main
+from symlstm.train import demo
+from symlstm.train import nn
+from symlstm.tools.cli import main as cli_main
 
 T, B, D, H = 6, 3, 4, 5
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import symlstm
-from symlstm.cli import main
+from symlstm.tools.cli import main
 
 from conftest import ROOT
 
@@ -26,7 +26,7 @@ rng = np.random.default_rng(0)
 params = cell.init_params(3, 4, seed=0)
 ys, state, cache = cell.forward(rng.standard_normal((6, 2, 3)), params)
 dx, dparams, _ = cell.backward(np.ones_like(ys), cache)
-k = cell.kernels
+k = cell.kernels.module
 KERNELS = ("forward_inputs", "forward_steps", "backward_steps", "backward_gradients")
 stats = [getattr(k, f).stats for f in KERNELS]
 print(json.dumps({
@@ -62,7 +62,7 @@ def user_spec(tmp_path) -> Path:
 def test_user_cell_whole_pipeline_in_separate_processes(user_spec, tmp_path):
     cache = tmp_path / "cache"
     env = dict(os.environ, SYMLSTM_CACHE_DIR=str(cache))
-    check = subprocess.run([sys.executable, "-m", "symlstm.cli", "gradcheck", str(user_spec)],
+    check = subprocess.run([sys.executable, "-m", "symlstm", "gradcheck", str(user_spec)],
                            env=env, capture_output=True, text=True, timeout=600)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "== mgu: passed" in check.stdout
@@ -89,8 +89,8 @@ def test_two_processes_build_the_same_new_cell_at_once(user_spec, tmp_path):
 
 def test_damaged_cache_entry_is_rebuilt(user_spec, tmp_path, monkeypatch):
     monkeypatch.setenv("SYMLSTM_CACHE_DIR", str(tmp_path / "cache"))
-    from symlstm.build import ensure_kernels
-    from symlstm.spec import parse_spec
+    from symlstm.backends.numba.cache import ensure_kernels
+    from symlstm.lang.spec import parse_spec
 
     spec = parse_spec(user_spec)
     path = ensure_kernels(spec)
@@ -102,7 +102,7 @@ def test_damaged_cache_entry_is_rebuilt(user_spec, tmp_path, monkeypatch):
 def test_generate_for_a_user_spec(user_spec, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["generate", "--spec", str(user_spec), "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["mgu.py", "mgu.tex"]
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.*")) == ["latex/mgu.tex", "numba/mgu.py"]
     assert main(["generate", "--spec", str(user_spec), "--out", str(out), "--check"]) == 0
 
 

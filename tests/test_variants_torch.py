@@ -11,7 +11,7 @@ import pytest
 import symlstm
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
-from symlstm.torch_reference import REFERENCE, run_reference  # noqa: E402  (needs torch)
+from symlstm.verify.torch_reference import REFERENCE, run_reference  # noqa: E402  (needs torch)
 
 T, B, D, H = 6, 3, 4, 5
 

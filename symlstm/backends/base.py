@@ -1,0 +1,73 @@
+"""The backend boundary: what a backend implements and what the runtime may call.
+
+A backend turns a cell's derivation into files (``emit``); a kernel backend also loads them into
+an object implementing ``Kernels``, the small forward/backward protocol the runtime (``Cell``)
+talks to. The runtime validates every argument before it calls a backend, so a backend receives
+C-contiguous arrays of one float dtype with the shapes the spec's sizes give, and nothing else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from symlstm.ir.derive import Derivation
+from symlstm.lang.spec import CellSpec
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What a forward pass leaves for the backward pass."""
+
+    #: per state, in the spec's order, a (T + 1, B, size) array: the initial state, then each step's
+    states: tuple[np.ndarray, ...]
+    #: every array the backward reads (the state sequences among them), in the backend's own order
+    arrays: tuple[np.ndarray, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays)
+
+
+@dataclass(frozen=True)
+class Gradients:
+    """What a backward pass returns."""
+
+    dx: np.ndarray  # (T, B, D)
+    params: dict[str, np.ndarray]  # the keys and shapes of the parameters
+    states0: tuple[np.ndarray, ...]  # dL/d(initial state), per state in the spec's order
+
+
+class Kernels(Protocol):
+    """A cell's compiled forward and backward passes over whole batched sequences."""
+
+    def pack(self, params: Mapping[str, np.ndarray]) -> Any:
+        """The parameters in the form the kernels read (e.g. stacked matrices); done once per
+        ``forward`` and kept in its cache for the backward."""
+
+    def forward(self, x: np.ndarray, packed: Any, states0: Sequence[np.ndarray]) -> Trace:
+        """Run all T >= 1 steps of ``x`` (T, B, D) from the initial states (B, size)."""
+
+    def backward(self, x: np.ndarray, packed: Any, trace: Trace, dys: np.ndarray,
+                 dfinal: Sequence[np.ndarray]) -> Gradients:
+        """Backpropagate ``dys`` (T, B, size of the output) and dL/d(final state) through
+        the steps ``trace`` recorded."""
+
+
+class Backend(Protocol):
+    """Turns a derivation into files: kernel modules, documents, exported graphs."""
+
+    name: str
+    #: what ``emit`` writes, e.g. ``".py"``
+    suffix: str
+
+    def emit(self, derivation: Derivation) -> str:
+        """The text of the cell's file; deterministic (the same derivation gives the same bytes)."""
+
+
+class KernelBackend(Backend, Protocol):
+    """A backend whose files run: ``load`` returns the cell's kernels, ready to call."""
+
+    def load(self, spec: CellSpec) -> Kernels:
+        """The compiled kernels of ``spec``, built (and cached) as needed."""

@@ -1,0 +1,283 @@
+"""Notation presets for the LaTeX printer: how each symbol is typeset, as data.
+
+A preset is a small TOML table (the built-ins are in ``symlstm/backends/latex/notations/``): how a letter is
+typeset (``\\mathbf{<x>}``), where the time index goes (``x_t`` or ``x^t``), what marks a
+pre-activation and an adjoint, how a matrix-vector product and a weight gradient's outer product
+read, and tables that rename spec names (``g`` -> ``\\mathbf{z}``), parameter subscripts and
+activation functions. Every preset extends the default ``symlstm.toml`` (or the preset named by
+``extends``), so a user's own file only lists what it changes::
+
+    name = "mine"
+    extends = "greff"
+    [symbols]
+    c = '\\mathbf{s}'
+
+``Notation`` turns those templates into LaTeX strings; the printer in ``symlstm.latex`` asks it
+for every symbol, so there is one code path for all presets.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+DEFAULT = "symlstm"
+MAX_PRESET_BYTES = 50_000
+GREEK = frozenset({"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "kappa",
+                   "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "phi", "chi", "psi",
+                   "omega"})
+
+#: style key -> placeholders its template must contain
+_STYLE_PLACEHOLDERS = {
+    "time": (), "letter": ("<x>",), "greek": ("<x>",), "preact": ("<x>",), "delta": ("<x>",),
+    "output_grad": (), "hadamard": (), "transpose": ("<x>",), "product": ("<M>", "<v>"),
+    "outer": ("<d>",), "sum": (),
+}
+_TABLES = ("symbols", "subscripts", "parameters", "functions")
+_TOP_LEVEL = {"name", "title", "description", "legend", "extends", "style", *_TABLES}
+_FUNCTION_NAMES = ("sigmoid", "tanh", "exp", "relu", "softsign", "hard_sigmoid")
+
+
+class NotationError(ValueError):
+    """A notation preset that cannot be used; the message says where and why."""
+
+
+def preset_names() -> list[str]:
+    """The built-in presets, the default first."""
+    names = sorted(p.name[: -len(".toml")] for p in resources.files("symlstm.backends.latex.notations").iterdir()
+                   if p.name.endswith(".toml"))
+    return [DEFAULT] + [n for n in names if n != DEFAULT]
+
+
+def _read_builtin(name: str) -> str:
+    return resources.files("symlstm.backends.latex.notations").joinpath(f"{name}.toml").read_text("utf-8")
+
+
+def _parse(text: str, label: str) -> dict:
+    if len(text.encode("utf-8")) > MAX_PRESET_BYTES:
+        raise NotationError(f"{label} is larger than {MAX_PRESET_BYTES} bytes")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise NotationError(f"{label} is not valid TOML: {err}") from None
+    unknown = sorted(set(data) - _TOP_LEVEL)
+    if unknown:
+        raise NotationError(f"{label}: unknown keys {unknown}; allowed: {sorted(_TOP_LEVEL)}")
+    for key in ("name", "title", "description", "legend", "extends"):
+        if key in data and not isinstance(data[key], str):
+            raise NotationError(f"{label}: {key} must be a string")
+    style = data.get("style", {})
+    if not isinstance(style, dict):
+        raise NotationError(f"{label}: [style] must be a table")
+    for key, value in style.items():
+        if key not in _STYLE_PLACEHOLDERS:
+            raise NotationError(f"{label}: unknown [style] key {key!r}; allowed: {sorted(_STYLE_PLACEHOLDERS)}")
+        if not isinstance(value, str):
+            raise NotationError(f"{label}: [style] {key} must be a string")
+        for placeholder in _STYLE_PLACEHOLDERS[key]:
+            if placeholder not in value:
+                raise NotationError(f"{label}: [style] {key} = {value!r} must contain {placeholder}")
+    if "time" in style and style["time"] not in ("subscript", "superscript"):
+        raise NotationError(f"{label}: [style] time must be \"subscript\" or \"superscript\"")
+    if "outer" in style and not ("<v>" in style["outer"] or "<vT>" in style["outer"]):
+        raise NotationError(f"{label}: [style] outer must contain <v> or <vT>")
+    for table in _TABLES:
+        entries = data.get(table, {})
+        if not isinstance(entries, dict) or not all(isinstance(v, str) for v in entries.values()):
+            raise NotationError(f"{label}: [{table}] must be a table of name = 'LaTeX' entries")
+    unknown = sorted(set(data.get("functions", {})) - set(_FUNCTION_NAMES))
+    if unknown:
+        raise NotationError(f"{label}: [functions] {unknown} are not functions; known: {list(_FUNCTION_NAMES)}")
+    return data
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = {k: v for k, v in base.items() if k not in ("name", "extends", "legend", "description", "title")}
+    for key, value in over.items():
+        if key == "style" or key in _TABLES:
+            out[key] = {**base.get(key, {}), **value}
+        else:
+            out[key] = value
+    return out
+
+
+def _resolve(text: str, label: str, seen: tuple[str, ...] = ()) -> dict:
+    data = _parse(text, label)
+    name = data.get("name", "")
+    if name == DEFAULT and label == f"preset {DEFAULT!r}":
+        return data
+    parent = data.get("extends", DEFAULT)
+    if parent in seen:
+        raise NotationError(f"{label}: presets extend each other in a cycle: {' -> '.join(seen + (parent,))}")
+    if parent not in preset_names():
+        raise NotationError(f"{label}: extends unknown preset {parent!r}; built-in presets: {preset_names()}")
+    base = _resolve(_read_builtin(parent), f"preset {parent!r}", seen + (parent,))
+    return _merge(base, data)
+
+
+def load_notation(name_or_path: str | Path | None = None) -> "Notation":
+    """A built-in preset by name (default: ``symlstm``), or a user's preset from a ``.toml`` file."""
+    if isinstance(name_or_path, Notation):
+        return name_or_path
+    key = DEFAULT if name_or_path is None else str(name_or_path)
+    if key in preset_names():
+        return _builtin(key)
+    path = Path(key)
+    if path.suffix == ".toml" or path.exists():
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise NotationError(f"cannot read the notation file {path}: {err}") from None
+        data = _resolve(text, str(path))
+        data.setdefault("name", path.stem)
+        return Notation.from_data(data, source=str(path))
+    raise NotationError(f"unknown notation {key!r}: use one of {preset_names()} or the path of a .toml preset")
+
+
+_CACHE: dict[str, "Notation"] = {}
+
+
+def _builtin(name: str) -> "Notation":
+    if name not in _CACHE:
+        data = _resolve(_read_builtin(name), f"preset {name!r}", (name,))
+        _CACHE[name] = Notation.from_data(data, source=f"symlstm/backends/latex/notations/{name}.toml")
+    return _CACHE[name]
+
+
+def _fill(template: str, **values: str) -> str:
+    out = template
+    for key, value in values.items():
+        out = out.replace(f"<{key}>", value)
+    return out
+
+
+@dataclass(frozen=True)
+class Notation:
+    """A resolved preset: style templates and rename tables, all strings."""
+
+    name: str
+    title: str
+    description: str
+    legend: str | None
+    style: Mapping[str, str]
+    symbols: Mapping[str, str]
+    subscripts: Mapping[str, str]
+    parameters: Mapping[str, str]
+    functions: Mapping[str, str]
+    source: str
+
+    @classmethod
+    def from_data(cls, data: dict, source: str) -> "Notation":
+        missing = sorted(set(_STYLE_PLACEHOLDERS) - set(data.get("style", {})))
+        if missing:  # only possible if the default preset itself is incomplete
+            raise NotationError(f"{source}: [style] lacks {missing}")
+        frozen = {t: MappingProxyType(dict(data.get(t, {}))) for t in _TABLES}
+        name = data.get("name", "custom")
+        return cls(name=name, title=data.get("title", name), description=data.get("description", ""),
+                   legend=data.get("legend"), style=MappingProxyType(dict(data["style"])),
+                   source=source, **frozen)
+
+    # -- letters ----------------------------------------------------------------------------------
+    @property
+    def superscript_time(self) -> bool:
+        return self.style["time"] == "superscript"
+
+    @property
+    def row_vectors(self) -> bool:
+        """True when a product reads ``x W`` (rows are examples; matrices are the transposes)."""
+        product = self.style["product"]
+        return product.index("<v>") < product.index("<M>")
+
+    def letter(self, base: str) -> str:
+        if base in GREEK:
+            return _fill(self.style["greek"], x="\\" + base)
+        return _fill(self.style["letter"], x=base)
+
+    def head(self, name: str) -> tuple[str, str]:
+        """(typeset name, subscript) of a vector: ``i`` -> (``\\mathbf{i}``, ``""``)."""
+        if name in self.symbols:
+            return self.symbols[name], ""
+        base, _, sub = name.partition("_")
+        if base in self.symbols:
+            return self.symbols[base], sub
+        return self.letter(base), sub
+
+    def with_time(self, head: str, sub: str, time: str) -> str:
+        """Attach a subscript and a time index: ``\\mathbf{c}_{t-1}`` or ``\\mathbf{c}^{t-1}``."""
+        if self.superscript_time:
+            out = head + (f"_{{{sub}}}" if sub else "")
+            return out + (f"^{{{time}}}" if len(time) > 1 else f"^{time}")
+        index = f"{sub},{time}" if sub else time
+        return f"{head}_{{{index}}}" if len(index) > 1 else f"{head}_{index}"
+
+    def vector(self, name: str, time: str, preact: bool = False) -> str:
+        head, sub = self.head(name)
+        if preact:
+            head = _fill(self.style["preact"], x=head)
+        return self.with_time(head, sub, time)
+
+    def parameter(self, name: str) -> str:
+        """A weight matrix or parameter vector: ``W_g`` -> ``\\mathbf{W}_{g}`` (or ``W_{ig}``...)."""
+        if name in self.parameters:
+            return self.parameters[name]
+        base, _, sub = name.partition("_")
+        if sub and base in self.parameters:
+            return _fill(self.parameters[base], k=self.subscripts.get(sub, sub))
+        return self.letter(base) + (f"_{{{self.subscripts.get(sub, sub)}}}" if sub else "")
+
+    def output_grad(self, time: str) -> str:
+        return self.with_time(self.style["output_grad"], "", time)
+
+    def delta(self, inner: str) -> str:
+        return _fill(self.style["delta"], x=inner)
+
+    # -- operators --------------------------------------------------------------------------------
+    @property
+    def hadamard(self) -> str:
+        return self.style["hadamard"]
+
+    @property
+    def sum(self) -> str:
+        return self.style["sum"]
+
+    def transpose(self, text: str, timed: bool = False) -> str:
+        """``text`` transposed; a time superscript is parenthesised first so exponents never stack."""
+        if timed and self.superscript_time:
+            text = rf"\left({text}\right)"
+        return _fill(self.style["transpose"], x=text)
+
+    def power(self, text: str, exponent: str, timed: bool) -> str:
+        if timed and self.superscript_time:
+            text = rf"\left({text}\right)"
+        return f"{text}^{{{exponent}}}"
+
+    def product(self, matrix: str, vector: str, transposed: bool = False) -> str:
+        """``M v`` (or ``Mᵀ v``) in the preset's order; ``matrix`` is an already typeset name."""
+        if transposed:
+            matrix = self.transpose(matrix)
+        return _fill(self.style["product"], M=matrix, v=vector)
+
+    def outer(self, delta: str, vector: str, timed: bool = True) -> str:
+        return _fill(self.style["outer"], d=delta, vT=self.transpose(vector, timed), v=vector)
+
+    def function(self, spec_name: str) -> str:
+        try:
+            return self.functions[spec_name]
+        except KeyError:
+            raise NotationError(f"notation {self.name!r} has no rendering for the function "
+                                f"{spec_name!r}") from None
+
+    # -- documents --------------------------------------------------------------------------------
+    def legend_text(self) -> str:
+        """The paragraph explaining the symbols in a document (LaTeX text mode)."""
+        if self.legend is not None:
+            return self.legend
+        a = self.letter("a")
+        return (f"Symbols follow the notation {self.name!r}. ${self.hadamard}$ and powers are "
+                f"elementwise; ${_fill(self.style['preact'], x=a)}$ is a pre-activation; "
+                f"${self.delta(a)} = \\partial L/\\partial {a}$; ${self.output_grad('t')}$ is the "
+                "gradient of the loss with respect to the output at step $t$ arriving from above. "
+                "Gradients sum over the batch as well as over time.")

@@ -1,0 +1,110 @@
+"""``NumbaKernels``: the ``Kernels`` protocol over one generated kernel module.
+
+The module's names for its arrays and the order of its kernels' arguments are read from the
+constants it defines (``MATRIX_GROUPS``, ``VECTORS``, ``FORWARD_OUTPUTS``, ``SAVED``), so this is the
+only code outside the emitter that knows them. The big arrays come from the buffer pool (memory
+Numba allocates in a kernel is fresh pages on every call); the recurrences run on ranges of batch
+rows, one per core (``parallel.RowSplit``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from symlstm.backends.base import Gradients, Trace
+from symlstm.backends.numba import parallel, workspace
+
+
+@dataclass(frozen=True)
+class Packed:
+    """The parameters as the kernels read them."""
+
+    matrices: tuple[np.ndarray, ...]  # one stacked (sum of rows, in) matrix per operand group
+    vectors: tuple[np.ndarray, ...]
+    #: per group, the (name, first row, last row) of each matrix in the stack
+    blocks: tuple[tuple[tuple[str, int, int], ...], ...]
+
+    @property
+    def step_bytes(self) -> int:
+        """Bytes of the matrices the recurrence multiplies at every step (all but the input's)."""
+        return sum(m.nbytes for m in self.matrices[1:])
+
+
+class NumbaKernels:
+    def __init__(self, module: ModuleType):
+        self.module = module
+        self.groups: tuple[tuple[str, tuple[str, ...]], ...] = module.MATRIX_GROUPS
+        self.vectors: tuple[str, ...] = module.VECTORS
+        self.num_states = len(module.STATES)
+
+    def pack(self, params: Mapping[str, np.ndarray]) -> Packed:
+        matrices, blocks = [], []
+        for _, names in self.groups:
+            matrices.append(_stacked([params[m] for m in names]))
+            rows, row = [], 0
+            for m in names:
+                rows.append((m, row, row + params[m].shape[0]))
+                row += params[m].shape[0]
+            blocks.append(tuple(rows))
+        vectors = tuple(params[v].copy() for v in self.vectors)
+        return Packed(tuple(matrices), vectors, tuple(blocks))
+
+    def forward(self, x: np.ndarray, packed: Packed, states0: Sequence[np.ndarray]) -> Trace:
+        k = self.module
+        T, B, _ = x.shape
+        buffers = k.forward_buffers(T, B, states0[0].shape[1], x.dtype, workspace.empty)
+        for name, state0 in zip(k.FORWARD_OUTPUTS, states0):
+            buffers[name][0] = state0
+        transposed = [_transposed(m) for m in packed.matrices]
+        with parallel.RowSplit(T, B, packed.step_bytes) as split:
+            split.flat(k.forward_inputs, x, transposed[0], buffers[k.INPUT_PROJECTION])
+            split.batch(k.forward_steps, buffers[k.INPUT_PROJECTION], *transposed[1:], *packed.vectors,
+                        *(buffers[name] for name in k.FORWARD_OUTPUTS))
+        saved = tuple(buffers[name] for name in k.SAVED)
+        return Trace(states=saved[: self.num_states], arrays=saved)
+
+    def backward(self, x: np.ndarray, packed: Packed, trace: Trace, dys: np.ndarray,
+                 dfinal: Sequence[np.ndarray]) -> Gradients:
+        k = self.module
+        T, B, _ = x.shape
+        carries = [d.copy() for d in dfinal]
+        deltas = k.backward_buffers(T, B, dys.shape[2], x.dtype, workspace.empty)
+        dx = np.empty_like(x)
+        matrices = packed.matrices
+        with parallel.RowSplit(T, B, packed.step_bytes) as split:
+            vector_parts = split.batch(k.backward_steps, *matrices[1:], *packed.vectors, *trace.arrays, dys,
+                                       *carries, *deltas)
+            matrix_parts = [tuple(workspace.empty(m.shape, m.dtype) for m in matrices) for _ in split.flat_ranges]
+            split.flat(k.backward_gradients, x, matrices[0], *trace.arrays, *deltas, dx, per_range=matrix_parts)
+        grads: dict[str, np.ndarray] = {}
+        for blocks, grad in zip(packed.blocks, _summed(matrix_parts)):
+            for m, first, last in blocks:  # a matrix used in two groups gets both parts
+                grads[m] = grads[m] + grad[first:last] if m in grads else grad[first:last].copy()
+        grads.update(zip(self.vectors, _summed(vector_parts)))
+        return Gradients(dx, grads, tuple(carries))
+
+
+def _stacked(blocks: list[np.ndarray]) -> np.ndarray:
+    """The matrices of one operand group, one above the other."""
+    out = workspace.empty((sum(b.shape[0] for b in blocks), blocks[0].shape[1]), blocks[0].dtype)
+    return np.concatenate(blocks, axis=0, out=out)
+
+
+def _transposed(matrix: np.ndarray) -> np.ndarray:
+    out = workspace.empty(matrix.shape[::-1], matrix.dtype)
+    out[...] = matrix.T
+    return out
+
+
+def _summed(parts: list[tuple[np.ndarray, ...]]) -> list[np.ndarray]:
+    """The sums, array by array, of the per-range parts of some gradients (in range order)."""
+    if len(parts) == 1:
+        return list(parts[0])
+    total = [np.array(a) for a in parts[0]]
+    for part in parts[1:]:
+        for acc, a in zip(total, part):
+            acc += a
+    return total

@@ -1,0 +1,415 @@
+"""Benchmark: symlstm's kernels against PyTorch, side by side.
+
+Every implementation runs in a process of its own (OpenBLAS and PyTorch's OpenMP threads spin and
+steal each other's cores when they share one), the processes alternate over several rounds, and
+each time is the median over all repeats. Implementations:
+
+- ``symlstm``: the cell's generated kernels, forward + backward over the whole sequence;
+- ``torch-nn``: ``torch.nn.LSTM``/``GRU``/``RNN`` (float32 runs oneDNN's fused primitive);
+- ``torch-loop``: the same cell written as PyTorch code with a Python loop over time and autograd
+  (``symlstm.torch_reference``), what trying a new cell costs without symlstm;
+- ``gemm``: only the matrix products a cell's kernels perform, with the same shapes and the same
+  BLAS calls: the unavoidable part of the work.
+
+The machine sets OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (a workaround for old OpenBLAS) which slow a
+current OpenBLAS; the worker processes run without them, and the output says so.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+GRID = ((100, 1, 32, 32), (100, 16, 64, 64), (100, 32, 128, 128), (100, 64, 256, 256), (50, 64, 512, 512))
+QUICK_GRID = ((100, 1, 32, 32), (100, 16, 64, 64))
+TORCH_MODULES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+UNSET_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+@dataclass(frozen=True)
+class Impl:
+    kind: str  # symlstm | torch-nn | torch-loop | gemm
+    cell: str
+    dtype: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}:{self.cell}:{self.dtype}"
+
+    @classmethod
+    def parse(cls, label: str) -> "Impl":
+        return cls(*label.split(":"))
+
+
+# -- what one worker process runs ----------------------------------------------------------------
+
+def _problem(T, B, D, H, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((T, B, D)).astype(dtype), rng.standard_normal((T, B, H)).astype(dtype)
+
+
+def _symlstm_step(cell_name, size, dtype):
+    import symlstm
+
+    T, B, D, H = size
+    cell = symlstm.cell(cell_name)
+    params = cell.init_params(D, H, dtype=dtype, seed=0)
+    x, dys = _problem(T, B, D, H, dtype)
+
+    def run():
+        ys, _, cache = cell.forward(x, params)
+        cell.backward(dys, cache)
+    _, _, cache = cell.forward(x, params)
+    return run, cache.nbytes
+
+
+def _torch_nn_step(cell_name, size, dtype):
+    import torch
+
+    T, B, D, H = size
+    module = getattr(torch.nn, TORCH_MODULES[cell_name])(D, H).to(getattr(torch, dtype))
+    x, dys = _problem(T, B, D, H, dtype)
+    xt, dyt = torch.tensor(x, requires_grad=True), torch.tensor(dys)
+
+    def run():
+        out, _ = module(xt)
+        out.backward(dyt)
+    return run, _saved_bytes(lambda: module(xt)[0])
+
+
+def _torch_loop_step(cell_name, size, dtype):
+    import symlstm
+    import torch
+    from symlstm.verify.torch_reference import REFERENCE, run_reference
+
+    T, B, D, H = size
+    cell = symlstm.cell(cell_name)
+    params = {k: torch.tensor(v, requires_grad=True)
+              for k, v in cell.init_params(D, H, dtype=dtype, seed=0).items()}
+    x, dys = _problem(T, B, D, H, dtype)
+    xt, dyt = torch.tensor(x, requires_grad=True), torch.tensor(dys)
+    state0 = {s: torch.zeros((B, H), dtype=getattr(torch, dtype)) for s in cell.state_names}
+
+    def run():
+        out, _ = run_reference(REFERENCE[cell_name], xt, params, state0)
+        out.backward(dyt)
+    return run, _saved_bytes(lambda: run_reference(REFERENCE[cell_name], xt, params, state0)[0])
+
+
+def _gemm_step(cell_name, size, dtype):
+    """The cell's matrix products alone, with the same shapes and calls as its kernels."""
+    import symlstm
+
+    T, B, D, H = size
+    groups = dict(symlstm.cell(cell_name).kernels.MATRIX_GROUPS)
+    if sorted(groups) != ["h_prev", "x"]:
+        raise ValueError(f"the GEMM-only run supports cells whose products multiply x and h_prev, "
+                         f"not {sorted(groups)}")
+    rng = np.random.default_rng(0)
+    nx, nh = len(groups["x"]) * H, len(groups["h_prev"]) * H
+    arrays = (rng.standard_normal((T, B, D)), rng.standard_normal((nx, D)), rng.standard_normal((nh, H)),
+              rng.standard_normal((T + 1, B, H)), rng.standard_normal((T, B, nx)),
+              rng.standard_normal((T, B, nh)))
+    x, w, r, seq_h, delta_x, delta_h = (a.astype(dtype) for a in arrays)
+    w_t, r_t = np.ascontiguousarray(w.T), np.ascontiguousarray(r.T)
+    # outputs allocated once, as the runtime's reused buffers are
+    outputs = (np.empty((T * B, nx), dtype), np.empty((B, nh), dtype), np.empty((B, H), dtype),
+               np.empty_like(w), np.empty_like(r), np.empty((T * B, D), dtype))
+    return (lambda: _gemm_only(x, w_t, w, r_t, r, seq_h, delta_x, delta_h, *outputs)), 0
+
+
+def _gemm_only(*args):
+    """Compiled on first use, so importing this module does not need Numba's compiler."""
+    global _gemm_only
+    import numba
+
+    @numba.njit(cache=True)
+    def gemm_only(x, w_t, w, r_t, r, seq_h, delta_x, delta_h, proj_x, step, back, grad_w, grad_r, dx):
+        """The kernels' GEMMs, one thread calling BLAS (which uses its own threads)."""
+        T, B, D = x.shape
+        H = seq_h.shape[2]
+        np.dot(x.reshape(T * B, D), w_t, proj_x)
+        for t in range(T):
+            np.dot(seq_h[t], r_t, step)
+        for t in range(T):
+            np.dot(delta_h[t], r, back)
+        flat_x, flat_h = delta_x.reshape(T * B, w.shape[0]), delta_h.reshape(T * B, r.shape[0])
+        np.dot(flat_x.T, x.reshape(T * B, D), grad_w)
+        np.dot(flat_h.T, seq_h[:T].reshape(T * B, H), grad_r)
+        np.dot(flat_x, w, dx)
+
+    _gemm_only = gemm_only
+    return gemm_only(*args)
+
+
+def _saved_bytes(forward) -> int:
+    """Bytes of the tensors autograd saves for the backward of ``forward()``."""
+    import torch
+
+    seen: dict[int, int] = {}
+
+    def pack(tensor):
+        seen[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        forward()
+    return sum(seen.values())
+
+
+STEPS = {"symlstm": _symlstm_step, "torch-nn": _torch_nn_step, "torch-loop": _torch_loop_step,
+         "gemm": _gemm_step}
+
+
+def worker(label: str, sizes, repeats: int, budget: float) -> dict:
+    """Time ``label`` at every size; runs inside its own process."""
+    impl = Impl.parse(label)
+    out = {}
+    for size in sizes:
+        run, stored = STEPS[impl.kind](impl.cell, tuple(size), impl.dtype)
+        run()  # warm up: compile or load kernels, allocate
+        times = []
+        start = time.perf_counter()
+        while len(times) < repeats and (len(times) < 2 or time.perf_counter() - start < budget):
+            t0 = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - t0)
+        out[",".join(map(str, size))] = {"times": times, "stored_bytes": stored}
+    return out
+
+
+# -- the driver ----------------------------------------------------------------------------------
+
+def _run_worker(impl: Impl, sizes, repeats, budget) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in UNSET_ENV}
+    cmd = [sys.executable, "-m", "symlstm.bench", "--worker", impl.label, "--sizes", json.dumps(sizes),
+           "--repeats", str(repeats), "--budget", str(budget)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark worker {impl.label} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def implementations(cells, dtypes, with_torch: bool) -> list[Impl]:
+    impls = []
+    for cell in cells:
+        for dtype in dtypes:
+            impls.append(Impl("symlstm", cell, dtype))
+            if with_torch and cell in TORCH_MODULES:
+                impls.append(Impl("torch-nn", cell, dtype))
+        if with_torch:
+            impls.append(Impl("torch-loop", cell, "float32"))
+    impls += [Impl("gemm", cells[0], dtype) for dtype in dtypes]
+    return impls
+
+
+def machine_info() -> dict:
+    info = {"python": platform.python_version(), "cpu_count": os.cpu_count(), "machine": platform.machine()}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        info["cpu"] = platform.processor()
+    try:
+        import numba
+        import scipy.linalg.cython_blas  # noqa: F401  (numba's np.dot calls SciPy's BLAS)
+        from threadpoolctl import threadpool_info
+
+        info["numba"] = numba.__version__
+        info["blas"] = sorted({f"{i['internal_api']} {i['version']} ({i.get('architecture')}, "
+                               f"{i['num_threads']} threads)" for i in threadpool_info()})
+    except ImportError:
+        info["blas"] = ["threadpoolctl not installed: BLAS unknown"]
+    from symlstm.backends.numba import parallel
+
+    info["symlstm_threads"] = parallel.num_threads()
+    try:
+        import torch
+
+        info["torch"] = f"{torch.__version__}, {torch.get_num_threads()} threads"
+    except ImportError:
+        info["torch"] = "not installed"
+    return info
+
+
+def run(cells, dtypes, grid, rounds: int, repeats: int, budget: float, out_dir: Path, with_torch=True):
+    from tqdm import tqdm
+
+    impls = implementations(cells, dtypes, with_torch)
+    sizes = [list(s) for s in grid]
+    times: dict[tuple[str, str], list[float]] = {}
+    stored: dict[tuple[str, str], int] = {}
+    with tqdm(total=rounds * len(impls), desc="benchmark", unit="process") as bar:
+        for _ in range(rounds):  # alternate: every implementation once per round
+            for impl in impls:
+                bar.set_postfix_str(impl.label)
+                for key, result in _run_worker(impl, sizes, repeats, budget).items():
+                    times.setdefault((impl.label, key), []).extend(result["times"])
+                    stored[(impl.label, key)] = result["stored_bytes"]
+                bar.update()
+    medians = {k: float(np.median(v)) for k, v in times.items()}
+    report = {"machine": machine_info(), "unset_env": list(UNSET_ENV), "grid": sizes,
+              "median_seconds": {f"{a}@{b}": v for (a, b), v in medians.items()},
+              "stored_bytes": {f"{a}@{b}": v for (a, b), v in stored.items()}}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench.json").write_text(json.dumps(report, indent=1, sort_keys=True))
+    text = format_report(report, cells, dtypes)
+    (out_dir / "bench.md").write_text(text)
+    chart(report, cells, dtypes, out_dir / "bench.png")
+    return text
+
+
+def _med(report, label, size) -> float:
+    return report["median_seconds"].get(f"{label}@{','.join(map(str, size))}", math.nan)
+
+
+def format_report(report, cells, dtypes) -> str:
+    from symlstm.backends.numba import parallel
+
+    grid = report["grid"]
+    m = report["machine"]
+    lines = [f"Machine: {m.get('cpu')} ({m.get('cpu_count')} cores), Python {m.get('python')}, "
+             f"numba {m.get('numba', '?')}, torch {m.get('torch')}",
+             f"BLAS: {'; '.join(m.get('blas', []))}",
+             f"symlstm: {m.get('symlstm_threads', '?')} threads, each running a range of batch rows with "
+             f"single-threaded BLAS while the step matrices are under "
+             f"{parallel.MAX_SPLIT_STEP_BYTES >> 20} MiB, else one thread and BLAS's threads.",
+             f"Workers ran with {' and '.join(report['unset_env'])} unset; each implementation in its own "
+             "process, alternating; times are medians, forward + backward over the whole sequence.", ""]
+    header = "| T, B, D, H | " + " | ".join(f"{t},{b},{d},{h}" for t, b, d, h in grid) + " |"
+    rule = "|---" * (len(grid) + 1) + "|"
+    lines += ["Times (ms):", "", header, rule]
+    labels = sorted({k.split("@")[0] for k in report["median_seconds"]},
+                    key=lambda s: (s.split(":")[1], s.split(":")[0], s.split(":")[2]))
+    for label in labels:
+        lines.append(f"| {label} | " + " | ".join(f"{_med(report, label, s) * 1e3:.3g}" for s in grid) + " |")
+
+    def ratio_row(name, num, den):
+        vals = [_med(report, num, s) / _med(report, den, s) for s in grid]
+        if all(math.isnan(v) for v in vals):
+            return None
+        return f"| {name} | " + " | ".join(f"{v:.2f}" if not math.isnan(v) else "–" for v in vals) + " |"
+
+    lines += ["", "Ratios (time / time; below 1 means the first is faster):", "", header, rule]
+    for dtype in dtypes:
+        row = ratio_row(f"symlstm lstm / torch nn.LSTM ({dtype})", f"symlstm:lstm:{dtype}", f"torch-nn:lstm:{dtype}")
+        lines += [row] if row else []
+        for cell in cells:
+            if cell in TORCH_MODULES and cell != "lstm":
+                row = ratio_row(f"symlstm {cell} / torch nn ({dtype})", f"symlstm:{cell}:{dtype}",
+                                f"torch-nn:{cell}:{dtype}")
+                lines += [row] if row else []
+    for cell in cells:
+        row = ratio_row(f"torch loop / symlstm, {cell} (float32; speed-up)", f"torch-loop:{cell}:float32",
+                        f"symlstm:{cell}:float32")
+        lines += [row] if row else []
+    for dtype in dtypes:
+        for cell in cells:
+            if cell != "lstm":
+                row = ratio_row(f"{cell} / lstm, symlstm ({dtype})", f"symlstm:{cell}:{dtype}", f"symlstm:lstm:{dtype}")
+                lines += [row] if row else []
+        row = ratio_row(f"symlstm {cells[0]} / its GEMMs alone ({dtype})", f"symlstm:{cells[0]}:{dtype}",
+                        f"gemm:{cells[0]}:{dtype}")
+        lines += [row] if row else []
+    geo = []
+    for cell in cells:
+        vals = [_med(report, f"torch-loop:{cell}:float32", s) / _med(report, f"symlstm:{cell}:float32", s)
+                for s in grid]
+        vals = [v for v in vals if not math.isnan(v)]
+        if vals:
+            geo.append(f"{cell} {math.exp(sum(map(math.log, vals)) / len(vals)):.1f}x")
+    if geo:
+        lines += ["", "Speed-up over the PyTorch Python loop, geometric mean over the grid (float32): "
+                  + ", ".join(geo)]
+    lines += ["", "Bytes stored for the backward per step per hidden unit (per batch row):", ""]
+    for label in labels:
+        if label.startswith(("symlstm", "torch")) and ":lstm:" in label:
+            vals = [report["stored_bytes"].get(f"{label}@{','.join(map(str, s))}", 0) / (s[0] * s[1] * s[3])
+                    for s in grid]
+            lines.append(f"- {label}: " + ", ".join(f"{v:.0f}" for v in vals))
+    return "\n".join(lines) + "\n"
+
+
+def chart(report, cells, dtypes, path: Path) -> None:
+    """Two panels: the times of every implementation of the first cell (log scale), and symlstm's
+    time relative to torch.nn and to its own GEMMs alone (1 = as fast)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = report["grid"]
+    cell = cells[0]
+    labels = sorted({k.split("@")[0] for k in report["median_seconds"] if k.split(":")[1] == cell})
+    positions = np.arange(len(grid))
+    fig, (times, ratios) = plt.subplots(1, 2, figsize=(15, 5.2), gridspec_kw={"width_ratios": [3, 2]})
+    width = 0.8 / max(len(labels), 1)
+    for k, label in enumerate(labels):
+        times.bar(positions + k * width, [_med(report, label, s) * 1e3 for s in grid], width, label=label)
+    times.set_yscale("log")
+    times.set_ylabel("forward + backward time (ms, log scale)")
+    times.set_title(f"{cell}: forward + backward over a sequence (lower is better)")
+    times.legend(fontsize=8, ncol=2)
+    pairs = [(f"vs torch.nn ({d})", f"symlstm:{cell}:{d}", f"torch-nn:{cell}:{d}") for d in dtypes]
+    pairs += [(f"vs its GEMMs alone ({d})", f"symlstm:{cell}:{d}", f"gemm:{cell}:{d}") for d in dtypes]
+    pairs = [p for p in pairs if any(not math.isnan(_med(report, p[2], s)) for s in grid)]
+    width = 0.8 / max(len(pairs), 1)
+    for k, (name, num, den) in enumerate(pairs):
+        ratios.bar(positions + k * width, [_med(report, num, s) / _med(report, den, s) for s in grid],
+                   width, label=f"symlstm {name}")
+    ratios.axhline(1.0, color="black", linewidth=0.8)
+    ratios.set_ylabel("time ratio (below 1: symlstm is faster)")
+    ratios.set_title(f"symlstm {cell} relative to the others")
+    ratios.legend(fontsize=8)
+    for ax, step in ((times, len(labels)), (ratios, len(pairs))):
+        ax.set_xticks(positions + 0.4 - 0.4 / max(step, 1))
+        ax.set_xticklabels([f"T={t} B={b}\nD={d} H={h}" for t, b, d, h in grid], fontsize=8)
+    fig.suptitle(f"{report['machine'].get('cpu')}, {report['machine'].get('cpu_count')} cores", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="symlstm bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cells", default="lstm,peephole,gru,rnn",
+                        help="comma-separated cells; the first is the reference for the GEMM-only run "
+                             "(default: lstm,peephole,gru,rnn; 'all' for every built-in)")
+    parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument("--quick", action="store_true", help="two small sizes, one round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per process and size")
+    parser.add_argument("--budget", type=float, default=3.0, help="seconds per size and process, at most")
+    parser.add_argument("--no-torch", action="store_true", help="symlstm and GEMM-only runs only")
+    parser.add_argument("--out", default="bench-out", help="folder for bench.md, bench.json, bench.png")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker, json.loads(args.sizes), args.repeats, args.budget)))
+        return 0
+    import symlstm
+
+    cells = symlstm.variants() if args.cells == "all" else args.cells.split(",")
+    if "lstm" in cells:
+        cells = ["lstm"] + [c for c in cells if c != "lstm"]
+    grid = QUICK_GRID if args.quick else GRID
+    rounds = 1 if args.quick else args.rounds
+    text = run(cells, args.dtypes.split(","), grid, rounds, args.repeats, args.budget, Path(args.out),
+               with_torch=not args.no_torch)
+    print(text)
+    print(f"wrote {args.out}/bench.md, bench.json and bench.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,525 @@
+"""Training on the kernels, NumPy only: layers, losses, optimizers and parameter files.
+
+    >>> from symlstm import nn
+    >>> model = nn.Sequential(nn.Recurrent("lstm", 2, 32), nn.LastStep(), nn.Dense(32, 1))
+    >>> opt = nn.Adam(model.params, lr=1e-2, clip_norm=1.0)
+    >>> loss, grad_norm = nn.train_step(model, nn.mse, opt, x, target)
+
+Every layer owns its parameters, ``layer.params`` (a dict name -> array), and is functional too:
+``forward(x, params=None)`` runs with ``params`` when given, else with the layer's own. Optimizers
+and ``load`` update the arrays in place, so every view of a parameter (a layer's dict, the
+dict of a ``Sequential`` holding it) stays the same array.
+
+- ``Recurrent`` has a cell's contract: ``ys, state, cache = forward(x, params=None, state0=None)``
+  and ``dx, grads, dstate0 = backward(dys, cache, dstate=None)``; states are dicts of
+  ``(num_layers * num_directions, B, H)`` arrays, as PyTorch's ``h_n``/``c_n``.
+- ``Dense``, ``LastStep`` and ``Sequential``: ``y, cache = forward(x, params=None)`` and
+  ``dx, grads = backward(dy, cache)``. Inside a ``Sequential`` a ``Recurrent`` starts from zero
+  states and its final state is dropped; use the layer itself to carry states.
+- Losses return ``(loss, dloss/dprediction)``; optimizers' ``step(grads)`` returns the gradient norm
+  before clipping.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import numpy as np
+
+from symlstm.runtime import SUPPORTED_DTYPES, Cell, ForwardCache, _as_float_array
+
+__all__ = ["Adam", "Dense", "LastStep", "Layer", "Recurrent", "SGD", "Sequential", "clip_grad_norm",
+           "load", "mse", "save", "softmax_cross_entropy", "train_step"]
+
+
+def _dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"dtype {dtype} is not supported; use float32 or float64")
+    return dtype
+
+
+def _positive(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_arrays(arrays, shapes: Mapping[str, tuple[int, ...]], what: str) -> dict[str, np.ndarray]:
+    """``arrays`` must have exactly the keys of ``shapes``, as float arrays of those shapes."""
+    if not isinstance(arrays, Mapping):
+        raise TypeError(f"{what} must be a dict of arrays, got {type(arrays).__name__}")
+    missing = [n for n in shapes if n not in arrays]
+    extra = sorted(str(n) for n in arrays if n not in shapes)
+    if missing or extra:
+        raise ValueError(f"{what}: missing {missing}, unexpected {extra}; expected exactly {list(shapes)}")
+    checked = {}
+    for name, shape in shapes.items():
+        array = arrays[name]
+        if not isinstance(array, np.ndarray) or array.dtype not in SUPPORTED_DTYPES:
+            raise TypeError(f"{what}[{name!r}] must be a float32 or float64 NumPy array")
+        if array.shape != tuple(shape):
+            raise ValueError(f"{what}[{name!r}] has shape {array.shape}; expected {tuple(shape)}")
+        checked[name] = array
+    return checked
+
+
+class Layer:
+    """Base class: a layer owns ``params`` and knows the shapes they must have."""
+
+    params: dict[str, np.ndarray]
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {n: p.shape for n, p in self.params.items()}
+
+    def num_params(self) -> int:
+        return sum(p.size for p in self.params.values())
+
+    def _params(self, params) -> dict[str, np.ndarray]:
+        return self.params if params is None else _check_arrays(params, self.param_shapes(), "params")
+
+
+# -- the recurrent layer -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecurrentCache:
+    layer_id: int
+    T: int
+    B: int
+    cells: tuple[ForwardCache, ...]  # one per (layer, direction), in parameter order
+
+
+class Recurrent(Layer):
+    """``num_layers`` stacked recurrent layers of one cell, optionally bidirectional.
+
+    Layer k's output sequence is layer k+1's input. A bidirectional layer runs a second cell on the
+    time-reversed sequence and concatenates the two outputs on the feature axis (forward first),
+    as PyTorch does; its parameters are named ``l{k}.W_i`` and ``l{k}_reverse.W_i``.
+
+    Parameters start as the cell's ``init_params`` (uniform in ±1/sqrt(H), as PyTorch), one
+    independent stream per (layer, direction) from ``seed``. ``bias_init`` adds constants to named
+    bias vectors of every unit, e.g. ``{"b_f": 1.0}``: a forget gate that starts open keeps the
+    cell state, and its gradient, alive through time (Gers, Schmidhuber & Cummins 2000; Keras'
+    ``unit_forget_bias``); ``{"b_z": 1.0}`` does the same for a GRU, whose z weighs h_{t-1}.
+    """
+
+    def __init__(self, cell: Cell | str | os.PathLike, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bidirectional: bool = False, batch_first: bool = False, dtype=np.float64,
+                 seed: int | None = 0, bias_init: Mapping[str, float] | None = None):
+        if isinstance(cell, (str, os.PathLike)):
+            from symlstm.cells import cell as load_cell  # at call time: symlstm/__init__ may import this module
+
+            cell = load_cell(cell)
+        if not isinstance(cell, Cell):
+            raise TypeError(f"cell must be a symlstm Cell, a built-in name or a spec path, "
+                            f"got {type(cell).__name__}")
+        self.cell = cell
+        self.input_size = _positive(input_size, "input_size")
+        self.hidden_size = _positive(hidden_size, "hidden_size")
+        self.num_layers = _positive(num_layers, "num_layers")
+        self.bidirectional = bool(bidirectional)
+        self.batch_first = bool(batch_first)
+        self.dtype = _dtype(dtype)
+        bias_init = dict(bias_init or {})
+        vectors = [n for n, shape in cell.param_shapes(1, 1).items() if len(shape) == 1]
+        for name, value in bias_init.items():
+            if name not in vectors:
+                raise ValueError(f"bias_init names {name!r}, which is not a vector parameter of the cell "
+                                 f"{cell.name!r} ({', '.join(vectors)})")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"bias_init[{name!r}] must be a number, got {type(value).__name__}")
+        self.num_directions = 2 if self.bidirectional else 1
+        # Independent, reproducible streams for each (layer, direction).
+        seeds = np.random.SeedSequence(seed).generate_state(self.num_layers * self.num_directions)
+        self.params = {}
+        for unit, prefix in enumerate(self.unit_prefixes()):
+            D = self.input_size if unit < self.num_directions else self.num_directions * self.hidden_size
+            init = cell.init_params(D, self.hidden_size, dtype=self.dtype, seed=int(seeds[unit]))
+            for name, value in bias_init.items():
+                init[name] += self.dtype.type(value)
+            self.params.update({f"{prefix}.{n}": p for n, p in init.items()})
+
+    def __repr__(self) -> str:
+        return (f"Recurrent({self.cell.name!r}, input_size={self.input_size}, hidden_size={self.hidden_size}, "
+                f"num_layers={self.num_layers}, bidirectional={self.bidirectional}, "
+                f"batch_first={self.batch_first}, dtype={self.dtype.name})")
+
+    @classmethod
+    def from_torch(cls, module, dtype=None) -> "Recurrent":
+        """A layer computing what a ``torch.nn.LSTM``, ``GRU`` or ``RNN`` (any depth, either
+        direction, ``batch_first`` or not) computes, with its weights."""
+        from symlstm.interop.pytorch import recurrent_from_torch
+
+        return recurrent_from_torch(module, dtype)
+
+    @property
+    def output_size(self) -> int:
+        return self.num_directions * self.hidden_size
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return self.cell.state_names
+
+    def unit_prefixes(self) -> list[str]:
+        """Parameter-name prefixes, one per (layer, direction) unit in order: l0, l0_reverse, l1, ..."""
+        return [f"l{k}{'_reverse' if d else ''}" for k in range(self.num_layers) for d in range(self.num_directions)]
+
+    def unit_params(self, params, prefix: str) -> dict[str, np.ndarray]:
+        """The cell's parameter dict of one unit, e.g. ``unit_params(layer.params, "l1_reverse")``."""
+        return {n: params[f"{prefix}.{n}"] for n in self.cell.param_names}
+
+    def _time_major(self, array, what: str) -> np.ndarray:
+        array = _as_float_array(array, what)
+        if array.ndim != 3:
+            order = "(B, T, features), batch first" if self.batch_first else "(T, B, features), time-major"
+            raise ValueError(f"{what} has shape {array.shape}; expected {order}")
+        return array.transpose(1, 0, 2) if self.batch_first else array
+
+    def _split_states(self, states, B: int, what: str) -> list[dict[str, np.ndarray] | None]:
+        units = self.num_layers * self.num_directions
+        if states is None:
+            return [None] * units
+        shape = (units, B, self.hidden_size)
+        states = _check_arrays(states, {s: shape for s in self.state_names},
+                               f"{what} (num_layers * num_directions, B, H) per state")
+        return [{s: states[s][u] for s in self.state_names} for u in range(units)]
+
+    def _stack_states(self, per_unit: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        return {s: np.stack([u[s] for u in per_unit]) for s in self.state_names}
+
+    def forward(self, x, params: Mapping | None = None, state0: Mapping | None = None):
+        """``x`` (T, B, input_size), or (B, T, input_size) when batch_first. Returns ``(ys, state,
+        cache)`` with ``ys`` (T, B, num_directions * H) from the last layer."""
+        params = self._params(params)
+        x = self._time_major(x, "x")
+        T, B, D = x.shape
+        if D != self.input_size:
+            raise ValueError(f"x has {D} features (last axis); this layer's input_size is {self.input_size}")
+        states0 = self._split_states(state0, B, "state0")
+        prefixes = self.unit_prefixes()
+        caches, finals = [], []
+        seq = x
+        for k in range(self.num_layers):
+            outs = []
+            for d in range(self.num_directions):
+                u = k * self.num_directions + d
+                # The reverse direction is the same cell run on the time-reversed sequence.
+                unit = self.unit_params(params, prefixes[u])
+                ys, state, cache = self.cell.forward(seq[::-1] if d else seq, unit, states0[u])
+                outs.append(ys[::-1] if d else ys)
+                caches.append(cache)
+                finals.append(state)
+            seq = np.concatenate(outs, axis=-1) if self.bidirectional else outs[0]
+        ys = seq.transpose(1, 0, 2) if self.batch_first else seq
+        return ys, self._stack_states(finals), RecurrentCache(id(self), T, B, tuple(caches))
+
+    def backward(self, dys, cache: RecurrentCache, dstate: Mapping | None = None):
+        """``dys`` = dL/dys (shaped as ys) or None; ``dstate`` = dL/d(final state) or None.
+        Returns ``(dx, grads, dstate0)``; ``grads`` has the keys of ``params``."""
+        if not isinstance(cache, RecurrentCache) or cache.layer_id != id(self):
+            raise TypeError("cache must be the third value returned by this layer's forward")
+        T, B, H = cache.T, cache.B, self.hidden_size
+        dtype = cache.cells[0].dtype
+        if dys is None:
+            dys = np.zeros((T, B, self.output_size), dtype)
+        else:
+            dys = self._time_major(dys, "dys")
+            if dys.shape != (T, B, self.output_size):
+                raise ValueError(f"dys has (time-major) shape {dys.shape}; expected {(T, B, self.output_size)}, "
+                                 f"the shape of ys")
+        dstates = self._split_states(dstate, B, "dstate")
+        prefixes = self.unit_prefixes()
+        grads: dict[str, np.ndarray] = {}
+        dstate0: list = [None] * len(prefixes)
+        dseq = dys
+        for k in reversed(range(self.num_layers)):
+            dinput = None
+            for d in range(self.num_directions):
+                u = k * self.num_directions + d
+                dpart = dseq[..., d * H:(d + 1) * H]
+                dx, dparams, dstate0[u] = self.cell.backward(dpart[::-1] if d else dpart, cache.cells[u],
+                                                             dstates[u])
+                dx = dx[::-1] if d else dx
+                dinput = dx if dinput is None else dinput + dx
+                grads.update({f"{prefixes[u]}.{n}": g for n, g in dparams.items()})
+            dseq = dinput
+        dx = dseq.transpose(1, 0, 2) if self.batch_first else dseq
+        return dx, {n: grads[n] for n in self.params}, self._stack_states(dstate0)
+
+
+# -- stateless layers ----------------------------------------------------------------------------
+
+
+class Dense(Layer):
+    """``y = x W^T + b`` on the last axis of ``x`` (any leading axes), as ``torch.nn.Linear``;
+    initialised uniform in ±1/sqrt(in_features), as PyTorch does."""
+
+    def __init__(self, in_features: int, out_features: int, dtype=np.float64, seed: int | None = 0):
+        self.in_features = _positive(in_features, "in_features")
+        self.out_features = _positive(out_features, "out_features")
+        self.dtype = _dtype(dtype)
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / math.sqrt(self.in_features)
+        self.params = {"W": rng.uniform(-bound, bound, (self.out_features, self.in_features)).astype(self.dtype),
+                       "b": rng.uniform(-bound, bound, self.out_features).astype(self.dtype)}
+
+    def __repr__(self) -> str:
+        return f"Dense({self.in_features}, {self.out_features}, dtype={self.dtype.name})"
+
+    def forward(self, x, params: Mapping | None = None):
+        params = self._params(params)
+        x = _as_float_array(x, "x")
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"x has shape {x.shape}; its last axis must be in_features = {self.in_features}")
+        # As the cells do: compute in the dtype of x.
+        W, b = params["W"].astype(x.dtype, copy=False), params["b"].astype(x.dtype, copy=False)
+        return x @ W.T + b, (x, W.copy())  # a copy: an optimizer step before backward cannot change it
+
+    def backward(self, dy, cache):
+        x, W = cache
+        dy = _as_float_array(dy, "dy", x.dtype)
+        if dy.shape != x.shape[:-1] + (self.out_features,):
+            raise ValueError(f"dy has shape {dy.shape}; expected {x.shape[:-1] + (self.out_features,)}, the shape of y")
+        dy2, x2 = dy.reshape(-1, self.out_features), x.reshape(-1, self.in_features)
+        return dy @ W, {"W": dy2.T @ x2, "b": dy2.sum(axis=0)}
+
+
+class LastStep(Layer):
+    """The last time step of a sequence: ``(T, B, F) -> (B, F)``, or ``(B, T, F)`` when batch_first."""
+
+    def __init__(self, batch_first: bool = False):
+        self.batch_first = bool(batch_first)
+        self.params = {}
+
+    def __repr__(self) -> str:
+        return f"LastStep(batch_first={self.batch_first})"
+
+    def forward(self, x, params: Mapping | None = None):
+        self._params(params)
+        x = _as_float_array(x, "x")
+        axis = 1 if self.batch_first else 0
+        if x.ndim != 3 or x.shape[axis] < 1:
+            raise ValueError(f"x has shape {x.shape}; expected a non-empty sequence "
+                             f"{'(B, T, F)' if self.batch_first else '(T, B, F)'}")
+        return (x[:, -1] if self.batch_first else x[-1]), (x.shape, x.dtype)
+
+    def backward(self, dy, cache):
+        shape, dtype = cache
+        dy = _as_float_array(dy, "dy", dtype)
+        dx = np.zeros(shape, dtype)
+        last = dx[:, -1] if self.batch_first else dx[-1]
+        if dy.shape != last.shape:
+            raise ValueError(f"dy has shape {dy.shape}; expected {last.shape}, the shape of y")
+        last[...] = dy
+        return dx, {}
+
+
+class Sequential(Layer):
+    """Layers applied in order; parameters are named ``"{index}.{name}"`` (``0.l0.W_i``, ``2.W``)."""
+
+    def __init__(self, *layers: Layer):
+        if not layers:
+            raise ValueError("Sequential needs at least one layer")
+        for k, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layer {k} must be a symlstm.nn layer (Recurrent, Dense, LastStep, ...), "
+                                f"got {type(layer).__name__}")
+        self.layers = tuple(layers)
+        # The same arrays as the layers' own dicts: updating one updates the other.
+        self.params = {f"{k}.{n}": p for k, layer in enumerate(layers) for n, p in layer.params.items()}
+
+    def __repr__(self) -> str:
+        return "Sequential(\n" + "".join(f"  {layer!r},\n" for layer in self.layers) + ")"
+
+    def forward(self, x, params: Mapping | None = None):
+        params = self._params(params)
+        caches = []
+        for k, layer in enumerate(self.layers):
+            own = {n: params[f"{k}.{n}"] for n in layer.params}
+            if isinstance(layer, Recurrent):
+                x, _, cache = layer.forward(x, own)
+            else:
+                x, cache = layer.forward(x, own)
+            caches.append(cache)
+        return x, (id(self), caches)
+
+    def backward(self, dy, cache):
+        if not (isinstance(cache, tuple) and len(cache) == 2 and cache[0] == id(self)):
+            raise TypeError("cache must be the second value returned by this model's forward")
+        grads = {}
+        for k in reversed(range(len(self.layers))):
+            layer = self.layers[k]
+            if isinstance(layer, Recurrent):
+                dy, layer_grads, _ = layer.backward(dy, cache[1][k])
+            else:
+                dy, layer_grads = layer.backward(dy, cache[1][k])
+            grads.update({f"{k}.{n}": g for n, g in layer_grads.items()})
+        return dy, {n: grads[n] for n in self.params}
+
+
+# -- losses --------------------------------------------------------------------------------------
+
+
+def mse(prediction, target) -> tuple[float, np.ndarray]:
+    """Mean squared error over all elements; returns ``(loss, dloss/dprediction)``."""
+    prediction = _as_float_array(prediction, "prediction")
+    target = _as_float_array(target, "target", prediction.dtype)
+    if target.shape != prediction.shape:
+        raise ValueError(f"target has shape {target.shape}; expected {prediction.shape}, the shape of prediction")
+    if prediction.size == 0:
+        raise ValueError("prediction is empty")
+    diff = prediction - target
+    return float(np.mean(diff * diff)), (2.0 / diff.size) * diff
+
+
+def softmax_cross_entropy(logits, labels) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy of softmax(logits) against integer class labels; ``logits`` (..., C),
+    ``labels`` (...) in [0, C). Returns ``(loss, dloss/dlogits)``."""
+    logits = _as_float_array(logits, "logits")
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"labels has dtype {labels.dtype}; expected integer class indices")
+    if logits.ndim < 1 or labels.shape != logits.shape[:-1] or labels.size == 0:
+        raise ValueError(f"labels has shape {labels.shape}; expected {logits.shape[:-1]}, the shape of logits "
+                         f"without its class axis (and not empty)")
+    C = logits.shape[-1]
+    if labels.min() < 0 or labels.max() >= C:
+        raise ValueError(f"labels must lie in [0, {C}), got values in [{labels.min()}, {labels.max()}]")
+    shifted = logits - logits.max(axis=-1, keepdims=True)  # exp never overflows
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    one_hot = labels[..., None] == np.arange(C)
+    loss = -float(np.sum(log_probs[one_hot])) / labels.size
+    return loss, (np.exp(log_probs) - one_hot) / labels.size
+
+
+# -- optimizers ----------------------------------------------------------------------------------
+
+
+def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float | None):
+    """Scale ``grads`` by ``max_norm / (norm + 1e-6)`` when that is below 1, as
+    ``torch.nn.utils.clip_grad_norm_`` does (None: no clipping). Returns ``(grads, norm before
+    clipping)``, ``norm`` being the global L2 norm; a non-finite norm passes through, as in PyTorch."""
+    norm = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values()))
+    if max_norm is not None:
+        scale = max_norm / (norm + 1e-6)
+        if scale < 1.0:
+            grads = {n: g * g.dtype.type(scale) for n, g in grads.items()}
+    return grads, norm
+
+
+class Optimizer:
+    """Updates ``params`` (a dict of arrays, e.g. ``model.params``) in place from gradients."""
+
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float, clip_norm: float | None = None):
+        if not isinstance(params, Mapping) or not params:
+            raise TypeError("params must be a non-empty dict of arrays, e.g. model.params")
+        self.params = dict(_check_arrays(params, {n: np.shape(p) for n, p in params.items()}, "params"))
+        if not (isinstance(lr, (int, float)) and lr > 0):
+            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        if clip_norm is not None and not (isinstance(clip_norm, (int, float)) and clip_norm > 0):
+            raise ValueError(f"clip_norm must be None or a positive number, got {clip_norm!r}")
+        self.lr, self.clip_norm, self.steps = float(lr), clip_norm, 0
+
+    def step(self, grads: Mapping[str, np.ndarray]) -> float:
+        """One update; returns the gradient norm before clipping."""
+        grads = _check_arrays(grads, {n: p.shape for n, p in self.params.items()}, "grads")
+        grads, norm = clip_grad_norm(grads, self.clip_norm)
+        self.steps += 1
+        for name, p in self.params.items():
+            p -= self._update(name, grads[name].astype(p.dtype, copy=False)).astype(p.dtype, copy=False)
+        return norm
+
+    def _update(self, name: str, grad: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional (heavy-ball) momentum as in ``torch.optim.SGD``."""
+
+    def __init__(self, params, lr: float = 0.01, momentum: float = 0.0, clip_norm: float | None = None):
+        super().__init__(params, lr, clip_norm)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        self.momentum = momentum
+        self.velocity = {n: np.zeros_like(p) for n, p in self.params.items()}
+
+    def _update(self, name, grad):
+        if not self.momentum:
+            return self.lr * grad
+        v = self.velocity[name]
+        v *= self.momentum
+        v += grad
+        return self.lr * v
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with bias correction, as ``torch.optim.Adam``."""
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 clip_norm: float | None = None):
+        super().__init__(params, lr, clip_norm)
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        if not eps > 0:
+            raise ValueError(f"eps must be positive, got {eps!r}")
+        self.betas, self.eps = tuple(betas), eps
+        self.m = {n: np.zeros_like(p) for n, p in self.params.items()}
+        self.v = {n: np.zeros_like(p) for n, p in self.params.items()}
+
+    def _update(self, name, grad):
+        b1, b2 = self.betas
+        m, v = self.m[name], self.v[name]
+        m *= b1
+        m += (1 - b1) * grad
+        v *= b2
+        v += (1 - b2) * grad * grad
+        m_hat = m / (1 - b1 ** self.steps)
+        v_hat = v / (1 - b2 ** self.steps)
+        return self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+def train_step(model: Layer, loss_fn: Callable, optimizer: Optimizer, x, target) -> tuple[float, float]:
+    """Forward, loss, backward and one optimizer step. Returns ``(loss, gradient norm before clipping)``."""
+    prediction, cache = model.forward(x)
+    loss, dprediction = loss_fn(prediction, target)
+    _, grads = model.backward(dprediction, cache)
+    return loss, optimizer.step(grads)
+
+
+# -- parameter files -----------------------------------------------------------------------------
+
+
+def _params_of(model_or_params, what: str) -> dict[str, np.ndarray]:
+    params = model_or_params.params if isinstance(model_or_params, Layer) else model_or_params
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{what} must be a layer or a dict of arrays, got {type(model_or_params).__name__}")
+    return _check_arrays(params, {n: np.shape(p) for n, p in params.items()}, what)
+
+
+def save(path: str | os.PathLike, model_or_params) -> str:
+    """Write a layer's (or a dict's) parameters to an uncompressed ``.npz`` file; returns its path
+    (NumPy appends ``.npz`` when the name lacks it)."""
+    params = _params_of(model_or_params, "model_or_params")
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        path += ".npz"
+    np.savez(path, **params)
+    return path
+
+
+def load(path: str | os.PathLike, into=None) -> dict[str, np.ndarray]:
+    """Read a ``.npz`` written by ``save``. With ``into`` (a layer or a dict of arrays), the file
+    must hold exactly its parameter names and shapes; the values are copied into its arrays in
+    place (cast to their dtype) and its parameter dict is returned. Without, a new dict."""
+    with np.load(os.fspath(path), allow_pickle=False) as data:
+        loaded = {n: data[n] for n in data.files}
+    if into is None:
+        return loaded
+    params = _params_of(into, "into")
+    loaded = _check_arrays(loaded, {n: p.shape for n, p in params.items()}, f"the parameters in {os.fspath(path)}")
+    for name, array in params.items():
+        np.copyto(array, loaded[name], casting="same_kind")
+    return params
