@@ -1,4 +1,5 @@
 """Benchmark symlstm against PyTorch; the same as `symlstm bench` (see symlstm/bench.py)."""
+
 import sys
 
 from symlstm.tools.bench import main

@@ -18,6 +18,7 @@ loaded 2-core machine); OPENBLAS_NUM_THREADS=1 gives steadier numbers for B = 1.
 Usage: python scripts/long_sequences.py [--cell lstm] [--T 100000] [--B 1] [--D 64] [--H 64]
        [--checkpoint none,316,1000] [--dtype float64] [--repeat 3] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,12 +89,17 @@ print(json.dumps({"peak_bytes": peak_bytes, "peak_reset": reset, "cache_nbytes":
 """
 
 
-def measure(cell: str, T: int, B: int, D: int, H: int, k: str, dtype: str = "float64", repeat: int = 1,
-            env: dict | None = None) -> dict:
+def measure(
+    cell: str, T: int, B: int, D: int, H: int, k: str, dtype: str = "float64", repeat: int = 1, env: dict | None = None
+) -> dict:
     """Run one configuration in a fresh process; ``k`` is "none" or the checkpoint interval."""
-    out = subprocess.run([sys.executable, "-c", CHILD, cell, str(T), str(B), str(D), str(H), k, dtype,
-                          str(repeat)],
-                         check=True, capture_output=True, text=True, env=dict(os.environ, **(env or {})))
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, cell, str(T), str(B), str(D), str(H), k, dtype, str(repeat)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **(env or {})),
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -102,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cell", default="lstm")
     for dim, default in (("T", 100_000), ("B", 1), ("D", 64), ("H", 64)):
         parser.add_argument(f"--{dim}", type=int, default=default)
-    parser.add_argument("--checkpoint", default="none,316,1000",
-                        help="comma-separated values of k, 'none' for no checkpointing")
+    parser.add_argument(
+        "--checkpoint", default="none,316,1000", help="comma-separated values of k, 'none' for no checkpointing"
+    )
     parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     parser.add_argument("--repeat", type=int, default=3, help="report the fastest of this many runs")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON")
@@ -116,15 +123,19 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(results, indent=2))
         return 0
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
-    print(f"{args.cell}, T={args.T}, B={args.B}, D={args.D}, H={args.H}, {args.dtype}, "
-          f"OPENBLAS_NUM_THREADS={threads}, fastest of {args.repeat}; "
-          f"x and dys are {results[0]['x_bytes'] / 1e6:.1f} MB each, ys {results[0]['ys_bytes'] / 1e6:.1f} MB")
+    print(
+        f"{args.cell}, T={args.T}, B={args.B}, D={args.D}, H={args.H}, {args.dtype}, "
+        f"OPENBLAS_NUM_THREADS={threads}, fastest of {args.repeat}; "
+        f"x and dys are {results[0]['x_bytes'] / 1e6:.1f} MB each, ys {results[0]['ys_bytes'] / 1e6:.1f} MB"
+    )
     print()
     print("| checkpoint | peak memory of forward + backward | stored by the cache | forward | backward | total |")
     print("|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['checkpoint']} | {r['peak_bytes'] / 1e6:.0f} MB | {r['cache_nbytes'] / 1e6:.1f} MB | "
-              f"{r['forward_s']:.2f} s | {r['backward_s']:.2f} s | {r['forward_s'] + r['backward_s']:.2f} s |")
+        print(
+            f"| {r['checkpoint']} | {r['peak_bytes'] / 1e6:.0f} MB | {r['cache_nbytes'] / 1e6:.1f} MB | "
+            f"{r['forward_s']:.2f} s | {r['backward_s']:.2f} s | {r['forward_s'] + r['backward_s']:.2f} s |"
+        )
     return 0
 
 

@@ -2,6 +2,7 @@
 
 Usage: python scripts/render_readme_figure.py peephole docs/peephole
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -9,9 +10,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from symlstm.backends.latex.document import latex_document
 from symlstm.cells import resolve_spec
 from symlstm.ir.derive import derive
-from symlstm.backends.latex.printer import latex_document
 
 
 def render(cell: str, prefix: Path, dpi: int = 110) -> list[Path]:
@@ -19,10 +20,13 @@ def render(cell: str, prefix: Path, dpi: int = 110) -> list[Path]:
     with tempfile.TemporaryDirectory() as tmp:
         tex = Path(tmp) / "cell.tex"
         tex.write_text(latex_document(derive(resolve_spec(cell))))
-        subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-                       cwd=tmp, check=True, capture_output=True)
-        subprocess.run(["pdftoppm", "-png", "-r", str(dpi), str(tex.with_suffix(".pdf")), str(prefix)],
-                       check=True)
+        subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(["pdftoppm", "-png", "-r", str(dpi), str(tex.with_suffix(".pdf")), str(prefix)], check=True)
     return sorted(prefix.parent.glob(prefix.name + "-*.png"))
 
 

@@ -11,6 +11,7 @@ The pipeline, one folder a stage: ``lang`` (spec text -> ``CellSpec``), ``ir`` (
 (finite differences, PyTorch references); users of it: ``cells`` (the built-ins), ``interop``,
 ``train``, ``site``, ``tools``.
 """
+
 from __future__ import annotations
 
 from symlstm.backends.numba.cache import CacheWarning
@@ -21,14 +22,26 @@ from symlstm.train import nn
 from symlstm.verify.gradcheck import gradcheck
 from symlstm.version import __version__
 
-__all__ = ["CacheWarning", "Cell", "ForwardCache", "SpecError", "cell", "from_torch", "gradcheck", "nn",
-           "parse_spec", "to_torch", "variants", "__version__"]
+__all__ = [
+    "CacheWarning",
+    "Cell",
+    "ForwardCache",
+    "SpecError",
+    "cell",
+    "from_torch",
+    "gradcheck",
+    "nn",
+    "parse_spec",
+    "to_torch",
+    "variants",
+    "__version__",
+]
 
 
 def __getattr__(name: str):
     # PyTorch interop is imported on first use, so `import symlstm` never needs torch.
     if name in ("from_torch", "to_torch"):
-        from symlstm.interop import pytorch
+        from symlstm.train import pytorch_modules
 
-        return getattr(pytorch, name)
+        return getattr(pytorch_modules, name)
     raise AttributeError(f"module 'symlstm' has no attribute {name!r}")

@@ -1,4 +1,6 @@
 """``python -m symlstm``: the command line, as the ``symlstm`` command."""
+
 from symlstm.tools.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,4 +1,5 @@
 """Writing files safely: whole or not at all, and never rewritten when unchanged."""
+
 from __future__ import annotations
 
 import os

@@ -18,11 +18,13 @@ backpropagates through it with the state gradient carried from the segment after
 the stored activations drops from O(T) to O(T/k + k) (k ~ sqrt(T) is the minimum) at the cost of
 running the forward pass twice.
 """
+
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -67,11 +69,14 @@ def _checkpoint_interval(checkpoint) -> int | None:
     if checkpoint is None:
         return None
     if isinstance(checkpoint, bool) or not isinstance(checkpoint, (int, np.integer)):
-        raise TypeError(f"checkpoint must be None or a positive integer k (keep the state at every "
-                        f"k-th step), got {checkpoint!r}")
+        raise TypeError(
+            f"checkpoint must be None or a positive integer k (keep the state at every k-th step), got {checkpoint!r}"
+        )
     if checkpoint < 1:
-        raise ValueError(f"checkpoint must be a positive integer k (keep the state at every k-th "
-                         f"step), got {checkpoint}; use None to keep everything")
+        raise ValueError(
+            f"checkpoint must be a positive integer k (keep the state at every k-th "
+            f"step), got {checkpoint}; use None to keep everything"
+        )
     return int(checkpoint)
 
 
@@ -156,8 +161,10 @@ class Cell:
         missing = [n for n in self.param_names if n not in params]
         extra = sorted(str(n) for n in params if n not in self.param_names)
         if missing or extra:
-            raise ValueError(f"params for cell {self.name!r}: missing {missing}, unexpected {extra}; "
-                             f"expected exactly {list(self.param_names)}")
+            raise ValueError(
+                f"params for cell {self.name!r}: missing {missing}, unexpected {extra}; "
+                f"expected exactly {list(self.param_names)}"
+            )
         first = self.param_names[0]
         first_array = _as_float_array(params[first], f"params[{first!r}]", dtype)
         if first_array.ndim < 1 or first_array.shape[0] < 1:
@@ -249,6 +256,7 @@ class Cell:
         dx = np.empty((T, B, D), cache.dtype)
         total: dict[str, np.ndarray] = {}
         carried = list(dlast)
+        assert cache.checkpoint is not None
         segments = self._segments(T, cache.checkpoint)
         for n in range(len(segments) - 1, -1, -1):
             t0, t1 = segments[n]
@@ -279,11 +287,15 @@ class Cell:
         dlast = self._check_states(dstate, B, H, dtype, "dstate")
         if T == 0:
             shapes = self._param_shapes(D, H)
-            grads = Gradients(np.zeros((0, B, D), dtype), {n: np.zeros(shapes[n], dtype) for n in self.param_names},
-                              tuple(d.copy() for d in dlast))
+            grads = Gradients(
+                np.zeros((0, B, D), dtype),
+                {n: np.zeros(shapes[n], dtype) for n in self.param_names},
+                tuple(d.copy() for d in dlast),
+            )
         elif cache.checkpoint is not None:
             grads = self._checkpointed_backward(cache, dys, dlast)
         else:
+            assert cache.trace is not None  # forward keeps a trace unless T = 0 or checkpointing
             grads = self.kernels.backward(cache.x, cache.packed, cache.trace, dys, dlast)
         dparams = {n: grads.params[n] for n in self.param_names}
         return grads.dx, dparams, dict(zip(self.state_names, grads.states0))

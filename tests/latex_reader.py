@@ -9,6 +9,7 @@ functions, parentheses, products and their order) is parsed from the text. The f
 then run step by step, the backward lines from T down to 1, and the gradient lines summed, with
 nothing but NumPy, and the numbers are compared with the kernels' by the tests.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,18 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from symlstm.ir.derive import Derivation
-from symlstm.backends.latex.printer import VectorLatexPrinter, backward_lines, forward_lines, gradient_lines
+from symlstm.backends.latex.equations import backward_lines, forward_lines, gradient_lines
 from symlstm.backends.latex.notation import Notation, load_notation
+from symlstm.backends.latex.printer import VectorLatexPrinter
+from symlstm.ir.derive import Derivation
+from symlstm.ir.nodes import Kind
+from symlstm.lang.primitives import PRIMITIVES
 
-NUMPY_FUNCTIONS = {
-    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
-    "tanh": np.tanh,
-    "exp": np.exp,
-    "relu": lambda z: np.maximum(z, 0.0),
-    "softsign": lambda z: z / (1.0 + np.abs(z)),
-    "hard_sigmoid": lambda z: np.clip(z / 6.0 + 0.5, 0.0, 1.0),
-}
+NUMPY_FUNCTIONS = {name: p.numpy for name, p in PRIMITIVES.items()}
 
 
 class ReadError(Exception):
@@ -37,12 +34,14 @@ class ReadError(Exception):
 @dataclass(frozen=True)
 class Mat:
     """A matrix as the notation names it (for row-vector notations, the transpose of symlstm's)."""
+
     a: np.ndarray
 
 
 @dataclass(frozen=True)
 class RowT:
     """A transposed batch of vectors, e.g. x_t^T in an outer product."""
+
     v: np.ndarray
 
 
@@ -56,12 +55,37 @@ class Reader:
         self.transpose_suffix = suffix[1]
         if suffix[0]:
             raise ReadError("a transpose template must put <x> first")
-        self.functions = {latex: name for name, latex in self.n.functions.items()}
+        self.functions = {self.n.function(name): name for name, p in PRIMITIVES.items() if p.callable_from_spec}
         self.tokens_fixed = sorted(
-            [r"\left(", r"\right)", r"\left[", r"\right]", r"\left\lvert", r"\right\rvert",
-             r"\langle", r"\rangle", r"\mathbb{1}", r"\,", ",", "+", "-", "<", ">",
-             self.n.hadamard, self.n.sum, self.transpose_suffix, r"\tfrac", r"\frac", "{", "}", "^"]
-            + list(self.functions), key=len, reverse=True)
+            [
+                r"\left(",
+                r"\right)",
+                r"\left[",
+                r"\right]",
+                r"\left\lvert",
+                r"\right\rvert",
+                r"\langle",
+                r"\rangle",
+                r"\mathbb{1}",
+                r"\,",
+                ",",
+                "+",
+                "-",
+                "<",
+                ">",
+                self.n.hadamard,
+                self.n.sum,
+                self.transpose_suffix,
+                r"\tfrac",
+                r"\frac",
+                "{",
+                "}",
+                "^",
+            ]
+            + list(self.functions),
+            key=len,
+            reverse=True,
+        )
 
     # -- vocabulary: every symbol at every time, as the printer writes it --------------------------
     def _add(self, text: str, key: tuple) -> None:
@@ -74,9 +98,9 @@ class Reader:
         printers += [(VectorLatexPrinter(self.d, k, 0, self.n), k) for k in (0, 1, 2)]
         for printer, when in printers:
             for name, q in self.d.quantities.items():
-                if q.kind in ("value", "preact", "delta", "output_grad"):
+                if q.kind in (Kind.VALUE, Kind.OPERAND, Kind.PREACT, Kind.DELTA, Kind.OUTPUT_GRAD):
                     self._add(printer.symbol_latex(name), ("v", name, when))
-                elif q.kind == "prev":
+                elif q.kind == Kind.PREV:
                     self._add(printer.symbol_latex(name), ("v", q.base, shift(when, -1)))
             self._add(printer.operand_latex("x"), ("v", "x", when))
             self._add(self.n.delta(printer.operand_latex("x")), ("v", "d_x", when))
@@ -109,7 +133,7 @@ class Reader:
                 continue
             op = next((o for o in self.tokens_fixed if text.startswith(o, k)), None)
             if op is None:
-                raise ReadError(f"cannot read {text[k:k + 40]!r}")
+                raise ReadError(f"cannot read {text[k : k + 40]!r}")
             out.append(("op", op))
             k += len(op)
         return out
@@ -124,7 +148,7 @@ class Reader:
         parser = _Parser(self, self.tokenize(rhs))
         tree = parser.expr()
         if parser.k != len(parser.toks):
-            raise ReadError(f"unread tokens in {rhs!r}: {parser.toks[parser.k:]}")
+            raise ReadError(f"unread tokens in {rhs!r}: {parser.toks[parser.k :]}")
         return left[0][1], tree
 
     # -- evaluation ------------------------------------------------------------------------------
@@ -139,23 +163,28 @@ class Reader:
             env[("P", name)] = params[name]
         for s in self.d.spec.states:
             env[(s, 0)] = state0[s]
-        fwd = [self.parse_line(l) for l in forward_lines(self.d, n)]
-        bwd = [self.parse_line(l) for l in backward_lines(self.d, n)]
-        grads = [self.parse_line(l) for l in gradient_lines(self.d, n)]
+        fwd = [self.parse_line(line) for line in forward_lines(self.d, n)]
+        bwd = [self.parse_line(line) for line in backward_lines(self.d, n)]
+        grads = [self.parse_line(line) for line in gradient_lines(self.d, n)]
         for t in range(1, T + 1):
             env[("x", t)] = x[t - 1]
-            for (kind, name, when), tree in fwd:
+            for (_kind, name, when), tree in fwd:
                 env[(name, at(when, t))] = evaluate(tree, env, t, T)
         for t in range(T, 0, -1):
-            env[("dys", t)] = dys[t - 1]
-            for (kind, name, when), tree in bwd:
+            env[(self.d.output_grad.name, t)] = dys[t - 1]
+            for (_kind, name, when), tree in bwd:
                 value = evaluate(tree, env, t, T)
-                state = name[2:]
-                if t == T and state in self.d.spec.states and name == "d_" + state:
+                q = self.d.quantities.get(name)
+                if t == T and q is not None and q.kind == Kind.DELTA and q.of in self.d.spec.states:
+                    state = q.of
                     value = value + dstate[state]  # "zero at T+1, except the final state's gradient"
                 env[(name, at(when, t))] = value
-        out = {"h": np.stack([env[(self.d.spec.output, t)] for t in range(1, T + 1)]),
-               "final": {s: env[(s, T)] for s in self.d.spec.states}, "dparams": {}, "dstate0": {}}
+        out = {
+            "h": np.stack([env[(self.d.spec.output, t)] for t in range(1, T + 1)]),
+            "final": {s: env[(s, T)] for s in self.d.spec.states},
+            "dparams": {},
+            "dstate0": {},
+        }
         dx = [None] * T
         for key, tree in grads:
             if key[0] == "dP":
@@ -167,8 +196,9 @@ class Reader:
                     dx[t - 1] = evaluate(tree, env, t, T)
             else:
                 assert key[2] == 0, key
-                out["dstate0"][key[1][2:]] = np.broadcast_to(evaluate(tree, env, None, T),
-                                                             state0[key[1][2:]].shape)
+                out["dstate0"][self.d.quantities[key[1]].of] = np.broadcast_to(
+                    evaluate(tree, env, None, T), state0[self.d.quantities[key[1]].of].shape
+                )
         out["dx"] = np.stack(dx)
         return out
 
@@ -214,8 +244,10 @@ class _Parser:
         kind, value = self.peek()
         if kind in ("atom", "num"):
             return True
-        return kind == "op" and value in ((r"\left(", r"\left\lvert", r"\langle", r"\mathbb{1}", r"\tfrac",
-                                           r"\frac", "-", self.r.n.sum) + tuple(self.r.functions))
+        return kind == "op" and value in (
+            (r"\left(", r"\left\lvert", r"\langle", r"\mathbb{1}", r"\tfrac", r"\frac", "-", self.r.n.sum)
+            + tuple(self.r.functions)
+        )
 
     def term(self):
         node = self.factor()

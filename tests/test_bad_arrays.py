@@ -4,6 +4,7 @@ Each bad case ends in a ValueError or TypeError that names the argument and what
 no Numba text reaches the user. Unusual but valid layouts (read-only, byte-swapped, broadcast,
 lists) give exactly the results of plain arrays, without compiling the kernels again.
 """
+
 import re
 import warnings
 
@@ -66,8 +67,9 @@ def test_unusual_layouts_give_the_same_results_without_recompiling(cell, params,
         "broadcast": lambda a: np.broadcast_to(np.asarray(a), np.shape(a)),
         "nested lists": lambda a: np.asarray(a).tolist(),
     }[layout]
-    ys, state, cache = cell.forward(convert(x), {k: convert(v) for k, v in params.items()},
-                                    {s: convert(np.zeros((B, H))) for s in cell.state_names})
+    ys, state, cache = cell.forward(
+        convert(x), {k: convert(v) for k, v in params.items()}, {s: convert(np.zeros((B, H))) for s in cell.state_names}
+    )
     grads = cell.backward(convert(dys), cache, {s: convert(np.zeros((B, H))) for s in cell.state_names})
     np.testing.assert_array_equal(ys, ys_ref)
     np.testing.assert_array_equal(state["c"], state_ref["c"])
@@ -161,57 +163,118 @@ def _error_cases(cell, params, x):
         "params None": (lambda: f(x, None), TypeError, "params must be a dict of arrays, got NoneType"),
         "params tuple": (lambda: f(x, tuple(params.values())), TypeError, "params must be a dict"),
         "param None": (lambda: f(x, params | {"b_i": None}), TypeError, r"params\['b_i'\] has dtype object"),
-        "param 0-d": (lambda: f(x, params | {"b_i": np.float64(1.0)}), ValueError,
-                      r"params\['b_i'\] has shape \(\); expected \(5,\)"),
-        "param transposed": (lambda: f(x, params | {"W_g": params["W_g"].T}), ValueError,
-                             r"params\['W_g'\] has shape \(2, 5\); expected \(5, 2\) for D=2 \(from x\)"),
-        "param H mismatch": (lambda: f(x, params | {"R_o": np.zeros((H, H + 1))}), ValueError,
-                             r"params\['R_o'\] has shape \(5, 6\); expected \(5, 5\)"),
+        "param 0-d": (
+            lambda: f(x, params | {"b_i": np.float64(1.0)}),
+            ValueError,
+            r"params\['b_i'\] has shape \(\); expected \(5,\)",
+        ),
+        "param transposed": (
+            lambda: f(x, params | {"W_g": params["W_g"].T}),
+            ValueError,
+            r"params\['W_g'\] has shape \(2, 5\); expected \(5, 2\) for D=2 \(from x\)",
+        ),
+        "param H mismatch": (
+            lambda: f(x, params | {"R_o": np.zeros((H, H + 1))}),
+            ValueError,
+            r"params\['R_o'\] has shape \(5, 6\); expected \(5, 5\)",
+        ),
         "first param empty": (lambda: f(x, params | {"W_i": np.zeros((0, D))}), ValueError, "cannot be empty"),
         "param bool": (lambda: f(x, params | {"p_i": np.ones(H, bool)}), TypeError, r"params\['p_i'\] has dtype bool"),
         "param non-str key": (lambda: f(x, params | {3: params["b_i"]}), ValueError, r"unexpected \['3'\]"),
-        "param missing and extra": (lambda: f(x, {k: v for k, v in params.items() if k != "R_i"} | {"R_x": 1}),
-                                    ValueError, r"missing \['R_i'\], unexpected \['R_x'\]; expected exactly"),
+        "param missing and extra": (
+            lambda: f(x, {k: v for k, v in params.items() if k != "R_i"} | {"R_x": 1}),
+            ValueError,
+            r"missing \['R_i'\], unexpected \['R_x'\]; expected exactly",
+        ),
         # state0
         "state0 list": (lambda: f(x, params, [np.zeros((B, H))] * 2), TypeError, "state0 must be None or a dict"),
-        "state0 extra": (lambda: f(x, params, zeros | {"m": np.zeros((B, H))}), ValueError,
-                         r"state0 has keys \['c', 'h', 'm'\]; expected \['h', 'c'\]"),
-        "state0 1-d": (lambda: f(x, params, zeros | {"h": np.zeros(H)}), ValueError,
-                       r"state0\['h'\] has shape \(5,\); expected \(3, 5\) \(B, H\)"),
-        "state0 int": (lambda: f(x, params, zeros | {"c": np.zeros((B, H), int)}), TypeError, r"state0\['c'\] has dtype int64"),
+        "state0 extra": (
+            lambda: f(x, params, zeros | {"m": np.zeros((B, H))}),
+            ValueError,
+            r"state0 has keys \['c', 'h', 'm'\]; expected \['h', 'c'\]",
+        ),
+        "state0 1-d": (
+            lambda: f(x, params, zeros | {"h": np.zeros(H)}),
+            ValueError,
+            r"state0\['h'\] has shape \(5,\); expected \(3, 5\) \(B, H\)",
+        ),
+        "state0 int": (
+            lambda: f(x, params, zeros | {"c": np.zeros((B, H), int)}),
+            TypeError,
+            r"state0\['c'\] has dtype int64",
+        ),
         # checkpoint
         "checkpoint 0": (lambda: f(x, params, checkpoint=0), ValueError, "checkpoint must be a positive integer k"),
         "checkpoint -2": (lambda: f(x, params, checkpoint=-2), ValueError, "got -2; use None to keep everything"),
-        "checkpoint float": (lambda: f(x, params, checkpoint=2.5), TypeError, "checkpoint must be None or a positive integer"),
+        "checkpoint float": (
+            lambda: f(x, params, checkpoint=2.5),
+            TypeError,
+            "checkpoint must be None or a positive integer",
+        ),
         "checkpoint bool": (lambda: f(x, params, checkpoint=True), TypeError, "got True"),
         "checkpoint str": (lambda: f(x, params, checkpoint="3"), TypeError, "got '3'"),
         # backward
-        "dys wrong T": (lambda: b(np.zeros((T + 1, B, H)), cache), ValueError,
-                        r"dys has shape \(5, 3, 5\); expected \(4, 3, 5\) \(T, B, H\), the shape of ys"),
+        "dys wrong T": (
+            lambda: b(np.zeros((T + 1, B, H)), cache),
+            ValueError,
+            r"dys has shape \(5, 3, 5\); expected \(4, 3, 5\) \(T, B, H\), the shape of ys",
+        ),
         "dys 2-d": (lambda: b(np.zeros((B, H)), cache), ValueError, r"dys has shape \(3, 5\)"),
         "dys complex": (lambda: b(ys.astype(complex), cache), TypeError, "dys has dtype complex128"),
         "dys object": (lambda: b(ys.astype(object), cache), TypeError, "dys has dtype object"),
-        "dstate keys": (lambda: b(ys, cache, {"h": np.zeros((B, H))}), ValueError,
-                        r"dstate has keys \['h'\]; expected \['h', 'c'\]"),
+        "dstate keys": (
+            lambda: b(ys, cache, {"h": np.zeros((B, H))}),
+            ValueError,
+            r"dstate has keys \['h'\]; expected \['h', 'c'\]",
+        ),
         "dstate array": (lambda: b(ys, cache, np.zeros((B, H))), TypeError, "dstate must be None or a dict"),
-        "dstate shape": (lambda: b(ys, cache, zeros | {"c": np.zeros((B + 1, H))}), ValueError,
-                         r"dstate\['c'\] has shape \(4, 5\); expected \(3, 5\)"),
-        "dstate float16": (lambda: b(ys, cache, zeros | {"c": np.zeros((B, H), np.float16)}), TypeError,
-                           r"dstate\['c'\] has dtype float16"),
+        "dstate shape": (
+            lambda: b(ys, cache, zeros | {"c": np.zeros((B + 1, H))}),
+            ValueError,
+            r"dstate\['c'\] has shape \(4, 5\); expected \(3, 5\)",
+        ),
+        "dstate float16": (
+            lambda: b(ys, cache, zeros | {"c": np.zeros((B, H), np.float16)}),
+            TypeError,
+            r"dstate\['c'\] has dtype float16",
+        ),
         "cache tuple": (lambda: b(ys, (x, params)), TypeError, "cache must be the third value returned by this cell's"),
         "cache of another cell": (lambda: b(ys, lstm_cache), TypeError, r"this cell's \(peephole\) forward"),
         # sizes
         "init_params H=0": (lambda: cell.init_params(D, 0), ValueError, "H must be a positive integer, got 0"),
         "init_params D=-1": (lambda: cell.init_params(-1, H), ValueError, "D must be a positive integer, got -1"),
         "init_params H=2.0": (lambda: cell.init_params(D, 2.0), ValueError, "H must be a positive integer, got 2.0"),
-        "init_params int dtype": (lambda: cell.init_params(D, H, dtype=np.int64), TypeError, "dtype int64 is not supported"),
-        "param_shapes D=True": (lambda: cell.param_shapes(True, H), ValueError, "D must be a positive integer, got True"),
-        "gradcheck T=0": (lambda: symlstm.gradcheck(cell, T=0), ValueError, "gradcheck: T must be a positive integer, got 0"),
-        "gradcheck B=-1": (lambda: symlstm.gradcheck(cell, B=-1), ValueError, "gradcheck: B must be a positive integer"),
-        "gradcheck eps=0": (lambda: symlstm.gradcheck(cell, eps=0.0), ValueError, "gradcheck: eps must be a positive number"),
+        "init_params int dtype": (
+            lambda: cell.init_params(D, H, dtype=np.int64),
+            TypeError,
+            "dtype int64 is not supported",
+        ),
+        "param_shapes D=True": (
+            lambda: cell.param_shapes(True, H),
+            ValueError,
+            "D must be a positive integer, got True",
+        ),
+        "gradcheck T=0": (
+            lambda: symlstm.gradcheck(cell, T=0),
+            ValueError,
+            "gradcheck: T must be a positive integer, got 0",
+        ),
+        "gradcheck B=-1": (
+            lambda: symlstm.gradcheck(cell, B=-1),
+            ValueError,
+            "gradcheck: B must be a positive integer",
+        ),
+        "gradcheck eps=0": (
+            lambda: symlstm.gradcheck(cell, eps=0.0),
+            ValueError,
+            "gradcheck: eps must be a positive number",
+        ),
         # batch first
-        "batch-first x 2-d": (lambda: BatchFirstCell(cell).forward(x[0], params), ValueError,
-                              r"x has shape \(3, 2\); expected \(B, T, features\), batch first"),
+        "batch-first x 2-d": (
+            lambda: BatchFirstCell(cell).forward(x[0], params),
+            ValueError,
+            r"x has shape \(3, 2\); expected \(B, T, features\), batch first",
+        ),
     }
 
 

@@ -4,6 +4,7 @@ The read-only and damaged-Numba-cache cases run in real processes. As root, perm
 stop writes, so the read-only test mounts the cache and the installed package read-only in a
 private mount namespace of its process (`unshare -m`); as another user it uses chmod.
 """
+
 import json
 import os
 import shlex
@@ -17,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from symlstm.backends.numba import cache as build
-from symlstm.files import write_atomic
 from symlstm.backends.numba.cache import CacheWarning, ensure_kernels
-from symlstm.tools.cli import main
+from symlstm.files import write_atomic
 from symlstm.lang.spec import parse_spec
+from symlstm.tools.cli import main
 
 TINY = 'name = "tiny"\nstate = ["h"]\n[equations]\nh = "tanh(W @ x + R @ h_prev + b_h)"\n'
 
@@ -41,8 +42,9 @@ print(json.dumps({"module": cell.kernels.module.__file__, "ys": float(ys.sum()),
 
 def run(spec: Path, cache: Path, prefix: list[str] = (), env: dict | None = None) -> tuple[dict, str]:
     env = dict(os.environ, SYMLSTM_CACHE_DIR=str(cache), **(env or {}))
-    proc = subprocess.run([*prefix, sys.executable, "-c", RUN, str(spec)], env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-c", RUN, str(spec)], env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
 
@@ -124,8 +126,11 @@ def test_no_writable_folder_at_all_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("SYMLSTM_CACHE_DIR", str(blocker / "cache"))
     monkeypatch.setattr(tempfile, "tempdir", str(blocker / "tmp"))
     monkeypatch.setattr(build, "_fallback", None)
-    with pytest.raises(OSError, match=r"cannot write the kernel module of cell 'tiny': .*a-file/cache "
-                                      r"\(.*\) and the fallback .*; set SYMLSTM_CACHE_DIR to a writable folder"):
+    with pytest.raises(
+        OSError,
+        match=r"cannot write the kernel module of cell 'tiny': .*a-file/cache "
+        r"\(.*\) and the fallback .*; set SYMLSTM_CACHE_DIR to a writable folder",
+    ):
         ensure_kernels(parse_spec(TINY))
 
 
@@ -175,8 +180,10 @@ def _read_only_prefix(folders: list[Path]) -> list[str] | None:
         return None
     if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
         pytest.skip("running as root without `unshare -m`: cannot make a folder read-only for root")
-    mounts = " && ".join(f"mount --bind {shlex.quote(str(f))} {shlex.quote(str(f))} && "
-                         f"mount -o remount,bind,ro {shlex.quote(str(f))}" for f in folders)
+    mounts = " && ".join(
+        f"mount --bind {shlex.quote(str(f))} {shlex.quote(str(f))} && mount -o remount,bind,ro {shlex.quote(str(f))}"
+        for f in folders
+    )
     return ["unshare", "-m", "sh", "-c", mounts + ' && exec "$@"', "sh"]
 
 

@@ -4,6 +4,7 @@ The results must equal the ordinary ones (to rounding: the segments' GEMMs and t
 weight gradients run in a different order), the cache must hold only the checkpoints, and a long
 sequence must fit in the memory the README states.
 """
+
 import importlib.util
 import math
 
@@ -11,9 +12,8 @@ import numpy as np
 import pytest
 
 import symlstm
-from symlstm.runtime import BatchFirstCell
-
 from conftest import ROOT
+from symlstm.runtime import BatchFirstCell
 
 T, B, D, H = 11, 2, 3, 4
 
@@ -21,8 +21,13 @@ T, B, D, H = 11, 2, 3, 4
 def run(cell, x, params, state0, dys, dstate, checkpoint):
     ys, state, cache = cell.forward(x, params, state0, checkpoint=checkpoint)
     dx, dparams, dstate0 = cell.backward(dys, cache, dstate)
-    return {"ys": ys, "dx": dx, **{f"state {k}": v for k, v in state.items()},
-            **{f"d{k}": v for k, v in dparams.items()}, **{f"d{k}0": v for k, v in dstate0.items()}}, cache
+    return {
+        "ys": ys,
+        "dx": dx,
+        **{f"state {k}": v for k, v in state.items()},
+        **{f"d{k}": v for k, v in dparams.items()},
+        **{f"d{k}0": v for k, v in dstate0.items()},
+    }, cache
 
 
 @pytest.mark.parametrize("name", ["peephole", "gru", "fgr"])
@@ -86,8 +91,9 @@ def test_batch_first_cells_pass_checkpoint_on(rng):
     want, _, full = batch_first.forward(x, params)
     np.testing.assert_allclose(ys, want, rtol=0, atol=1e-14)
     dys = rng.standard_normal((B, T, H))
-    np.testing.assert_allclose(batch_first.backward(dys, cache)[0], batch_first.backward(dys, full)[0],
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        batch_first.backward(dys, cache)[0], batch_first.backward(dys, full)[0], rtol=0, atol=1e-12
+    )
 
 
 def _long_sequences_script():

@@ -1,6 +1,9 @@
-"""The command line: list, gradcheck exit codes, --help on every command."""
+"""The command line: list, gradcheck exit codes, --help on every command, --version, no arguments."""
+
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,6 +69,37 @@ def test_gradcheck_unknown_cell_is_an_error(capsys):
 
 @pytest.mark.parametrize("command", ["list", "latex", "generate", "gradcheck", "bench"])
 def test_help(command):
-    run = subprocess.run([sys.executable, "-m", "symlstm", command, "--help"],
-                         capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "symlstm", command, "--help"], capture_output=True, text=True)
     assert run.returncode == 0 and "usage: symlstm" in run.stdout, run.stderr
+
+
+def _console_script() -> str | None:
+    """The installed ``symlstm`` command next to this interpreter, if there is one."""
+    return shutil.which("symlstm", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.parametrize("how", ["python -m symlstm", "symlstm"])
+def test_version(how):
+    command = [sys.executable, "-m", "symlstm"]
+    if how == "symlstm":
+        script = _console_script()
+        if script is None:
+            pytest.skip("the symlstm command is not installed next to this python")
+        command = [script]
+    run = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == f"symlstm {symlstm.__version__}\n"
+
+
+def test_no_arguments_prints_the_help():
+    run = subprocess.run([sys.executable, "-m", "symlstm"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr, run.stderr
+    assert run.stdout.startswith("usage: symlstm")
+    for command in ("list", "latex", "generate", "gradcheck", "cache", "demo", "docs", "bench", "--version"):
+        assert command in run.stdout
+
+
+def test_no_arguments_in_process(capsys):
+    assert main([]) == 2
+    assert capsys.readouterr().out.startswith("usage: symlstm")

@@ -3,6 +3,7 @@
 Tests needing pdflatex/pdftoppm, Graphviz or Chromium skip with the reason when the tool is missing
 (.ci/run installs them).
 """
+
 import html
 import os
 import re
@@ -17,14 +18,17 @@ import numpy as np
 import pytest
 
 import symlstm
+from symlstm.backends.latex.equations import BLOCKS, backward_lines, equation_rows, forward_lines, gradient_lines
+from symlstm.backends.latex.notation import load_notation, preset_names
 from symlstm.cells import builtin_names, builtin_spec
-from symlstm.tools.cli import main
 from symlstm.ir.derive import derive
-from symlstm.site.diagram import diagram_dot
-from symlstm.site.docs import BLOCKS, build_docs, cell_doc, mathml_block, split_rows, to_mathtext
-from symlstm.backends.latex.notation import load_notation
 from symlstm.ir.summary import Poly, elementwise_ops, summarize
-
+from symlstm.site.diagram import diagram_dot
+from symlstm.site.docs import build_docs
+from symlstm.site.mathml import mathml_block
+from symlstm.site.mathtext import to_mathtext
+from symlstm.site.pages import cell_doc
+from symlstm.tools.cli import main
 
 CELLS = ["lstm", "peephole", "gru"]
 
@@ -32,9 +36,12 @@ CELLS = ["lstm", "peephole", "gru"]
 def need(*tools):
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
-        hints = {"pdflatex": "apt-get install texlive-latex-base texlive-latex-recommended",
-                 "pdftoppm": "apt-get install poppler-utils", "dot": "apt-get install graphviz",
-                 "chromium": "apt-get install chromium"}
+        hints = {
+            "pdflatex": "apt-get install texlive-latex-base texlive-latex-recommended",
+            "pdftoppm": "apt-get install poppler-utils",
+            "dot": "apt-get install graphviz",
+            "chromium": "apt-get install chromium",
+        }
         pytest.skip(f"{', '.join(missing)} not installed ({'; '.join(hints[t] for t in missing)})")
 
 
@@ -131,9 +138,14 @@ def test_site_without_tex_on_a_fresh_machine(tmp_path):
     if shutil.which("dot"):
         (bin_dir / "dot").symlink_to(shutil.which("dot"))
     out = tmp_path / "site"
-    run = subprocess.run([sys.executable, "-m", "symlstm", "docs", "--out", str(out), "lstm", "peephole"],
-                         env={**os.environ, "PATH": str(bin_dir)}, capture_output=True, text=True,
-                         cwd=tmp_path, timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-m", "symlstm", "docs", "--out", str(out), "lstm", "peephole"],
+        env={**os.environ, "PATH": str(bin_dir)},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr
     assert "pdflatex not found" in run.stderr and "apt-get install texlive-latex-base" in run.stderr
     assert "mathtext" in run.stderr
@@ -141,9 +153,14 @@ def test_site_without_tex_on_a_fresh_machine(tmp_path):
     assert not (out / "pdf").exists()
     assert r"\documentclass" in (out / "tex" / "all.tex").read_text()
     assert "symlstm docs" in run.stderr  # the progress bar
-    rerun = subprocess.run([sys.executable, "-m", "symlstm", "docs", "-q", "--out", str(out), "lstm",
-                            "peephole"], env={**os.environ, "PATH": str(bin_dir)}, capture_output=True,
-                           text=True, cwd=tmp_path, timeout=600)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "symlstm", "docs", "-q", "--out", str(out), "lstm", "peephole"],
+        env={**os.environ, "PATH": str(bin_dir)},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert rerun.returncode == 0 and " 0 file(s) written" in rerun.stdout, rerun.stdout
 
 
@@ -163,12 +180,13 @@ def test_cli_docs_errors(tmp_path, capsys):
 
 # -- the renderers accept everything the printer writes ----------------------------------------------
 
-def _all_lines(presets_for):
+
+def _all_rows(presets_for):
     for name in builtin_names():
         for preset in presets_for(name):
             doc = cell_doc(builtin_spec(name), load_notation(preset))
             for block in BLOCKS:
-                yield name, preset, block, doc.blocks[block]
+                yield name, preset, block, doc.rows[block]
 
 
 PRESET_SUBSET = lambda name: ["symlstm"] + (["greff", "pytorch", "d2l"] if name in ("peephole", "gru") else [])
@@ -178,17 +196,16 @@ def test_mathtext_parses_every_equation():
     from matplotlib.mathtext import MathTextParser
 
     parser = MathTextParser("path")
-    for name, preset, block, lines in _all_lines(PRESET_SUBSET):
-        for line in lines:
-            for lhs, rhs in split_rows(line):
-                for part in filter(None, (lhs, rhs)):
-                    parser.parse(f"${to_mathtext(part)}$", dpi=72)
+    for *_, rows in _all_rows(PRESET_SUBSET):
+        for row in rows:
+            for part in (row.lhs, *row.lines):
+                parser.parse(f"${to_mathtext(part)}$", dpi=72)
 
 
 def test_mathml_is_clean_for_every_cell_and_preset():
-    for name, preset, block, lines in _all_lines(lambda n: ["symlstm", "greff", "pytorch", "d2l"]):
+    for name, preset, block, rows in _all_rows(lambda n: ["symlstm", "greff", "pytorch", "d2l"]):
         try:
-            out = mathml_block(lines)
+            out = mathml_block(rows)
         except Exception as err:  # the greff preset cannot print a cell with both g and z
             assert "typesets both" in str(err), (name, preset, err)
             continue
@@ -197,7 +214,22 @@ def test_mathml_is_clean_for_every_cell_and_preset():
         ET.fromstring(out)
 
 
+def test_rows_are_the_printers_lines():
+    """The site's rows (HTML tables, mathtext) are the equations the LaTeX printer writes, line
+    breaks included, for every cell in every preset."""
+    continued = 0
+    for name in builtin_names():
+        d = derive(builtin_spec(name))
+        for preset in preset_names():
+            rows = equation_rows(d, preset)
+            for block, lines in zip(BLOCKS, (forward_lines, backward_lines, gradient_lines)):
+                assert [row.latex() for row in rows[block]] == lines(d, preset), (name, preset, block)
+                continued += sum(len(row.lines) > 1 for row in rows[block])
+    assert continued > 0  # some right sides do continue on a second line
+
+
 # -- the comparison table --------------------------------------------------------------------------
+
 
 def test_counts_by_hand():
     lstm = summarize(derive(builtin_spec("lstm")))
@@ -212,6 +244,7 @@ def test_counts_by_hand():
     assert summarize(derive(builtin_spec("cifg"))).gates == ("i", "o")
     assert summarize(derive(builtin_spec("rnn"))).forward_flops == Poly(2, 2, 3)
     import sympy
+
     a, b = sympy.symbols("a b")
     assert elementwise_ops(a * (1 - b) ** 2 - a) == 4  # 1 - b, the square, a *, - a
 
@@ -232,15 +265,16 @@ def test_stored_bytes_match_the_runtime(name):
 
 # -- diagrams ------------------------------------------------------------------------------------------
 
+
 def test_diagrams_show_the_structure():
     peephole = diagram_dot(builtin_spec("peephole"))
     assert peephole == diagram_dot(builtin_spec("peephole"))  # deterministic
-    assert peephole.count("style=\"dashed\"") == 3  # three peepholes
+    assert peephole.count('style="dashed"') == 3  # three peepholes
     assert peephole.count('fillcolor="#fef3c7"') == 3  # three gates
     assert "W<SUB>i</SUB>" in peephole and "R<SUB>o</SUB>" in peephole
     lstm = diagram_dot(builtin_spec("lstm"))
     assert "dashed" not in lstm
-    assert "peripheries=\"2\"" in lstm  # h_t and c_t are handed on
+    assert 'peripheries="2"' in lstm  # h_t and c_t are handed on
 
 
 def test_every_diagram_renders():
@@ -254,16 +288,33 @@ def test_every_diagram_renders():
 
 # -- the browser ---------------------------------------------------------------------------------------
 
+
 def test_html_renders_in_headless_chromium(tmp_path):
     need("chromium")
     out = tmp_path / "site"
     assert build_docs(out, ["peephole"], tex=False, progress=False).ok
     shot = tmp_path / "shot.png"
-    run = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                          "--window-size=1100,1600", f"--screenshot={shot}", (out / "peephole.html").as_uri()],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1100,1600",
+            f"--screenshot={shot}",
+            (out / "peephole.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert shot.exists(), run.stderr[-2000:]
     assert png_ink(shot) > 0.01
-    dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
-                          (out / "peephole.html").as_uri()], capture_output=True, text=True, timeout=120)
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", (out / "peephole.html").as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert dom.stdout.count("<math") > 50 and "<mtable" not in dom.stdout

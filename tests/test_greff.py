@@ -12,13 +12,15 @@ The paper writes activation derivatives σ'(ō^t), g'(z̄^t), h'(c^t); with σ t
 g = h = tanh these are o^t (1 - o^t), 1 - (z^t)² and 1 - tanh²(c^t), which is how symlstm writes
 them (from stored outputs), so that identity is applied on the paper's side.
 """
+
 from collections import Counter
 
 import sympy
 
-from symlstm.lang import primitives as fn
 from symlstm.cells import builtin_spec
 from symlstm.ir.derive import derive
+from symlstm.ir.nodes import Kind
+from symlstm.lang import primitives as fn
 
 
 def v(name, offset=0):
@@ -34,17 +36,23 @@ RT = sympy.Function("RT")  # RT(M, d) is M^T d (a matrix transpose times a vecto
 OUTER = sympy.Function("OUTER")  # OUTER(d, x) is the outer product <d, x> = d x^T
 
 # -- Greff et al. 2017, vanilla LSTM, backward pass (paper's names) ---------------------------------
-sig_prime = lambda g: v(g) * (1 - v(g))            # σ'(ḡ^t) = g^t (1 - g^t)
-g_prime = lambda: 1 - v("z") ** 2                  # g = tanh: g'(z̄^t) = 1 - (z^t)²
-h = lambda: sympy.tanh(v("c"))                     # h(c^t)
-h_prime = lambda: 1 - sympy.tanh(v("c")) ** 2      # h'(c^t)
+sig_prime = lambda g: v(g) * (1 - v(g))  # σ'(ḡ^t) = g^t (1 - g^t)
+g_prime = lambda: 1 - v("z") ** 2  # g = tanh: g'(z̄^t) = 1 - (z^t)²
+h = lambda: sympy.tanh(v("c"))  # h(c^t)
+h_prime = lambda: 1 - sympy.tanh(v("c")) ** 2  # h'(c^t)
 
 GREFF = {
-    "dy": v("Delta") + RT(par("R_z"), v("dz_bar", 1)) + RT(par("R_i"), v("di_bar", 1))
-          + RT(par("R_f"), v("df_bar", 1)) + RT(par("R_o"), v("do_bar", 1)),
+    "dy": v("Delta")
+    + RT(par("R_z"), v("dz_bar", 1))
+    + RT(par("R_i"), v("di_bar", 1))
+    + RT(par("R_f"), v("df_bar", 1))
+    + RT(par("R_o"), v("do_bar", 1)),
     "do_bar": v("dy") * h() * sig_prime("o"),
-    "dc": v("dy") * v("o") * h_prime() + par("p_o") * v("do_bar") + par("p_i") * v("di_bar", 1)
-          + par("p_f") * v("df_bar", 1) + v("dc", 1) * v("f", 1),
+    "dc": v("dy") * v("o") * h_prime()
+    + par("p_o") * v("do_bar")
+    + par("p_i") * v("di_bar", 1)
+    + par("p_f") * v("df_bar", 1)
+    + v("dc", 1) * v("f", 1),
     "df_bar": v("dc") * v("c", -1) * sig_prime("f"),
     "di_bar": v("dc") * v("z") * sig_prime("i"),
     "dz_bar": v("dc") * v("i") * g_prime(),
@@ -70,7 +78,7 @@ def paper_name(name: str) -> str:
     for prefix in ("d", ""):
         for a, b in PAPER_TO_SPEC.items():
             if name == prefix + a or name.startswith(prefix + a + "_"):
-                return prefix + b + name[len(prefix + a):]
+                return prefix + b + name[len(prefix + a) :]
     if name.startswith(("W_", "R_", "b_", "p_")):
         return name[:2] + PAPER_TO_SPEC.get(name[2:], name[2:])
     return name
@@ -86,41 +94,53 @@ def to_spec_names(expr):
 
 # -- symlstm's derivation, expanded as the printer writes it -----------------------------------------
 
+
 def ours(d):
     """Derivation symbols -> the same per-step vectors as above (spec names, time offsets)."""
+
     def key(symbol, shift):
         q = d.quantities[symbol.name]
-        if q.kind == "prev":
+        if q.kind == Kind.PREV:
             return v(q.base, shift - 1)
-        if q.kind == "param":
+        if q.kind == Kind.PARAM:
             return par(symbol.name)
-        if q.kind == "output_grad":
+        if q.kind == Kind.OUTPUT_GRAD:
             return v("Delta", shift)
-        if q.kind == "delta":  # d_i_bar -> di_bar, d_h -> dh
-            return v("d" + q.base, shift)
+        if q.kind == Kind.DELTA:  # d_i_bar -> di_bar, d_h -> dh
+            return v("d" + q.of, shift)
         return v(symbol.name, shift)
 
     def expand(expr, shift=0):
         out = []
         for term in sympy.Add.make_args(expr):
             q = d.quantities.get(term.name) if isinstance(term, sympy.Symbol) else None
-            if q is not None and q.kind == "carry":  # what step t+1 sends back to this state
+            if q is not None and q.kind == Kind.CARRY:  # what step t+1 sends back to this state
                 out.append(expand(d.prev_adjoints[q.base], shift + 1))
-            elif q is not None and q.kind == "gemm_t":
-                out += [RT(par(p.matrix), key(d.product_deltas[p.name], shift))
-                        for p in d.products_with_operand(q.operand)]
+            elif q is not None and q.kind == Kind.GEMM_T:
+                out += [
+                    RT(par(p.matrix), key(d.product_deltas[p.name], shift)) for p in d.products_with_operand(q.operand)
+                ]
             else:
-                out.append(term.xreplace({s: key(s, shift) for s in term.free_symbols})
-                           .replace(lambda e: isinstance(e, fn.Tanh), lambda e: sympy.tanh(e.args[0])))
+                out.append(
+                    term.xreplace({s: key(s, shift) for s in term.free_symbols}).replace(
+                        lambda e: isinstance(e, fn.Tanh), lambda e: sympy.tanh(e.args[0])
+                    )
+                )
         return sympy.Add(*out)
 
-    backward = {"d" + d.quantities[a.name].base.replace("_bar", "") + ("_bar" if a.name.endswith("_bar") else ""):
-                expand(a.expr) for a in d.backward}
+    backward = {
+        "d" + d.quantities[a.name].base.replace("_bar", "") + ("_bar" if a.name.endswith("_bar") else ""): expand(
+            a.expr
+        )
+        for a in d.backward
+    }
     gradients = {}
     for matrix in d.spec.matrices:
-        terms = [OUTER(key(d.product_deltas[p.name], 0),
-                       v("x") if p.operand == "x" else key(sympy.Symbol(p.operand), 0))
-                 for p in d.products if p.matrix == matrix]
+        terms = [
+            OUTER(key(d.product_deltas[p.name], 0), v("x") if p.operand == "x" else key(sympy.Symbol(p.operand), 0))
+            for p in d.products
+            if p.matrix == matrix
+        ]
         gradients[matrix] = sympy.Add(*terms)
     for name, expr in d.param_grads.items():
         gradients[name] = expand(expr)
@@ -134,8 +154,13 @@ def normalise_time(term):
     deltas = [s for s in term.free_symbols if s.name.startswith("d") and "@" in s.name]
     assert len(deltas) == 1, term
     by = -int(deltas[0].name.split("@")[1])
-    return term.xreplace({s: sympy.Symbol(f"{s.name.split('@')[0]}@{int(s.name.split('@')[1]) + by:+d}")
-                          for s in term.free_symbols if "@" in s.name})
+    return term.xreplace(
+        {
+            s: sympy.Symbol(f"{s.name.split('@')[0]}@{int(s.name.split('@')[1]) + by:+d}")
+            for s in term.free_symbols
+            if "@" in s.name
+        }
+    )
 
 
 def summands(expr):
@@ -149,7 +174,8 @@ def test_peephole_backward_is_greff_term_by_term():
     for lhs, expr in paper.items():
         assert summands(backward[lhs]) == summands(expr), (
             f"δ{lhs}: ours has {sorted(map(str, summands(backward[lhs])))}, "
-            f"Greff et al. have {sorted(map(str, summands(expr)))}")
+            f"Greff et al. have {sorted(map(str, summands(expr)))}"
+        )
         assert len(summands(expr)) == len(sympy.Add.make_args(expr))
 
 

@@ -5,6 +5,7 @@ Each attack below would create a marker file if any stage evaluated spec text; t
 that the marker never appears, that ``eval``/``exec``/``compile`` never see spec text, and that
 free text (title, comments) cannot escape the docstring of the generated module or the LaTeX.
 """
+
 import ast
 import builtins
 import importlib.util
@@ -16,10 +17,10 @@ import pytest
 
 import symlstm
 from symlstm.backends import generated_files
+from symlstm.backends.latex.document import latex_document
 from symlstm.backends.numba import cache as build
 from symlstm.backends.numba.emit import emit_module
 from symlstm.ir.derive import derive
-from symlstm.backends.latex.printer import latex_document
 from symlstm.lang.spec import MAX_SPEC_BYTES, parse_spec
 
 HEAD = 'name = "t"\nstate = ["h"]\n[equations]\n'
@@ -77,17 +78,17 @@ def attacks(m: Path) -> list[tuple[str, str]]:
     return [
         (f"__import__('pathlib').Path('{m}').touch()", "only the functions exp, hard_sigmoid"),
         (f"__import__('os').system('touch {m}')", "only the functions exp, hard_sigmoid"),
-        (f"__import__('os')", "unknown function '__import__'; allowed functions: exp, hard_sigmoid"),
+        ("__import__('os')", "unknown function '__import__'; allowed functions: exp, hard_sigmoid"),
         (f"open('{m}', 'w')", "unknown function 'open'"),
         (f"exec(\"open('{m}', 'w')\")", "unknown function 'exec'"),
         (f"eval(\"open('{m}', 'w')\")", "unknown function 'eval'"),
         (f"getattr(__builtins__, 'open')('{m}', 'w')", "only the functions"),
-        (f"getattr(__builtins__, 'open')", "unknown function 'getattr'"),
+        ("getattr(__builtins__, 'open')", "unknown function 'getattr'"),
         (f"(lambda: open('{m}', 'w'))()", "only the functions"),
         (f"[open('{m}', 'w') for _ in (1,)]", "ListComp"),
         (f"{{open('{m}', 'w') for _ in (1,)}}", "SetComp"),
         (f"(open('{m}', 'w') for _ in (1,))", "GeneratorExp"),
-        (f"f'{{open(\"{m}\", \"w\")}}'", "JoinedStr"),
+        (f'f\'{{open("{m}", "w")}}\'', "JoinedStr"),
         ("().__class__.__bases__[0].__subclasses__()", "only the functions"),
         ("h_prev.__class__", "Attribute"),
         ("tanh.__globals__", "Attribute"),
@@ -142,8 +143,10 @@ def test_hostile_names_are_rejected(where, marker, no_evaluation):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("name", ["../evil", "a/b", "/abs", "..", "a.b", "a\\b", "x y", "é", "a-b",
-                                  "_hidden", "a__b", "class", "", " a", "a\n"])
+@pytest.mark.parametrize(
+    "name",
+    ["../evil", "a/b", "/abs", "..", "a.b", "a\\b", "x y", "é", "a-b", "_hidden", "a__b", "class", "", " a", "a\n"],
+)
 def test_cell_names_cannot_reach_outside_the_output_folder(name):
     text = f'name = {json.dumps(name)}\nstate = ["h"]\n[equations]\nh = "W @ x"\n'
     with pytest.raises(symlstm.SpecError, match="cell name .* is not a valid name"):
@@ -166,11 +169,11 @@ def test_generated_files_stay_in_their_folder(tmp_path):
 
 INJECTIONS = [
     '""" + __import__("os").system("touch MARKER") + """',
-    "\\\"\"\" ; open('MARKER', 'w') ; \"\"\"\\",
+    '\\""" ; open(\'MARKER\', \'w\') ; """\\',
     "'''; open('MARKER', 'w'); '''",
     "\\",
-    "ends with a quote \"",
-    "ends with two quotes \"\"",
+    'ends with a quote "',
+    'ends with two quotes ""',
     "\\input{/etc/passwd} \\write18{touch MARKER} $x$ & % # _ ^ ~ { }",
 ]
 
@@ -180,8 +183,10 @@ def test_free_text_cannot_inject_into_generated_source(text, tmp_path, monkeypat
     """Title, references and equation comments are data in the generated module and LaTeX."""
     monkeypatch.chdir(tmp_path)  # a MARKER created by injected code would land here
     equation = "tanh(W @ x)  # " + text
-    spec = parse_spec(f"name = \"inj\"\ntitle = {json.dumps(text)}\nreferences = [{json.dumps(text)}]\n"
-                      f"state = [\"h\"]\n[equations]\nh = {json.dumps(equation)}\n")
+    spec = parse_spec(
+        f'name = "inj"\ntitle = {json.dumps(text)}\nreferences = [{json.dumps(text)}]\n'
+        f'state = ["h"]\n[equations]\nh = {json.dumps(equation)}\n'
+    )
     assert spec.title == text
     source = emit_module(derive(spec))
     tree = ast.parse(source)
@@ -207,12 +212,15 @@ def test_free_text_cannot_inject_into_generated_source(text, tmp_path, monkeypat
     assert "\\input{" not in tex and "\\write18" not in tex
 
 
-@pytest.mark.parametrize("title, message", [
-    ("line one\\nline two", "control or non-printable character '\\\\n'"),
-    ("nul \\u0000 byte", "'\\\\x00'"),
-    ("bell \\u0007", "'\\\\x07'"),
-    ("x" * 400, "at most 300"),
-])
+@pytest.mark.parametrize(
+    "title, message",
+    [
+        ("line one\\nline two", "control or non-printable character '\\\\n'"),
+        ("nul \\u0000 byte", "'\\\\x00'"),
+        ("bell \\u0007", "'\\\\x07'"),
+        ("x" * 400, "at most 300"),
+    ],
+)
 def test_title_must_be_one_line_of_text(title, message):
     with pytest.raises(symlstm.SpecError, match=message):
         parse_spec(f'name = "t"\ntitle = "{title}"\nstate = ["h"]\n[equations]\nh = "W @ x"\n')
@@ -226,59 +234,77 @@ def test_a_name_defined_twice_says_which():
         parse_spec('name = "a"\nname = "b"\nstate = ["h"]\n[equations]\nh = "W @ x"\n')
 
 
-@pytest.mark.parametrize("equations, message", [
-    (('h = "W @ x + nope"', 'nope = "1"'), "uses 'nope' before its equation"),
-    (('p = "q + W @ x"', 'q = "p"', 'h = "p"'), "before its equation; equations run in order and must not form a cycle"),
-    (('h = "h + W @ x"',), "defined in terms of itself; for last step's value write h_prev"),
-    (('h = "x @ W"',), "write 'W @ x', not 'x @ W'"),
-    (('h = "h_prev @ W + W @ x"',), "write 'W @ x', not 'x @ W'"),
-    (('h = "W @ x + W"',), "'W' is used both as a matrix (left of @) and as a vector"),
-    (('a = "W @ x + V"', 'h = "V @ a"'), "'V' is used both as a matrix"),
-    (('a = "W @ x"', 'h = "a @ h_prev"'), "'a' is a vector"),
-    (('h = "M @ x + M @ h_prev"',), "multiplies both the input x (H x D) and a hidden vector"),
-    (('h = "tanh(W @ x + M @ b1)"',), "'M @ b1' multiplies the parameter vector 'b1', which is the same at every step"),
-    (('h = "gelu(W @ x)"',), "unknown function 'gelu'; allowed functions: exp, hard_sigmoid, identity, relu, sigmoid, softsign, tanh"),
-    (('h = "tanh(W @ x"',), "syntax error at column"),
-    (('h = """W @ x\n+ 1"""',), "syntax error at line 2"),
-    (('h = "   "',), "the expression is empty"),
-    (('h = "W @ x / (h_prev - h_prev)"',), "division by zero"),
-    (('h = "W @ x + (h_prev - h_prev) ** -1"',), "divides by zero or is infinite"),
-    (('h = "W @ x + 1e300 * 1e300"',), "larger than 1e+100"),
-    (('h = "W @ x + 1e200 / 1e-200"',), "larger than 1e+100"),
-    (('h = "W @ x + 1e999"',), "not finite"),
-    (('h = "W @ x + 10 ** 400"',), "the exponent 400 is larger than 8"),
-    (('h = "W @ x + 12345678901234567890"',), "the integer 12345678901234567890 is too large"),
-    (('h = "W @ x + h_prev ** 9"',), "larger than 8"),
-    (('h = "W @ x + h_prev ** 1e9"',), "at most 8"),
-    (('h = "W @ x + h_prev ** b"',), "exponent must be a number"),
-], ids=lambda v: v if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    "equations, message",
+    [
+        (('h = "W @ x + nope"', 'nope = "1"'), "uses 'nope' before its equation"),
+        (
+            ('p = "q + W @ x"', 'q = "p"', 'h = "p"'),
+            "before its equation; equations run in order and must not form a cycle",
+        ),
+        (('h = "h + W @ x"',), "defined in terms of itself; for last step's value write h_prev"),
+        (('h = "x @ W"',), "write 'W @ x', not 'x @ W'"),
+        (('h = "h_prev @ W + W @ x"',), "write 'W @ x', not 'x @ W'"),
+        (('h = "W @ x + W"',), "'W' is used both as a matrix (left of @) and as a vector"),
+        (('a = "W @ x + V"', 'h = "V @ a"'), "'V' is used both as a matrix"),
+        (('a = "W @ x"', 'h = "a @ h_prev"'), "'a' is a vector"),
+        (('h = "M @ x + M @ h_prev"',), "multiplies both the input x (H x D) and a hidden vector"),
+        (
+            ('h = "tanh(W @ x + M @ b1)"',),
+            "'M @ b1' multiplies the parameter vector 'b1', which is the same at every step",
+        ),
+        (
+            ('h = "gelu(W @ x)"',),
+            "unknown function 'gelu'; allowed functions: exp, hard_sigmoid, identity, relu, sigmoid, softsign, tanh",
+        ),
+        (('h = "tanh(W @ x"',), "syntax error at column"),
+        (('h = """W @ x\n+ 1"""',), "syntax error at line 2"),
+        (('h = "   "',), "the expression is empty"),
+        (('h = "W @ x / (h_prev - h_prev)"',), "division by zero"),
+        (('h = "W @ x + (h_prev - h_prev) ** -1"',), "divides by zero or is infinite"),
+        (('h = "W @ x + 1e300 * 1e300"',), "larger than 1e+100"),
+        (('h = "W @ x + 1e200 / 1e-200"',), "larger than 1e+100"),
+        (('h = "W @ x + 1e999"',), "not finite"),
+        (('h = "W @ x + 10 ** 400"',), "the exponent 400 is larger than 8"),
+        (('h = "W @ x + 12345678901234567890"',), "the integer 12345678901234567890 is too large"),
+        (('h = "W @ x + h_prev ** 9"',), "larger than 8"),
+        (('h = "W @ x + h_prev ** 1e9"',), "at most 8"),
+        (('h = "W @ x + h_prev ** b"',), "exponent must be a number"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
 def test_malformed_equations_name_the_equation_and_the_problem(equations, message):
     with pytest.raises(symlstm.SpecError, match="equation") as err:
         parse_spec(spec_with(*equations))
     assert message in str(err.value), str(err.value)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "empty"),
-    ("   \n\n", "empty"),
-    ("name = 'a'\n", "missing required key 'state'"),
-    ('name = "a"\nstate = []\n[equations]\nh = "W @ x"\n', "state must be a non-empty list"),
-    ('name = "a"\nstate = "h"\n[equations]\nh = "W @ x"\n', "state must be a non-empty list"),
-    ('name = "a"\nstate = ["h", "h"]\n[equations]\nh = "W @ x"\n', "lists a name twice"),
-    ('name = "a"\nstate = ["h"]\n[equations]\n', "must be a table"),
-    ('name = "a"\nstate = ["h"]\nequations = ["h = W @ x"]\n', "must be a table"),
-    ('name = "a"\nstate = ["h", "c"]\n[equations]\nh = "W @ x"\n', "state 'c' has no equation"),
-    ('name = "a"\nstate = ["h"]\n[equations]\nh = "h_prev"\n', "no equation uses the input x"),
-    ('name = "a"\nstate = ["h"]\nrun = "rm -rf /"\n[equations]\nh = "W @ x"\n', "unknown keys ['run']"),
-    ('name = "a"\nstate = ["h"]\n[equations]\nh = 3\n', "must be a string"),
-    ('name = "a"\nstate = ["h"]\n[equations.h]\nx = "1"\n', "must be a string"),
-    ('name = "a"\nreferences = "one"\nstate = ["h"]\n[equations]\nh = "W @ x"\n', "references must be a list"),
-    ('name = "a"\nstate = ["h"]\n[equations]\nh = "W @ x"\n[equations]\n', "not valid TOML"),
-    ('name = "a"\nstate = ["h"]\n[equations\nh = "W @ x"\n', "not valid TOML"),
-    ("a = " + "[" * 5000 + "]" * 5000 + "\n", "not valid TOML"),
-    ('name = "a"\nstate = ["h"]\n[equations]\n' + "".join(f'e{k} = "W @ x"\n' for k in range(201)),
-     "more than 200 equations"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "empty"),
+        ("   \n\n", "empty"),
+        ("name = 'a'\n", "missing required key 'state'"),
+        ('name = "a"\nstate = []\n[equations]\nh = "W @ x"\n', "state must be a non-empty list"),
+        ('name = "a"\nstate = "h"\n[equations]\nh = "W @ x"\n', "state must be a non-empty list"),
+        ('name = "a"\nstate = ["h", "h"]\n[equations]\nh = "W @ x"\n', "lists a name twice"),
+        ('name = "a"\nstate = ["h"]\n[equations]\n', "must be a table"),
+        ('name = "a"\nstate = ["h"]\nequations = ["h = W @ x"]\n', "must be a table"),
+        ('name = "a"\nstate = ["h", "c"]\n[equations]\nh = "W @ x"\n', "state 'c' has no equation"),
+        ('name = "a"\nstate = ["h"]\n[equations]\nh = "h_prev"\n', "no equation uses the input x"),
+        ('name = "a"\nstate = ["h"]\nrun = "rm -rf /"\n[equations]\nh = "W @ x"\n', "unknown keys ['run']"),
+        ('name = "a"\nstate = ["h"]\n[equations]\nh = 3\n', "must be a string"),
+        ('name = "a"\nstate = ["h"]\n[equations.h]\nx = "1"\n', "must be a string"),
+        ('name = "a"\nreferences = "one"\nstate = ["h"]\n[equations]\nh = "W @ x"\n', "references must be a list"),
+        ('name = "a"\nstate = ["h"]\n[equations]\nh = "W @ x"\n[equations]\n', "not valid TOML"),
+        ('name = "a"\nstate = ["h"]\n[equations\nh = "W @ x"\n', "not valid TOML"),
+        ("a = " + "[" * 5000 + "]" * 5000 + "\n", "not valid TOML"),
+        (
+            'name = "a"\nstate = ["h"]\n[equations]\n' + "".join(f'e{k} = "W @ x"\n' for k in range(201)),
+            "more than 200 equations",
+        ),
+    ],
+)
 def test_malformed_files(text, message):
     with pytest.raises(symlstm.SpecError) as err:
         parse_spec(text)
@@ -300,15 +326,27 @@ def test_non_utf8_and_oversized_files(tmp_path):
         parse_spec(tmp_path / "missing.toml")
 
 
-@pytest.mark.parametrize("build_text, message", [
-    (lambda: "(" * 300 + "W @ x" + ")" * 300, "syntax error|too deeply nested"),
-    (lambda: "tanh(" * 60 + "W @ x" + ")" * 60, "nested deeper than 40"),
-    (lambda: "W @ x + " + "-" * 100 + "h_prev", "nested deeper than 40"),
-    (lambda: "W @ x + " + " + ".join(f"a{k}" for k in range(500)), "longer than 2000 characters"),
-    (lambda: "W @ x + " + "*".join(f"a{k}" for k in range(40)), "a product of 40 factors; at most 32"),
-    (lambda: "W @ x + (" + "*".join(f"a{k}" for k in range(20)) + ")**2 * (" +
-     "*".join(f"b{k}" for k in range(20)) + ")", "at most 32"),
-], ids=["parens", "calls", "unary", "chars", "product", "power of a product"])
+@pytest.mark.parametrize(
+    "build_text, message",
+    [
+        (lambda: "(" * 300 + "W @ x" + ")" * 300, "syntax error|too deeply nested"),
+        (lambda: "tanh(" * 60 + "W @ x" + ")" * 60, "nested deeper than 40"),
+        (lambda: "W @ x + " + "-" * 100 + "h_prev", "nested deeper than 40"),
+        (lambda: "W @ x + " + " + ".join(f"a{k}" for k in range(500)), "longer than 2000 characters"),
+        (lambda: "W @ x + " + "*".join(f"a{k}" for k in range(40)), "a product of 40 factors; at most 32"),
+        (
+            lambda: (
+                "W @ x + ("
+                + "*".join(f"a{k}" for k in range(20))
+                + ")**2 * ("
+                + "*".join(f"b{k}" for k in range(20))
+                + ")"
+            ),
+            "at most 32",
+        ),
+    ],
+    ids=["parens", "calls", "unary", "chars", "product", "power of a product"],
+)
 def test_pathological_expressions_are_spec_errors(build_text, message):
     with pytest.raises(symlstm.SpecError, match=message):
         parse_spec(spec_with("h = " + toml_string(build_text())))

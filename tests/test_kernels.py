@@ -1,4 +1,5 @@
 """The generated kernels' machine code: every elementwise loop is vectorized."""
+
 import os
 import subprocess
 import sys
@@ -31,11 +32,10 @@ for dtype in (np.float32, np.float64):
 @pytest.mark.parametrize("name", ["lstm", "peephole", "gru"])
 def test_every_elementwise_loop_is_vectorized_in_both_dtypes(name, tmp_path):
     env = dict(os.environ, SYMLSTM_CACHE_DIR=str(tmp_path))
-    run = subprocess.run([sys.executable, "-c", PROBE, name], env=env, capture_output=True, text=True,
-                         timeout=600)
+    run = subprocess.run([sys.executable, "-c", PROBE, name], env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     vectorized = run.stderr.count("remark: <unknown>:0:0: vectorized loop")
     source = (GENERATED / "numba" / f"{name}.py").read_text()
-    kernels = source[source.index("def forward_steps("):source.index("def backward_gradients(")]
+    kernels = source[source.index("def forward_steps(") : source.index("def backward_gradients(")]
     loops = kernels.count("for j in range(H):")
     assert loops > 0 and vectorized >= 2 * loops, (vectorized, loops, run.stderr[-2000:])

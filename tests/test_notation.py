@@ -6,6 +6,7 @@ parameter gradient and the initial-state gradients. It runs for every built-in c
 default notation and for several cells in every preset, so a wrong time index, a missing term, a
 wrong transpose or a swapped symbol in any preset fails it.
 """
+
 import os
 import subprocess
 import tomllib
@@ -14,15 +15,15 @@ import numpy as np
 import pytest
 
 import symlstm
-from symlstm.cells import builtin_spec
-from symlstm.tools.cli import main
-from symlstm.ir.derive import derive
-from symlstm.backends.latex.printer import LatexError, latex_document, latex_equations
-from symlstm.backends.latex.notation import NotationError, load_notation, preset_names
-from symlstm.lang.spec import parse_spec
-
 from conftest import ROOT, require_pdflatex
 from latex_reader import Reader
+from symlstm.backends.latex.document import latex_document, latex_equations
+from symlstm.backends.latex.notation import NotationError, load_notation, preset_names
+from symlstm.backends.latex.printer import LatexError
+from symlstm.cells import builtin_spec
+from symlstm.ir.derive import derive
+from symlstm.lang.spec import parse_spec
+from symlstm.tools.cli import main
 
 GOLDEN = ROOT / "tests" / "golden"
 PRESETS = ["symlstm", "greff", "pytorch", "d2l"]
@@ -47,12 +48,16 @@ def test_golden(preset, cell):
 
 def test_default_preset_is_the_committed_output():
     # generated/*.tex are the default notation's golden files (checked by `symlstm generate --check`)
-    assert (GOLDEN / "symlstm" / "peephole.tex").read_text() == (ROOT / "generated" / "latex" / "peephole.tex").read_text()
+    assert (GOLDEN / "symlstm" / "peephole.tex").read_text() == (
+        ROOT / "generated" / "latex" / "peephole.tex"
+    ).read_text()
 
 
 def test_presets_read_as_documented():
     greff = latex_equations(derive(builtin_spec("peephole")), notation="greff")
-    assert r"\bar{\mathbf{z}}^t &= \mathbf{W}_{z} \mathbf{x}^t + \mathbf{R}_{z} \mathbf{y}^{t-1} + \mathbf{b}_{z}" in greff
+    assert (
+        r"\bar{\mathbf{z}}^t &= \mathbf{W}_{z} \mathbf{x}^t + \mathbf{R}_{z} \mathbf{y}^{t-1} + \mathbf{b}_{z}" in greff
+    )
     assert r"\delta \mathbf{y}^t &= \Delta^t + \mathbf{R}_{i}^{\top} \delta \bar{\mathbf{i}}^{t+1}" in greff
     assert r"\left(1 - \left(\mathbf{z}^t\right)^{2}\right)" in greff  # no stacked superscripts
     assert r"\langle \delta \bar{\mathbf{i}}^t, \mathbf{x}^t \rangle" in greff
@@ -60,7 +65,10 @@ def test_presets_read_as_documented():
     assert r"\bar{i}_t &= W_{ii} x_t + W_{hi} h_{t-1} + b_{i}" in torch
     assert r"c_t &= c_{t-1} \odot f_t + g_t \odot i_t" in torch
     d2l = latex_equations(derive(builtin_spec("lstm")), notation="d2l")
-    assert r"\bar{\mathbf{I}}_t &= \mathbf{X}_t \mathbf{W}_{\mathrm{xi}} + \mathbf{H}_{t-1} \mathbf{W}_{\mathrm{hi}}" in d2l
+    assert (
+        r"\bar{\mathbf{I}}_t &= \mathbf{X}_t \mathbf{W}_{\mathrm{xi}} + \mathbf{H}_{t-1} \mathbf{W}_{\mathrm{hi}}"
+        in d2l
+    )
     assert r"\tilde{\mathbf{C}}_t &= \tanh\left(\bar{\tilde{\mathbf{C}}}_t\right)" in d2l
     assert r"\delta \mathbf{W}_{\mathrm{xi}} &= \sum_{t=1}^{T} \mathbf{X}_t^{\top} \delta \bar{\mathbf{I}}_t" in d2l
     gru = latex_equations(derive(builtin_spec("gru")), notation="pytorch")
@@ -75,8 +83,13 @@ def test_every_preset_compiles_with_both_passes(preset, cell, tmp_path):
     assert main(["latex", cell, "--standalone", "--notation", preset, "-o", str(tex)]) == 0
     text = tex.read_text()
     assert "Forward pass" in text and "Backward pass through time" in text and "Gradients" in text
-    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout[-2000:]
     log = (tmp_path / f"{cell}.log").read_text(errors="replace")
     assert "in alignment" not in log, "an equation runs into the margin"
@@ -127,7 +140,7 @@ def test_reader_catches_a_wrong_equation(monkeypatch):
     honest = latex_reader.backward_lines
 
     def wrong(d, n):
-        return [l.replace(r"\mathbf{f}_{t+1}", r"\mathbf{f}_t") for l in honest(d, n)]
+        return [line.replace(r"\mathbf{f}_{t+1}", r"\mathbf{f}_t") for line in honest(d, n)]
 
     monkeypatch.setattr(latex_reader, "backward_lines", wrong)
     with pytest.raises(AssertionError):
@@ -136,10 +149,12 @@ def test_reader_catches_a_wrong_equation(monkeypatch):
 
 # -- user presets -------------------------------------------------------------------------------
 
+
 def test_user_preset_file(tmp_path, capsys):
     path = tmp_path / "mine.toml"
-    path.write_text("name = 'mine'\nextends = 'greff'\n[symbols]\nc = '\\mathbf{s}'\n"
-                    "[functions]\ntanh = '\\operatorname{th}'\n")
+    path.write_text(
+        "name = 'mine'\nextends = 'greff'\n[symbols]\nc = '\\mathbf{s}'\n[functions]\ntanh = '\\operatorname{th}'\n"
+    )
     assert main(["latex", "peephole", "--notation", str(path)]) == 0
     out = capsys.readouterr().out
     assert r"\mathbf{s}^t &= \mathbf{s}^{t-1} \odot \mathbf{f}^t + \mathbf{z}^t \odot \mathbf{i}^t" in out
@@ -157,16 +172,19 @@ def test_user_preset_without_extends_starts_from_the_default(tmp_path):
     assert r"h^t &= \tanh\left(c^t\right) \odot o^t" in text
 
 
-@pytest.mark.parametrize("text, message", [
-    ("[style]\ncolour = 'red'\n", "unknown [style] key 'colour'"),
-    ("[style]\npreact = '\\hat{}'\n", "must contain <x>"),
-    ("[style]\ntime = 'sideways'\n", "subscript"),
-    ("[functions]\nsoftmax = 'S'\n", "not functions"),
-    ("extends = 'nope'\n", "extends unknown preset 'nope'"),
-    ("[symbols]\ng = 3\n", "[symbols] must be a table"),
-    ("bogus = 1\n", "unknown keys ['bogus']"),
-    ("[style\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[style]\ncolour = 'red'\n", "unknown [style] key 'colour'"),
+        ("[style]\npreact = '\\hat{}'\n", "must contain <x>"),
+        ("[style]\ntime = 'sideways'\n", "subscript"),
+        ("[functions]\nsoftmax = 'S'\n", "not functions"),
+        ("extends = 'nope'\n", "extends unknown preset 'nope'"),
+        ("[symbols]\ng = 3\n", "[symbols] must be a table"),
+        ("bogus = 1\n", "unknown keys ['bogus']"),
+        ("[style\n", "not valid TOML"),
+    ],
+)
 def test_bad_user_presets_are_rejected_with_a_reason(tmp_path, text, message):
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -183,9 +201,11 @@ def test_cli_reports_a_bad_notation(tmp_path, capsys):
 
 
 def test_ambiguous_renaming_is_an_error():
-    spec = parse_spec('name = "u"\nstate = ["h", "c"]\n[equations]\n'
-                      'g = "tanh(W_g @ x + R_g @ h_prev)"\nz = "sigmoid(W_z @ x)"\n'
-                      'c = "z * c_prev + g"\nh = "tanh(c)"\n')
+    spec = parse_spec(
+        'name = "u"\nstate = ["h", "c"]\n[equations]\n'
+        'g = "tanh(W_g @ x + R_g @ h_prev)"\nz = "sigmoid(W_z @ x)"\n'
+        'c = "z * c_prev + g"\nh = "tanh(c)"\n'
+    )
     with pytest.raises(LatexError, match="typesets both 'g' and 'z'"):
         latex_equations(derive(spec), notation="greff")
     latex_equations(derive(spec), notation="pytorch")  # fine there
@@ -198,8 +218,10 @@ def test_notation_presets_are_packaged():
     if isinstance(packages, dict):  # [tool.setuptools.packages.find]
         from setuptools import find_packages
 
-        packages = find_packages(str(ROOT), include=packages["find"].get("include", ["*"]),
-                                 exclude=packages["find"].get("exclude", ()))
+        packages = find_packages(
+            str(ROOT), include=packages["find"].get("include", ["*"]), exclude=packages["find"].get("exclude", ())
+        )
     assert "symlstm.backends.latex.notations" in packages, "symlstm.notations is not a package pip installs"
-    assert "*.toml" in config["package-data"].get("symlstm.backends.latex.notations", []), \
+    assert "*.toml" in config["package-data"].get("symlstm.backends.latex.notations", []), (
         'add "symlstm.backends.latex.notations" = ["*.toml"] to [tool.setuptools.package-data]'
+    )

@@ -1,4 +1,5 @@
 """Torch is optional: symlstm imports without it, and the interop says how to install it."""
+
 import subprocess
 import sys
 

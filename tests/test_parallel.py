@@ -1,10 +1,10 @@
 """Row ranges on threads and reused buffers: the numbers do not depend on either."""
+
 import numpy as np
 import pytest
 
 import symlstm
-from symlstm.backends.numba import parallel
-from symlstm.backends.numba import workspace
+from symlstm.backends.numba import parallel, workspace
 
 T, D, H = 7, 5, 6
 
@@ -18,8 +18,13 @@ def run(cell, B, seed=0):
     dstate = {s: rng.standard_normal((B, H)) for s in cell.state_names}
     ys, state, cache = cell.forward(x, params, state0)
     dx, dparams, dstate0 = cell.backward(dys, cache, dstate)
-    return {"ys": ys, "dx": dx, **{f"state {k}": v for k, v in state.items()},
-            **{f"d{k}": v for k, v in dparams.items()}, **{f"d{k}0": v for k, v in dstate0.items()}}
+    return {
+        "ys": ys,
+        "dx": dx,
+        **{f"state {k}": v for k, v in state.items()},
+        **{f"d{k}": v for k, v in dparams.items()},
+        **{f"d{k}0": v for k, v in dstate0.items()},
+    }
 
 
 def test_row_ranges_cover_the_batch_evenly():

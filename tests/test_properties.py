@@ -13,6 +13,7 @@ The valid-spec grammar uses the smooth functions (sigmoid, tanh, identity, softs
 bounded value); relu and hard_sigmoid have kinks where finite differences are meaningless. States
 are squashed or convex mixtures so that values stay bounded over time.
 """
+
 import ast
 import itertools
 import json
@@ -24,11 +25,11 @@ from hypothesis import strategies as st
 
 import symlstm
 from symlstm.backends import kernel_backend
+from symlstm.backends.latex.document import latex_document
 from symlstm.backends.numba.emit import emit_module
 from symlstm.ir.derive import derive
-from symlstm.backends.latex.printer import latex_document
-from symlstm.runtime import Cell
 from symlstm.lang.spec import CellSpec, parse_spec
+from symlstm.runtime import Cell
 
 RANDOM = bool(os.environ.get("SYMLSTM_HYPOTHESIS_RANDOM"))
 VALID_EXAMPLES = int(os.environ.get("SYMLSTM_HYPOTHESIS_EXAMPLES", "6"))
@@ -65,8 +66,9 @@ def valid_specs(draw) -> str:
         return f"{matrix} @ ({leaf()} * {draw(st.sampled_from(states))}_prev)"
 
     def expr(depth: int) -> str:
-        kinds = ["leaf", "const", "matvec"] + (["add", "sub", "mul", "act", "div", "square", "exp"]
-                                               if depth > 0 else [])
+        kinds = ["leaf", "const", "matvec"] + (
+            ["add", "sub", "mul", "act", "div", "square", "exp"] if depth > 0 else []
+        )
         kind = draw(st.sampled_from(kinds))
         if kind == "leaf":
             return leaf()
@@ -103,7 +105,7 @@ def valid_specs(draw) -> str:
             text = f"{draw(st.sampled_from(SQUASH))}({inner})"
         lines.append(f'{state} = "{text}"')
         computed.append(state)
-    return (f'name = "prop"\nstate = {json.dumps(states)}\n[equations]\n' + "\n".join(lines) + "\n")
+    return f'name = "prop"\nstate = {json.dumps(states)}\n[equations]\n' + "\n".join(lines) + "\n"
 
 
 def check_pipeline(spec: CellSpec) -> None:
@@ -113,12 +115,19 @@ def check_pipeline(spec: CellSpec) -> None:
     ast.parse(emit_module(derivation))
 
 
-@settings(max_examples=VALID_EXAMPLES, deadline=None, derandomize=not RANDOM, database=None,
-          phases=[Phase.explicit, Phase.generate],  # no shrinking: each step would compile again
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=VALID_EXAMPLES,
+    deadline=None,
+    derandomize=not RANDOM,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],  # no shrinking: each step would compile again
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(valid_specs())
-@example('name = "two"\nstate = ["h", "c"]\n[equations]\nu = "tanh(W @ x + R @ h_prev)"\n'
-         'c = "sigmoid(M1 @ u + M2 @ u) * c_prev"\nh = "tanh(M3 @ u + M4 @ c_prev + b1)"\n')
+@example(
+    'name = "two"\nstate = ["h", "c"]\n[equations]\nu = "tanh(W @ x + R @ h_prev)"\n'
+    'c = "sigmoid(M1 @ u + M2 @ u) * c_prev"\nh = "tanh(M3 @ u + M4 @ c_prev + b1)"\n'
+)
 def test_random_valid_specs_pass_finite_differences(text):
     spec = parse_spec(text)
     check_pipeline(spec)
@@ -140,6 +149,7 @@ def test_random_valid_specs_pass_finite_differences(text):
 
 # -- malformed input: SpecError or a valid spec, nothing else ------------------------------------
 
+
 def parse_or_spec_error(source) -> None:
     """``parse_spec`` either raises SpecError or gives a spec the later stages accept."""
     try:
@@ -160,9 +170,37 @@ BASE_SPECS = [
 ]
 # characters and fragments that make specs interesting: syntax, names, hostile bits
 FRAGMENTS = list("()[]{}=\"'@*+-/.,:#\n\\ _0123456789xhc") + [
-    "h_prev", "c_prev", "W_z @ x", "tanh(", "sigmoid", "**", "**9", "__import__", "lambda",
-    "[equations]", "state", "name", "= ", '"', "'''", '"""', "\\u0000", "1e999", "é", "\x00", "\t",
-    "relu(", "exp(", "if", "for", "W @ x", "x @ W", "0", "/ 0", "d_", "_bar",
+    "h_prev",
+    "c_prev",
+    "W_z @ x",
+    "tanh(",
+    "sigmoid",
+    "**",
+    "**9",
+    "__import__",
+    "lambda",
+    "[equations]",
+    "state",
+    "name",
+    "= ",
+    '"',
+    "'''",
+    '"""',
+    "\\u0000",
+    "1e999",
+    "é",
+    "\x00",
+    "\t",
+    "relu(",
+    "exp(",
+    "if",
+    "for",
+    "W @ x",
+    "x @ W",
+    "0",
+    "/ 0",
+    "d_",
+    "_bar",
 ]
 
 
@@ -184,8 +222,13 @@ def edited_specs(draw) -> str:
 
 
 def cheap(examples: int) -> settings:
-    return settings(max_examples=examples, deadline=None, database=None, derandomize=not RANDOM,
-                    suppress_health_check=[HealthCheck.too_slow])
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=not RANDOM,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
 
 
 @cheap(300)
@@ -229,10 +272,16 @@ def toml_value(value) -> str:
 
 
 TOML_VALUES = st.recursive(
-    st.none().map(lambda _: "") | st.booleans() | st.integers(-10**20, 10**20) | st.floats()
-    | st.text(max_size=20) | st.sampled_from(["h", "c", "W @ x", "tanh(W @ x)", "h_prev", "lstm"]),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(["h", "c", "x", "i", "W", "b_h", "__class__", "a b", ""]), inner, max_size=4),
+    st.none().map(lambda _: "")
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats()
+    | st.text(max_size=20)
+    | st.sampled_from(["h", "c", "W @ x", "tanh(W @ x)", "h_prev", "lstm"]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(["h", "c", "x", "i", "W", "b_h", "__class__", "a b", ""]), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 KEYS = st.sampled_from(["name", "title", "references", "state", "equations", "run", "x"])

@@ -1,4 +1,5 @@
 """The runtime API: shapes, dtypes, edge sizes, and clear errors before any Numba code runs."""
+
 import numpy as np
 import pytest
 
@@ -109,22 +110,25 @@ def _call_forward(cell, x, params, state0=None):
     return cell.forward(x, params, state0)
 
 
-@pytest.mark.parametrize("case, error, message", [
-    ("x 2-d", ValueError, r"x has shape \(3, 2\); expected \(T, B, D\)"),
-    ("x int", TypeError, "x has dtype int64; use float32 or float64"),
-    ("x object", TypeError, "x has dtype object"),
-    ("x float16", TypeError, "x has dtype float16"),
-    ("x complex", TypeError, "x has dtype complex128"),
-    ("x wrong D", ValueError, r"params\['W_i'\] has shape \(5, 2\); expected \(5, 7\)"),
-    ("x empty batch", ValueError, "batch B and the input size D must be >= 1"),
-    ("missing param", ValueError, r"missing \['b_o'\]"),
-    ("extra param", ValueError, r"unexpected \['bogus'\]"),
-    ("param wrong shape", ValueError, r"params\['p_f'\] has shape \(4,\); expected \(5,\)"),
-    ("param int", TypeError, r"params\['b_i'\] has dtype int64"),
-    ("params not dict", TypeError, "params must be a dict"),
-    ("state0 keys", ValueError, r"state0 has keys \['h'\]; expected \['h', 'c'\]"),
-    ("state0 shape", ValueError, r"state0\['c'\] has shape \(3, 4\); expected \(3, 5\)"),
-])
+@pytest.mark.parametrize(
+    "case, error, message",
+    [
+        ("x 2-d", ValueError, r"x has shape \(3, 2\); expected \(T, B, D\)"),
+        ("x int", TypeError, "x has dtype int64; use float32 or float64"),
+        ("x object", TypeError, "x has dtype object"),
+        ("x float16", TypeError, "x has dtype float16"),
+        ("x complex", TypeError, "x has dtype complex128"),
+        ("x wrong D", ValueError, r"params\['W_i'\] has shape \(5, 2\); expected \(5, 7\)"),
+        ("x empty batch", ValueError, "batch B and the input size D must be >= 1"),
+        ("missing param", ValueError, r"missing \['b_o'\]"),
+        ("extra param", ValueError, r"unexpected \['bogus'\]"),
+        ("param wrong shape", ValueError, r"params\['p_f'\] has shape \(4,\); expected \(5,\)"),
+        ("param int", TypeError, r"params\['b_i'\] has dtype int64"),
+        ("params not dict", TypeError, "params must be a dict"),
+        ("state0 keys", ValueError, r"state0 has keys \['h'\]; expected \['h', 'c'\]"),
+        ("state0 shape", ValueError, r"state0\['c'\] has shape \(3, 4\); expected \(3, 5\)"),
+    ],
+)
 def test_bad_forward_arguments(cell, params, x, case, error, message):
     bad = {
         "x 2-d": dict(x=x[0]),

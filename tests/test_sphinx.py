@@ -1,4 +1,5 @@
 """The Sphinx directive: build a tiny project and read the HTML it writes."""
+
 import html
 import re
 
@@ -7,9 +8,9 @@ import pytest
 pytest.importorskip("sphinx", reason="sphinx is not installed (pip install '.[docs]')")
 from sphinx.cmd.build import build_main  # noqa: E402
 
+from symlstm.backends.latex.equations import backward_lines, forward_lines, gradient_lines  # noqa: E402
 from symlstm.cells import builtin_spec  # noqa: E402
 from symlstm.ir.derive import derive  # noqa: E402
-from symlstm.backends.latex.printer import backward_lines, forward_lines, gradient_lines  # noqa: E402
 
 PAGE = """Cells
 =====
@@ -47,8 +48,9 @@ def build(tmp_path, page, conf="extensions = ['symlstm.site.sphinx']\n"):
     (src / "conf.py").write_text("project = 'cells'\n" + conf)
     (src / "index.rst").write_text(page)
     (src / "mgu.toml").write_text(MGU)
-    status = build_main(["-b", "html", "-q", "-W", "--keep-going", "-d", str(tmp_path / "doctrees"),
-                         str(src), str(out)])
+    status = build_main(
+        ["-b", "html", "-q", "-W", "--keep-going", "-d", str(tmp_path / "doctrees"), str(src), str(out)]
+    )
     return status, out
 
 
@@ -64,18 +66,21 @@ def test_directive_inserts_the_printed_equations(tmp_path):
     blocks = math_blocks(text)
     assert len(blocks) == 3 + 1 + 1, blocks
     peephole = derive(builtin_spec("peephole"))
-    for block, lines in zip(blocks[:3], (forward_lines(peephole), backward_lines(peephole),
-                                         gradient_lines(peephole))):
+    for block, lines in zip(blocks[:3], (forward_lines(peephole), backward_lines(peephole), gradient_lines(peephole))):
         assert block == r"\begin{split}" + " \\\\\n".join(lines) + r"\end{split}"
     assert "Backward pass through time" in text and "Gradients" in text
     assert r"\bar{i}_t &= W_{ii} x_t + W_{hi} h_{t-1} + b_{i}" in blocks[3]
-    assert r"\mathbf{h}_t &= \mathbf{f}_t \odot \mathbf{n}_t + \mathbf{h}_{t-1} \odot \left(1 - \mathbf{f}_t\right)" in blocks[4]
+    assert (
+        r"\mathbf{h}_t &= \mathbf{f}_t \odot \mathbf{n}_t + \mathbf{h}_{t-1} \odot \left(1 - \mathbf{f}_t\right)"
+        in blocks[4]
+    )
     assert "mathjax" in text.lower()  # Sphinx's default HTML math renderer is wired in
 
 
 def test_default_notation_from_conf(tmp_path):
-    status, out = build(tmp_path, ".. symlstm:: peephole\n", "extensions = ['symlstm.site.sphinx']\n"
-                                                               "symlstm_notation = 'greff'\n")
+    status, out = build(
+        tmp_path, ".. symlstm:: peephole\n", "extensions = ['symlstm.site.sphinx']\nsymlstm_notation = 'greff'\n"
+    )
     assert status == 0
     (block,) = math_blocks((out / "index.html").read_text())
     assert r"\mathbf{y}^t &= \tanh\left(\mathbf{c}^t\right) \odot \mathbf{o}^t" in block

@@ -1,6 +1,7 @@
 """Agreement with PyTorch's own modules in float64: nn.LSTM, nn.GRU and nn.RNN through
 from_torch/to_torch; values and every gradient match to ~1e-12. (Every built-in cell is also
 checked against hand-written autograd equations in test_variants_torch.py.)"""
+
 import numpy as np
 import pytest
 

@@ -2,23 +2,28 @@
 finite differences, deterministic training, save/load, multi-layer and bidirectional PyTorch
 interop, and the demo's data, gradient profile and command line. Everything runs in float64
 except the demo (float32), on problems small enough for two shared cores."""
+
 import math
 
 import numpy as np
 import pytest
 
 import symlstm
-from symlstm.train import demo
-from symlstm.train import nn
+from symlstm.interop import pytorch as torch_interop
 from symlstm.tools.cli import main as cli_main
+from symlstm.train import demo, nn
 
 T, B, D, H = 6, 3, 4, 5
 
 
 def directional_fd(loss_of, value, direction, eps=1e-4):
     """Fourth-order central difference of ``loss_of(value + e * direction)`` at e = 0."""
-    return (-loss_of(value + 2 * eps * direction) + 8 * loss_of(value + eps * direction)
-            - 8 * loss_of(value - eps * direction) + loss_of(value - 2 * eps * direction)) / (12 * eps)
+    return (
+        -loss_of(value + 2 * eps * direction)
+        + 8 * loss_of(value + eps * direction)
+        - 8 * loss_of(value - eps * direction)
+        + loss_of(value - 2 * eps * direction)
+    ) / (12 * eps)
 
 
 def assert_directional_derivatives(loss_of, point: dict, grads: dict, rng, rtol=1e-7):
@@ -34,8 +39,9 @@ def assert_directional_derivatives(loss_of, point: dict, grads: dict, rng, rtol=
 
         analytic = float(np.sum(grads[name] * v))
         numeric = directional_fd(moved, value, v)
-        assert abs(analytic - numeric) <= rtol * max(abs(analytic), abs(numeric)) + floor, \
+        assert abs(analytic - numeric) <= rtol * max(abs(analytic), abs(numeric)) + floor, (
             f"{name}: <grad, v> = {analytic!r}, finite difference {numeric!r}"
+        )
 
 
 # -- gradients of layers and whole models ---------------------------------------------------------
@@ -67,8 +73,9 @@ def test_stacked_bidirectional_layer_passes_finite_differences(cell, rng):
 @pytest.mark.parametrize("loss_fn", ["mse", "softmax_cross_entropy"])
 def test_whole_model_gradients_pass_finite_differences(loss_fn, rng):
     """Recurrent (2 layers, bidirectional) -> last step -> dense, through a loss."""
-    model = nn.Sequential(nn.Recurrent("lstm", D, H, num_layers=2, bidirectional=True, seed=1), nn.LastStep(),
-                          nn.Dense(2 * H, 3, seed=2))
+    model = nn.Sequential(
+        nn.Recurrent("lstm", D, H, num_layers=2, bidirectional=True, seed=1), nn.LastStep(), nn.Dense(2 * H, 3, seed=2)
+    )
     x = rng.standard_normal((T, B, D))
     target = rng.standard_normal((B, 3)) if loss_fn == "mse" else rng.integers(0, 3, B)
     fn = getattr(nn, loss_fn)
@@ -172,8 +179,11 @@ def test_layers_reject_bad_input(rng):
 def train_tiny(optimizer: str, seed: int = 0, steps: int = 300):
     """The simplified adding problem at T = 8 with a small LSTM; returns (losses, model)."""
     model = nn.Sequential(nn.Recurrent("lstm", 2, 8, seed=seed), nn.LastStep(), nn.Dense(8, 1, seed=seed))
-    opt = (nn.Adam(model.params, lr=2e-2, clip_norm=1.0) if optimizer == "adam"
-           else nn.SGD(model.params, lr=0.1, momentum=0.9, clip_norm=1.0))
+    opt = (
+        nn.Adam(model.params, lr=2e-2, clip_norm=1.0)
+        if optimizer == "adam"
+        else nn.SGD(model.params, lr=0.1, momentum=0.9, clip_norm=1.0)
+    )
     rng = np.random.default_rng(seed)
     losses = []
     for _ in range(steps):
@@ -216,10 +226,13 @@ def test_optimizers_match_pytorch(rng):
     torch = pytest.importorskip("torch")
     start = {"a": rng.standard_normal((3, 2)), "b": rng.standard_normal(4)}
     grads_seq = [{n: rng.standard_normal(v.shape) * 3 for n, v in start.items()} for _ in range(5)]
-    for ours, theirs in ((lambda p: nn.Adam(p, lr=0.1, betas=(0.8, 0.99), clip_norm=2.0),
-                          lambda t: torch.optim.Adam(t, lr=0.1, betas=(0.8, 0.99))),
-                         (lambda p: nn.SGD(p, lr=0.1, momentum=0.7, clip_norm=2.0),
-                          lambda t: torch.optim.SGD(t, lr=0.1, momentum=0.7))):
+    for ours, theirs in (
+        (
+            lambda p: nn.Adam(p, lr=0.1, betas=(0.8, 0.99), clip_norm=2.0),
+            lambda t: torch.optim.Adam(t, lr=0.1, betas=(0.8, 0.99)),
+        ),
+        (lambda p: nn.SGD(p, lr=0.1, momentum=0.7, clip_norm=2.0), lambda t: torch.optim.SGD(t, lr=0.1, momentum=0.7)),
+    ):
         params = {n: v.copy() for n, v in start.items()}
         tensors = [torch.tensor(v, requires_grad=True) for v in start.values()]
         opt, topt = ours(params), theirs(tensors)
@@ -290,8 +303,11 @@ def test_to_torch_round_trip_of_a_stacked_layer(rng):
     module = symlstm.to_torch(layer)
     assert (module.num_layers, module.bidirectional, module.batch_first) == (2, True, True)
     x = rng.standard_normal((B, T, D))
-    np.testing.assert_allclose(module(torch.tensor(x))[0].detach().numpy(), layer.forward(x)[0],
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(module(torch.tensor(x))[0].detach().numpy(), layer.forward(x)[0], rtol=0, atol=1e-12)
+    assert torch_interop.architecture(module).suffixes == layer.unit_prefixes()
+    again = layer.to_torch()  # the method symlstm.to_torch(layer) calls
+    for name, value in module.state_dict().items():
+        np.testing.assert_array_equal(again.state_dict()[name].numpy(), value.numpy(), err_msg=name)
     back = nn.Recurrent.from_torch(module)
     for name, value in layer.params.items():
         np.testing.assert_allclose(back.params[name], value, rtol=0, atol=1e-15, err_msg=name)
@@ -327,8 +343,9 @@ def test_adding_baselines(task):
     marked pair at position 0 is zeroed, P = 1/10 (X1) + (9/10)/(T/2 - 1) (X2), and it is always
     the earlier value, so Var(target) = (2 - P)/48 and the later value leaves (1 - P)/48."""
     T = 40
-    batches = [demo.adding_batch(task, T, 50_000, np.random.default_rng(k), length=T, dtype=np.float64)
-               for k in range(2)]
+    batches = [
+        demo.adding_batch(task, T, 50_000, np.random.default_rng(k), length=T, dtype=np.float64) for k in range(2)
+    ]
     lines = dict(demo.baseline_mse(task, batches))
     if task == "hochreiter":
         p0 = 0.1 + 0.9 / (T // 2 - 1)
@@ -361,8 +378,27 @@ def test_gradient_profile_matches_direct_backward(rng):
 
 def test_demo_command_writes_plots_and_table(tmp_path, capsys):
     out = tmp_path / "demo"
-    code = cli_main(["demo", "adding", "--cells", "rnn", "--T", "20", "--steps", "4", "--eval-every", "2",
-                     "--test-size", "32", "--hidden", "4", "--out", str(out), "--no-progress"])
+    code = cli_main(
+        [
+            "demo",
+            "adding",
+            "--cells",
+            "rnn",
+            "--T",
+            "20",
+            "--steps",
+            "4",
+            "--eval-every",
+            "2",
+            "--test-size",
+            "32",
+            "--hidden",
+            "4",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     for suffix in ("loss.png", "gradients.png"):
         png = (out / f"adding-hochreiter-T20-{suffix}").read_bytes()

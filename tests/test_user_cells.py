@@ -1,5 +1,6 @@
 """A user's own cell goes through the whole pipeline from its spec file, in separate processes,
 and later processes reuse the cached module and Numba's compiled code."""
+
 import json
 import os
 import shutil
@@ -10,9 +11,8 @@ from pathlib import Path
 import pytest
 
 import symlstm
-from symlstm.tools.cli import main
-
 from conftest import ROOT
+from symlstm.tools.cli import main
 
 MGU = ROOT / "examples" / "mgu.toml"
 
@@ -41,8 +41,9 @@ print(json.dumps({
 
 def run_cell(spec: Path, cache: Path) -> subprocess.Popen:
     env = dict(os.environ, SYMLSTM_CACHE_DIR=str(cache))
-    return subprocess.Popen([sys.executable, "-c", RUN, str(spec)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", RUN, str(spec)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def result(proc: subprocess.Popen) -> dict:
@@ -62,8 +63,13 @@ def user_spec(tmp_path) -> Path:
 def test_user_cell_whole_pipeline_in_separate_processes(user_spec, tmp_path):
     cache = tmp_path / "cache"
     env = dict(os.environ, SYMLSTM_CACHE_DIR=str(cache))
-    check = subprocess.run([sys.executable, "-m", "symlstm", "gradcheck", str(user_spec)],
-                           env=env, capture_output=True, text=True, timeout=600)
+    check = subprocess.run(
+        [sys.executable, "-m", "symlstm", "gradcheck", str(user_spec)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert "== mgu: passed" in check.stdout
 
@@ -108,11 +114,13 @@ def test_generate_for_a_user_spec(user_spec, tmp_path, capsys):
 
 def test_spec_with_constants_and_three_states(tmp_path):
     path = tmp_path / "three.toml"
-    path.write_text('name = "three"\nstate = ["h", "c", "m"]\n[equations]\n'
-                    'g = "sigmoid(W_g @ x + R_g @ h_prev + 0.5 * m_prev - 1)"\n'
-                    'm = "0.9 * m_prev + 0.1 * g"\n'
-                    'c = "softsign(c_prev * g + W_c @ x) / 2"\n'
-                    'h = "hard_sigmoid(R_h @ c + exp(-m ** 2))"\n')
+    path.write_text(
+        'name = "three"\nstate = ["h", "c", "m"]\n[equations]\n'
+        'g = "sigmoid(W_g @ x + R_g @ h_prev + 0.5 * m_prev - 1)"\n'
+        'm = "0.9 * m_prev + 0.1 * g"\n'
+        'c = "softsign(c_prev * g + W_c @ x) / 2"\n'
+        'h = "hard_sigmoid(R_h @ c + exp(-m ** 2))"\n'
+    )
     cell = symlstm.cell(path)
     assert cell.state_names == ("h", "c", "m")
     report = symlstm.gradcheck(cell)
@@ -122,8 +130,8 @@ def test_spec_with_constants_and_three_states(tmp_path):
 def test_two_matrices_on_one_computed_vector(tmp_path):
     """Both products of one operand get their adjoint block (a regression: the second was lost)."""
     path = tmp_path / "two.toml"
-    path.write_text('name = "two"\nstate = ["h"]\n[equations]\n'
-                    'u = "tanh(W @ x + R @ h_prev)"\n'
-                    'h = "tanh(A @ u + C @ u + b_h)"\n')
+    path.write_text(
+        'name = "two"\nstate = ["h"]\n[equations]\nu = "tanh(W @ x + R @ h_prev)"\nh = "tanh(A @ u + C @ u + b_h)"\n'
+    )
     report = symlstm.gradcheck(symlstm.cell(path))
     assert report.passed, report.table()

@@ -5,6 +5,7 @@ in `symlstm/cells/<name>.toml` (nothing there reads the specs). Autograd through
 gives the reference for the forward values and for every gradient of symlstm's backward pass,
 which must agree to ~1e-12.
 """
+
 import numpy as np
 import pytest
 

@@ -22,8 +22,9 @@ VECTORS = ('b_r', 'b_z', 'b_n', 'b_hn')
 #: operand -> the matrices stacked (in this order) into its concatenated GEMM
 MATRIX_GROUPS = (('x', ('W_r', 'W_z', 'W_n')), ('h_prev', ('R_r', 'R_z', 'R_n')))
 #: arrays forward_steps fills; SAVED is what the backward reads, in its argument order
-FORWARD_OUTPUTS = ('seq_h', 'keep_r', 'keep_z', 'keep_n', 'keep_R_n__h_prev')
-SAVED = ('seq_h', 'keep_r', 'keep_z', 'keep_n', 'keep_R_n__h_prev')
+FORWARD_OUTPUTS = ('seq_h', 'keep_r', 'keep_z', 'keep_n', 'keep_R_n_h_prev')
+SAVED = ('seq_h', 'keep_r', 'keep_z', 'keep_n', 'keep_R_n_h_prev')
+#: the buffer of the input projection in forward_buffers
 INPUT_PROJECTION = 'proj_x'
 
 
@@ -36,7 +37,7 @@ def forward_buffers(T, B, H, dtype, empty=np.empty):
         "keep_r": empty((T, B, H), dtype),
         "keep_z": empty((T, B, H), dtype),
         "keep_n": empty((T, B, H), dtype),
-        "keep_R_n__h_prev": empty((T, B, H), dtype),
+        "keep_R_n_h_prev": empty((T, B, H), dtype),
     }
 
 
@@ -45,11 +46,26 @@ def forward_inputs(lo, hi, x, M_x_T, proj_x):
     """The input projection of all T steps at once, for the rows lo:hi of the (T*B, D) inputs:
     one GEMM, (hi - lo, D) @ (D, 3 * H)."""
     T, B, D = x.shape
+    # input projection: [W_r; W_z; W_n] @ x, for every step
     np.dot(x.reshape(T * B, D)[lo:hi], M_x_T, proj_x.reshape(T * B, M_x_T.shape[1])[lo:hi])
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def forward_steps(lo, hi, proj_x, M_h_prev_T, b_r, b_z, b_n, b_hn, seq_h, keep_r, keep_z, keep_n, keep_R_n__h_prev):
+def forward_steps(
+    lo,
+    hi,
+    proj_x,
+    M_h_prev_T,
+    b_r,
+    b_z,
+    b_n,
+    b_hn,
+    seq_h,
+    keep_r,
+    keep_z,
+    keep_n,
+    keep_R_n_h_prev,
+):
     """Run all T steps for the batch rows lo:hi; the state sequences hold the initial states
     at index 0. Writes only those rows, so disjoint ranges can run at the same time."""
     T = proj_x.shape[0]
@@ -57,35 +73,42 @@ def forward_steps(lo, hi, proj_x, M_h_prev_T, b_r, b_z, b_n, b_hn, seq_h, keep_r
     rows = hi - lo
     dtype = proj_x.dtype
     one = dtype.type(1.0)
+    # the results of the step GEMMs, for this range of rows
     proj_h_prev = np.empty((rows, 3, H), dtype)
     for t in range(T):
+        # step GEMM: [R_r; R_z; R_n] @ h_prev
         step_gemm(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 3 * H))
+        # elementwise: r, z, n, h
         for b in range(lo, hi):
-            h_prev__row = seq_h[t, b]
-            R_r__h_prev__row = proj_h_prev[b - lo, 0]
-            W_r__x__row = proj_x[t, b, 0]
-            R_z__h_prev__row = proj_h_prev[b - lo, 1]
-            W_z__x__row = proj_x[t, b, 1]
-            R_n__h_prev__row = proj_h_prev[b - lo, 2]
-            W_n__x__row = proj_x[t, b, 2]
-            r__row = keep_r[t, b]
-            z__row = keep_z[t, b]
-            n__row = keep_n[t, b]
-            h__row = seq_h[t + 1, b]
-            R_n__h_prev__kept = keep_R_n__h_prev[t, b]
+            h_prev_row = seq_h[t, b]
+            R_r_h_prev_row = proj_h_prev[b - lo, 0]
+            W_r_x_row = proj_x[t, b, 0]
+            R_z_h_prev_row = proj_h_prev[b - lo, 1]
+            W_z_x_row = proj_x[t, b, 1]
+            R_n_h_prev_row = proj_h_prev[b - lo, 2]
+            W_n_x_row = proj_x[t, b, 2]
+            r_row = keep_r[t, b]
+            z_row = keep_z[t, b]
+            n_row = keep_n[t, b]
+            h_row = seq_h[t + 1, b]
+            R_n_h_prev_kept = keep_R_n_h_prev[t, b]
             for j in range(H):
-                r_bar = R_r__h_prev__row[j] + W_r__x__row[j] + b_r[j]
+                # r = sigmoid(W_r @ x + R_r @ h_prev + b_r)
+                r_bar = R_r_h_prev_row[j] + W_r_x_row[j] + b_r[j]
                 r = sigmoid(r_bar)
-                z_bar = R_z__h_prev__row[j] + W_z__x__row[j] + b_z[j]
+                # z = sigmoid(W_z @ x + R_z @ h_prev + b_z)
+                z_bar = R_z_h_prev_row[j] + W_z_x_row[j] + b_z[j]
                 z = sigmoid(z_bar)
-                n_bar = W_n__x__row[j] + b_n[j] + r * (R_n__h_prev__row[j] + b_hn[j])
+                # n = tanh(W_n @ x + b_n + r * (R_n @ h_prev + b_hn))
+                n_bar = W_n_x_row[j] + b_n[j] + r * (R_n_h_prev_row[j] + b_hn[j])
                 n = tanh(n_bar)
-                h = h_prev__row[j] * z + n * (one - z)
-                r__row[j] = r
-                z__row[j] = z
-                n__row[j] = n
-                h__row[j] = h
-                R_n__h_prev__kept[j] = R_n__h_prev__row[j]
+                # h = (1 - z) * n + z * h_prev
+                h = h_prev_row[j] * z + n * (one - z)
+                r_row[j] = r
+                z_row[j] = z
+                n_row[j] = n
+                h_row[j] = h
+                R_n_h_prev_kept[j] = R_n_h_prev_row[j]
 
 
 def backward_buffers(T, B, H, dtype, empty=np.empty):
@@ -95,7 +118,24 @@ def backward_buffers(T, B, H, dtype, empty=np.empty):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def backward_steps(lo, hi, M_h_prev, b_r, b_z, b_n, b_hn, seq_h, keep_r, keep_z, keep_n, keep_R_n__h_prev, dys, carry_h, delta_x, delta_h_prev):
+def backward_steps(
+    lo,
+    hi,
+    M_h_prev,
+    b_r,
+    b_z,
+    b_n,
+    b_hn,
+    seq_h,
+    keep_r,
+    keep_z,
+    keep_n,
+    keep_R_n_h_prev,
+    dys,
+    carry_h,
+    delta_x,
+    delta_h_prev,
+):
     """Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final
     state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only
     those rows and returns the gradients of the vectors summed over them."""
@@ -103,66 +143,93 @@ def backward_steps(lo, hi, M_h_prev, b_r, b_z, b_n, b_hn, seq_h, keep_r, keep_z,
     H = dys.shape[2]
     rows = hi - lo
     dtype = dys.dtype
-    one = dtype.type(1.0)
+    one_2 = dtype.type(1.0)
+    # the gradients of the parameter vectors, summed over steps and rows
     grad_b_r = np.zeros(H, dtype)
     grad_b_z = np.zeros(H, dtype)
     grad_b_n = np.zeros(H, dtype)
     grad_b_hn = np.zeros(H, dtype)
-    gemmT__h_prev = np.empty((rows, H), dtype)
+    # the results of the step GEMMs M^T delta, for this range of rows
+    gemmT_h_prev = np.empty((rows, H), dtype)
     for t in range(T - 1, -1, -1):
+        # elementwise: the adjoints of h, n, z, r
         for b in range(lo, hi):
-            h_prev__row = seq_h[t, b]
-            r__row = keep_r[t, b]
-            z__row = keep_z[t, b]
-            R_n__h_prev__row = keep_R_n__h_prev[t, b]
-            n__row = keep_n[t, b]
-            dys__row = dys[t, b]
-            carry_h__row = carry_h[b]
-            delta_x__d_r_bar = delta_x[t, b, 0]
-            delta_x__d_z_bar = delta_x[t, b, 1]
-            delta_x__d_n_bar = delta_x[t, b, 2]
-            delta_h_prev__d_r_bar = delta_h_prev[t, b, 0]
-            delta_h_prev__d_z_bar = delta_h_prev[t, b, 1]
-            delta_h_prev__d_R_n__h_prev = delta_h_prev[t, b, 2]
+            h_prev_row = seq_h[t, b]
+            r_row = keep_r[t, b]
+            z_row = keep_z[t, b]
+            R_n_h_prev_row = keep_R_n_h_prev[t, b]
+            n_row = keep_n[t, b]
+            d_h_above_row = dys[t, b]
+            carry_h_row = carry_h[b]
+            delta_x_d_r_bar = delta_x[t, b, 0]
+            delta_x_d_z_bar = delta_x[t, b, 1]
+            delta_x_d_n_bar = delta_x[t, b, 2]
+            delta_h_prev_d_r_bar = delta_h_prev[t, b, 0]
+            delta_h_prev_d_z_bar = delta_h_prev[t, b, 1]
+            delta_h_prev_d_R_n_h_prev = delta_h_prev[t, b, 2]
             for j in range(H):
-                d_h = carry_h__row[j] + dys__row[j]
-                tmp0 = one - z__row[j]
-                d_n_bar = d_h * tmp0 * (one - n__row[j]**2)
-                tmp1 = d_h * z__row[j]
-                d_z_bar = tmp0 * tmp1 * (h_prev__row[j] - n__row[j])
-                tmp2 = d_n_bar * r__row[j]
-                d_r_bar = tmp2 * (one - r__row[j]) * (R_n__h_prev__row[j] + b_hn[j])
-                d_R_n__h_prev = tmp2
-                delta_x__d_r_bar[j] = d_r_bar
-                delta_x__d_z_bar[j] = d_z_bar
-                delta_x__d_n_bar[j] = d_n_bar
-                delta_h_prev__d_r_bar[j] = d_r_bar
-                delta_h_prev__d_z_bar[j] = d_z_bar
-                delta_h_prev__d_R_n__h_prev[j] = d_R_n__h_prev
-                carry_h__row[j] = tmp1
+                # adjoint of h
+                d_h = carry_h_row[j] + d_h_above_row[j]
+                tmp0 = one_2 - z_row[j]
+                # adjoint of the pre-activation of n
+                d_n_bar = d_h * tmp0 * (one_2 - n_row[j]**2)
+                tmp1 = d_h * z_row[j]
+                # adjoint of the pre-activation of z
+                d_z_bar = tmp0 * tmp1 * (h_prev_row[j] - n_row[j])
+                # adjoint of R_n @ h_prev
+                d_R_n_h_prev = d_n_bar * r_row[j]
+                # adjoint of the pre-activation of r
+                d_r_bar = d_R_n_h_prev * (one_2 - r_row[j]) * (R_n_h_prev_row[j] + b_hn[j])
+                delta_x_d_r_bar[j] = d_r_bar
+                delta_x_d_z_bar[j] = d_z_bar
+                delta_x_d_n_bar[j] = d_n_bar
+                delta_h_prev_d_r_bar[j] = d_r_bar
+                delta_h_prev_d_z_bar[j] = d_z_bar
+                delta_h_prev_d_R_n_h_prev[j] = d_R_n_h_prev
+                carry_h_row[j] = tmp1
             for j in range(H):
-                grad_b_r[j] += delta_x__d_r_bar[j]
+                grad_b_r[j] += delta_x_d_r_bar[j]
             for j in range(H):
-                grad_b_z[j] += delta_x__d_z_bar[j]
+                grad_b_z[j] += delta_x_d_z_bar[j]
             for j in range(H):
-                grad_b_n[j] += delta_x__d_n_bar[j]
+                grad_b_n[j] += delta_x_d_n_bar[j]
             for j in range(H):
-                grad_b_hn[j] += delta_x__d_n_bar[j] * r__row[j]
-        step_gemm(delta_h_prev[t, lo:hi].reshape(rows, 3 * H), M_h_prev, gemmT__h_prev)
+                grad_b_hn[j] += delta_x_d_n_bar[j] * r_row[j]
+        # step GEMM: [R_r; R_z; R_n]^T @ the adjoints of its products
+        step_gemm(delta_h_prev[t, lo:hi].reshape(rows, 3 * H), M_h_prev, gemmT_h_prev)
+        # ... added to the carry of h
         for b in range(lo, hi):
-            carry_h__row = carry_h[b]
-            gemmT__h_prev__row = gemmT__h_prev[b - lo]
+            carry_h_row_2 = carry_h[b]
+            gemmT_h_prev_row_2 = gemmT_h_prev[b - lo]
             for j in range(H):
-                carry_h__row[j] += gemmT__h_prev__row[j]
+                carry_h_row_2[j] += gemmT_h_prev_row_2[j]
     return (grad_b_r, grad_b_z, grad_b_n, grad_b_hn)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def backward_gradients(lo, hi, x, M_x, seq_h, keep_r, keep_z, keep_n, keep_R_n__h_prev, delta_x, delta_h_prev, dx, grad_M_x, grad_M_h_prev):
+def backward_gradients(
+    lo,
+    hi,
+    x,
+    M_x,
+    seq_h,
+    keep_r,
+    keep_z,
+    keep_n,
+    keep_R_n_h_prev,
+    delta_x,
+    delta_h_prev,
+    dx,
+    grad_M_x,
+    grad_M_h_prev,
+):
     """After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: dx, and
     the weight gradients summed over those rows. One GEMM each."""
     T, B, D = x.shape
     H = seq_h.shape[2]
+    # weight gradient: the adjoints of [W_r; W_z; W_n] @ x, times x^T, summed over steps
     np.dot(delta_x.reshape(T * B, 3 * H)[lo:hi].T, x.reshape(T * B, D)[lo:hi], grad_M_x)
+    # weight gradient: the adjoints of [R_r; R_z; R_n] @ h_prev, times h_prev^T, summed over steps
     np.dot(delta_h_prev.reshape(T * B, 3 * H)[lo:hi].T, seq_h[:T].reshape(T * B, H)[lo:hi], grad_M_h_prev)
+    # input gradient: [W_r; W_z; W_n]^T @ the adjoints of its products
     np.dot(delta_x.reshape(T * B, 3 * H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])

@@ -26,6 +26,7 @@ MATRIX_GROUPS = (('x', ('W_i', 'W_f', 'W_g', 'W_o')), ('h_prev', ('R_i', 'R_f', 
 #: arrays forward_steps fills; SAVED is what the backward reads, in its argument order
 FORWARD_OUTPUTS = ('seq_h', 'seq_c', 'keep_i', 'keep_f', 'keep_g', 'keep_o')
 SAVED = ('seq_h', 'seq_c', 'keep_i', 'keep_f', 'keep_g', 'keep_o')
+#: the buffer of the input projection in forward_buffers
 INPUT_PROJECTION = 'proj_x'
 
 
@@ -48,53 +49,78 @@ def forward_inputs(lo, hi, x, M_x_T, proj_x):
     """The input projection of all T steps at once, for the rows lo:hi of the (T*B, D) inputs:
     one GEMM, (hi - lo, D) @ (D, 4 * H)."""
     T, B, D = x.shape
+    # input projection: [W_i; W_f; W_g; W_o] @ x, for every step
     np.dot(x.reshape(T * B, D)[lo:hi], M_x_T, proj_x.reshape(T * B, M_x_T.shape[1])[lo:hi])
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def forward_steps(lo, hi, proj_x, M_h_prev_T, b_i, b_f, b_g, b_o, seq_h, seq_c, keep_i, keep_f, keep_g, keep_o):
+def forward_steps(
+    lo,
+    hi,
+    proj_x,
+    M_h_prev_T,
+    b_i,
+    b_f,
+    b_g,
+    b_o,
+    seq_h,
+    seq_c,
+    keep_i,
+    keep_f,
+    keep_g,
+    keep_o,
+):
     """Run all T steps for the batch rows lo:hi; the state sequences hold the initial states
     at index 0. Writes only those rows, so disjoint ranges can run at the same time."""
     T = proj_x.shape[0]
     H = proj_x.shape[3]
     rows = hi - lo
     dtype = proj_x.dtype
+    # the results of the step GEMMs, for this range of rows
     proj_h_prev = np.empty((rows, 4, H), dtype)
     for t in range(T):
+        # step GEMM: [R_i; R_f; R_g; R_o] @ h_prev
         step_gemm(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 4 * H))
+        # elementwise: i, f, g, o, c, h
         for b in range(lo, hi):
-            c_prev__row = seq_c[t, b]
-            R_i__h_prev__row = proj_h_prev[b - lo, 0]
-            W_i__x__row = proj_x[t, b, 0]
-            R_f__h_prev__row = proj_h_prev[b - lo, 1]
-            W_f__x__row = proj_x[t, b, 1]
-            R_g__h_prev__row = proj_h_prev[b - lo, 2]
-            W_g__x__row = proj_x[t, b, 2]
-            R_o__h_prev__row = proj_h_prev[b - lo, 3]
-            W_o__x__row = proj_x[t, b, 3]
-            i__row = keep_i[t, b]
-            f__row = keep_f[t, b]
-            g__row = keep_g[t, b]
-            o__row = keep_o[t, b]
-            c__row = seq_c[t + 1, b]
-            h__row = seq_h[t + 1, b]
+            c_prev_row = seq_c[t, b]
+            R_i_h_prev_row = proj_h_prev[b - lo, 0]
+            W_i_x_row = proj_x[t, b, 0]
+            R_f_h_prev_row = proj_h_prev[b - lo, 1]
+            W_f_x_row = proj_x[t, b, 1]
+            R_g_h_prev_row = proj_h_prev[b - lo, 2]
+            W_g_x_row = proj_x[t, b, 2]
+            R_o_h_prev_row = proj_h_prev[b - lo, 3]
+            W_o_x_row = proj_x[t, b, 3]
+            i_row = keep_i[t, b]
+            f_row = keep_f[t, b]
+            g_row = keep_g[t, b]
+            o_row = keep_o[t, b]
+            c_row = seq_c[t + 1, b]
+            h_row = seq_h[t + 1, b]
             for j in range(H):
-                i_bar = R_i__h_prev__row[j] + W_i__x__row[j] + b_i[j]
+                # i = sigmoid(W_i @ x + R_i @ h_prev + b_i)
+                i_bar = R_i_h_prev_row[j] + W_i_x_row[j] + b_i[j]
                 i = sigmoid(i_bar)
-                f_bar = R_f__h_prev__row[j] + W_f__x__row[j] + b_f[j]
+                # f = sigmoid(W_f @ x + R_f @ h_prev + b_f)
+                f_bar = R_f_h_prev_row[j] + W_f_x_row[j] + b_f[j]
                 f = sigmoid(f_bar)
-                g_bar = R_g__h_prev__row[j] + W_g__x__row[j] + b_g[j]
+                # g = relu(W_g @ x + R_g @ h_prev + b_g)
+                g_bar = R_g_h_prev_row[j] + W_g_x_row[j] + b_g[j]
                 g = relu(g_bar)
-                o_bar = R_o__h_prev__row[j] + W_o__x__row[j] + b_o[j]
+                # o = sigmoid(W_o @ x + R_o @ h_prev + b_o)
+                o_bar = R_o_h_prev_row[j] + W_o_x_row[j] + b_o[j]
                 o = sigmoid(o_bar)
-                c = c_prev__row[j] * f + g * i
+                # c = f * c_prev + i * g
+                c = c_prev_row[j] * f + g * i
+                # h = o * relu(c)
                 h = o * relu(c)
-                i__row[j] = i
-                f__row[j] = f
-                g__row[j] = g
-                o__row[j] = o
-                c__row[j] = c
-                h__row[j] = h
+                i_row[j] = i
+                f_row[j] = f
+                g_row[j] = g
+                o_row[j] = o
+                c_row[j] = c
+                h_row[j] = h
 
 
 def backward_buffers(T, B, H, dtype, empty=np.empty):
@@ -104,7 +130,25 @@ def backward_buffers(T, B, H, dtype, empty=np.empty):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def backward_steps(lo, hi, M_h_prev, b_i, b_f, b_g, b_o, seq_h, seq_c, keep_i, keep_f, keep_g, keep_o, dys, carry_h, carry_c, delta_x):
+def backward_steps(
+    lo,
+    hi,
+    M_h_prev,
+    b_i,
+    b_f,
+    b_g,
+    b_o,
+    seq_h,
+    seq_c,
+    keep_i,
+    keep_f,
+    keep_g,
+    keep_o,
+    dys,
+    carry_h,
+    carry_c,
+    delta_x_h_prev,
+):
     """Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final
     state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only
     those rows and returns the gradients of the vectors summed over them."""
@@ -113,59 +157,86 @@ def backward_steps(lo, hi, M_h_prev, b_i, b_f, b_g, b_o, seq_h, seq_c, keep_i, k
     rows = hi - lo
     dtype = dys.dtype
     one = dtype.type(1.0)
+    # the gradients of the parameter vectors, summed over steps and rows
     grad_b_i = np.zeros(H, dtype)
     grad_b_f = np.zeros(H, dtype)
     grad_b_g = np.zeros(H, dtype)
     grad_b_o = np.zeros(H, dtype)
     for t in range(T - 1, -1, -1):
+        # elementwise: the adjoints of h, c, o, g, f, i
         for b in range(lo, hi):
-            c_prev__row = seq_c[t, b]
-            i__row = keep_i[t, b]
-            f__row = keep_f[t, b]
-            g__row = keep_g[t, b]
-            o__row = keep_o[t, b]
-            c__row = seq_c[t + 1, b]
-            dys__row = dys[t, b]
-            carry_h__row = carry_h[b]
-            carry_c__row = carry_c[b]
-            delta_x__d_i_bar = delta_x[t, b, 0]
-            delta_x__d_f_bar = delta_x[t, b, 1]
-            delta_x__d_g_bar = delta_x[t, b, 2]
-            delta_x__d_o_bar = delta_x[t, b, 3]
+            c_prev_row = seq_c[t, b]
+            i_row = keep_i[t, b]
+            f_row = keep_f[t, b]
+            g_row = keep_g[t, b]
+            o_row = keep_o[t, b]
+            c_row = seq_c[t + 1, b]
+            d_h_above_row = dys[t, b]
+            carry_h_row = carry_h[b]
+            carry_c_row = carry_c[b]
+            delta_x_h_prev_d_i_bar = delta_x_h_prev[t, b, 0]
+            delta_x_h_prev_d_f_bar = delta_x_h_prev[t, b, 1]
+            delta_x_h_prev_d_g_bar = delta_x_h_prev[t, b, 2]
+            delta_x_h_prev_d_o_bar = delta_x_h_prev[t, b, 3]
             for j in range(H):
-                d_h = carry_h__row[j] + dys__row[j]
-                tmp0 = relu(c__row[j])
-                tmp1 = d_h * o__row[j]
-                d_c = carry_c__row[j] + tmp1 * positive(tmp0)
-                d_o_bar = tmp0 * tmp1 * (one - o__row[j])
-                tmp2 = d_c * i__row[j]
-                d_g_bar = tmp2 * positive(g__row[j])
-                tmp3 = d_c * f__row[j]
-                d_f_bar = c_prev__row[j] * tmp3 * (one - f__row[j])
-                d_i_bar = g__row[j] * tmp2 * (one - i__row[j])
-                delta_x__d_i_bar[j] = d_i_bar
-                delta_x__d_f_bar[j] = d_f_bar
-                delta_x__d_g_bar[j] = d_g_bar
-                delta_x__d_o_bar[j] = d_o_bar
-                carry_c__row[j] = tmp3
+                # adjoint of h
+                d_h = carry_h_row[j] + d_h_above_row[j]
+                tmp0 = relu(c_row[j])
+                tmp1 = d_h * o_row[j]
+                # adjoint of c
+                d_c = carry_c_row[j] + tmp1 * positive(tmp0)
+                # adjoint of the pre-activation of o
+                d_o_bar = tmp0 * tmp1 * (one - o_row[j])
+                tmp2 = d_c * i_row[j]
+                # adjoint of the pre-activation of g
+                d_g_bar = tmp2 * positive(g_row[j])
+                tmp3 = d_c * f_row[j]
+                # adjoint of the pre-activation of f
+                d_f_bar = c_prev_row[j] * tmp3 * (one - f_row[j])
+                # adjoint of the pre-activation of i
+                d_i_bar = g_row[j] * tmp2 * (one - i_row[j])
+                delta_x_h_prev_d_i_bar[j] = d_i_bar
+                delta_x_h_prev_d_f_bar[j] = d_f_bar
+                delta_x_h_prev_d_g_bar[j] = d_g_bar
+                delta_x_h_prev_d_o_bar[j] = d_o_bar
+                carry_c_row[j] = tmp3
             for j in range(H):
-                grad_b_i[j] += delta_x__d_i_bar[j]
+                grad_b_i[j] += delta_x_h_prev_d_i_bar[j]
             for j in range(H):
-                grad_b_f[j] += delta_x__d_f_bar[j]
+                grad_b_f[j] += delta_x_h_prev_d_f_bar[j]
             for j in range(H):
-                grad_b_g[j] += delta_x__d_g_bar[j]
+                grad_b_g[j] += delta_x_h_prev_d_g_bar[j]
             for j in range(H):
-                grad_b_o[j] += delta_x__d_o_bar[j]
-        step_gemm(delta_x[t, lo:hi].reshape(rows, 4 * H), M_h_prev, carry_h[lo:hi])
+                grad_b_o[j] += delta_x_h_prev_d_o_bar[j]
+        # step GEMM: [R_i; R_f; R_g; R_o]^T @ the adjoints of its products
+        step_gemm(delta_x_h_prev[t, lo:hi].reshape(rows, 4 * H), M_h_prev, carry_h[lo:hi])
     return (grad_b_i, grad_b_f, grad_b_g, grad_b_o)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def backward_gradients(lo, hi, x, M_x, seq_h, seq_c, keep_i, keep_f, keep_g, keep_o, delta_x, dx, grad_M_x, grad_M_h_prev):
+def backward_gradients(
+    lo,
+    hi,
+    x,
+    M_x,
+    seq_h,
+    seq_c,
+    keep_i,
+    keep_f,
+    keep_g,
+    keep_o,
+    delta_x_h_prev,
+    dx,
+    grad_M_x,
+    grad_M_h_prev,
+):
     """After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: dx, and
     the weight gradients summed over those rows. One GEMM each."""
     T, B, D = x.shape
     H = seq_h.shape[2]
-    np.dot(delta_x.reshape(T * B, 4 * H)[lo:hi].T, x.reshape(T * B, D)[lo:hi], grad_M_x)
-    np.dot(delta_x.reshape(T * B, 4 * H)[lo:hi].T, seq_h[:T].reshape(T * B, H)[lo:hi], grad_M_h_prev)
-    np.dot(delta_x.reshape(T * B, 4 * H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])
+    # weight gradient: the adjoints of [W_i; W_f; W_g; W_o] @ x, times x^T, summed over steps
+    np.dot(delta_x_h_prev.reshape(T * B, 4 * H)[lo:hi].T, x.reshape(T * B, D)[lo:hi], grad_M_x)
+    # weight gradient: the adjoints of [R_i; R_f; R_g; R_o] @ h_prev, times h_prev^T, summed over steps
+    np.dot(delta_x_h_prev.reshape(T * B, 4 * H)[lo:hi].T, seq_h[:T].reshape(T * B, H)[lo:hi], grad_M_h_prev)
+    # input gradient: [W_i; W_f; W_g; W_o]^T @ the adjoints of its products
+    np.dot(delta_x_h_prev.reshape(T * B, 4 * H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])

@@ -21,6 +21,7 @@ MATRIX_GROUPS = (('x', ('W_h',)), ('h_prev', ('R_h',)))
 #: arrays forward_steps fills; SAVED is what the backward reads, in its argument order
 FORWARD_OUTPUTS = ('seq_h',)
 SAVED = ('seq_h',)
+#: the buffer of the input projection in forward_buffers
 INPUT_PROJECTION = 'proj_x'
 
 
@@ -38,6 +39,7 @@ def forward_inputs(lo, hi, x, M_x_T, proj_x):
     """The input projection of all T steps at once, for the rows lo:hi of the (T*B, D) inputs:
     one GEMM, (hi - lo, D) @ (D, H)."""
     T, B, D = x.shape
+    # input projection: W_h @ x, for every step
     np.dot(x.reshape(T * B, D)[lo:hi], M_x_T, proj_x.reshape(T * B, M_x_T.shape[1])[lo:hi])
 
 
@@ -49,17 +51,21 @@ def forward_steps(lo, hi, proj_x, M_h_prev_T, b_h, seq_h):
     H = proj_x.shape[3]
     rows = hi - lo
     dtype = proj_x.dtype
+    # the results of the step GEMMs, for this range of rows
     proj_h_prev = np.empty((rows, 1, H), dtype)
     for t in range(T):
+        # step GEMM: R_h @ h_prev
         step_gemm(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, H))
+        # elementwise: h
         for b in range(lo, hi):
-            R_h__h_prev__row = proj_h_prev[b - lo, 0]
-            W_h__x__row = proj_x[t, b, 0]
-            h__row = seq_h[t + 1, b]
+            R_h_h_prev_row = proj_h_prev[b - lo, 0]
+            W_h_x_row = proj_x[t, b, 0]
+            h_row = seq_h[t + 1, b]
             for j in range(H):
-                h_bar = R_h__h_prev__row[j] + W_h__x__row[j] + b_h[j]
+                # h = tanh(W_h @ x + R_h @ h_prev + b_h)
+                h_bar = R_h_h_prev_row[j] + W_h_x_row[j] + b_h[j]
                 h = tanh(h_bar)
-                h__row[j] = h
+                h_row[j] = h
 
 
 def backward_buffers(T, B, H, dtype, empty=np.empty):
@@ -69,7 +75,7 @@ def backward_buffers(T, B, H, dtype, empty=np.empty):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def backward_steps(lo, hi, M_h_prev, b_h, seq_h, dys, carry_h, delta_x):
+def backward_steps(lo, hi, M_h_prev, b_h, seq_h, dys, carry_h, delta_x_h_prev):
     """Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final
     state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only
     those rows and returns the gradients of the vectors summed over them."""
@@ -78,29 +84,37 @@ def backward_steps(lo, hi, M_h_prev, b_h, seq_h, dys, carry_h, delta_x):
     rows = hi - lo
     dtype = dys.dtype
     one = dtype.type(1.0)
+    # the gradients of the parameter vectors, summed over steps and rows
     grad_b_h = np.zeros(H, dtype)
     for t in range(T - 1, -1, -1):
+        # elementwise: the adjoints of h
         for b in range(lo, hi):
-            h__row = seq_h[t + 1, b]
-            dys__row = dys[t, b]
-            carry_h__row = carry_h[b]
-            delta_x__d_h_bar = delta_x[t, b, 0]
+            h_row = seq_h[t + 1, b]
+            d_h_above_row = dys[t, b]
+            carry_h_row = carry_h[b]
+            delta_x_h_prev_d_h_bar = delta_x_h_prev[t, b, 0]
             for j in range(H):
-                d_h = carry_h__row[j] + dys__row[j]
-                d_h_bar = d_h * (one - h__row[j]**2)
-                delta_x__d_h_bar[j] = d_h_bar
+                # adjoint of h
+                d_h = carry_h_row[j] + d_h_above_row[j]
+                # adjoint of the pre-activation of h
+                d_h_bar = d_h * (one - h_row[j]**2)
+                delta_x_h_prev_d_h_bar[j] = d_h_bar
             for j in range(H):
-                grad_b_h[j] += delta_x__d_h_bar[j]
-        step_gemm(delta_x[t, lo:hi].reshape(rows, H), M_h_prev, carry_h[lo:hi])
+                grad_b_h[j] += delta_x_h_prev_d_h_bar[j]
+        # step GEMM: R_h^T @ the adjoints of its products
+        step_gemm(delta_x_h_prev[t, lo:hi].reshape(rows, H), M_h_prev, carry_h[lo:hi])
     return (grad_b_h,)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def backward_gradients(lo, hi, x, M_x, seq_h, delta_x, dx, grad_M_x, grad_M_h_prev):
+def backward_gradients(lo, hi, x, M_x, seq_h, delta_x_h_prev, dx, grad_M_x, grad_M_h_prev):
     """After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: dx, and
     the weight gradients summed over those rows. One GEMM each."""
     T, B, D = x.shape
     H = seq_h.shape[2]
-    np.dot(delta_x.reshape(T * B, H)[lo:hi].T, x.reshape(T * B, D)[lo:hi], grad_M_x)
-    np.dot(delta_x.reshape(T * B, H)[lo:hi].T, seq_h[:T].reshape(T * B, H)[lo:hi], grad_M_h_prev)
-    np.dot(delta_x.reshape(T * B, H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])
+    # weight gradient: the adjoints of W_h @ x, times x^T, summed over steps
+    np.dot(delta_x_h_prev.reshape(T * B, H)[lo:hi].T, x.reshape(T * B, D)[lo:hi], grad_M_x)
+    # weight gradient: the adjoints of R_h @ h_prev, times h_prev^T, summed over steps
+    np.dot(delta_x_h_prev.reshape(T * B, H)[lo:hi].T, seq_h[:T].reshape(T * B, H)[lo:hi], grad_M_h_prev)
+    # input gradient: W_h^T @ the adjoints of its products
+    np.dot(delta_x_h_prev.reshape(T * B, H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])

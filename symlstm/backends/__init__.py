@@ -4,6 +4,7 @@
 with a class that implements ``symlstm.backends.base.Backend`` (or ``KernelBackend``), plus its
 line below.
 """
+
 from __future__ import annotations
 
 import importlib

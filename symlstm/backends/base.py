@@ -5,10 +5,12 @@ an object implementing ``Kernels``, the small forward/backward protocol the runt
 talks to. The runtime validates every argument before it calls a backend, so a backend receives
 C-contiguous arrays of one float dtype with the shapes the spec's sizes give, and nothing else.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -49,8 +51,9 @@ class Kernels(Protocol):
     def forward(self, x: np.ndarray, packed: Any, states0: Sequence[np.ndarray]) -> Trace:
         """Run all T >= 1 steps of ``x`` (T, B, D) from the initial states (B, size)."""
 
-    def backward(self, x: np.ndarray, packed: Any, trace: Trace, dys: np.ndarray,
-                 dfinal: Sequence[np.ndarray]) -> Gradients:
+    def backward(
+        self, x: np.ndarray, packed: Any, trace: Trace, dys: np.ndarray, dfinal: Sequence[np.ndarray]
+    ) -> Gradients:
         """Backpropagate ``dys`` (T, B, size of the output) and dL/d(final state) through
         the steps ``trace`` recorded."""
 

@@ -1,5 +1,6 @@
 """The built-in cells: one spec file each (``<name>.toml`` beside this module), and ``cell()``,
 which turns a built-in name or the path of a user's spec into a ready ``Cell``."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,9 @@ from symlstm.lang.spec import CellSpec, parse_spec
 
 
 def builtin_names() -> list[str]:
-    return sorted(p.name[: -len(".toml")] for p in resources.files("symlstm.cells").iterdir()
-                  if p.name.endswith(".toml"))
+    return sorted(
+        p.name[: -len(".toml")] for p in resources.files("symlstm.cells").iterdir() if p.name.endswith(".toml")
+    )
 
 
 def builtin_spec(name: str) -> CellSpec:
@@ -29,7 +31,6 @@ def resolve_spec(name_or_path: str | os.PathLike) -> CellSpec:
             raise FileNotFoundError(f"no spec file at {path}")
         return parse_spec(path)
     raise ValueError(f"unknown cell {text!r}: use one of {builtin_names()} or the path of a .toml spec")
-
 
 
 def variants() -> list[str]:

@@ -1,16 +1,23 @@
-"""PyTorch interop: ``from_torch(module) -> (cell, params)`` and ``to_torch(cell, params)``.
+"""PyTorch weights <-> a cell's parameters: ``cell_from_torch(module) -> (cell, params)`` and
+``cell_to_torch(cell, params)``.
 
 PyTorch stacks the gates row-wise in ``weight_ih_l0``/``weight_hh_l0`` and keeps two biases,
 ``bias_ih_l0`` and ``bias_hh_l0``. symlstm keeps one matrix per gate and folds the two biases into
 one ``b_k``, except where they are not interchangeable: GRU's ``b_hn`` sits inside the reset
-product, so it stays a parameter of its own. A multi-layer or bidirectional module becomes a
-``symlstm.nn.Recurrent`` whose (layer, direction) units are named as PyTorch's suffixes
-(``l0``, ``l0_reverse``, ``l1``, ...). Torch is optional: it is imported only when these functions
-are called.
+product, so it stays a parameter of its own. Torch is optional: it is imported only when these
+functions are called.
+
+The conversions work one (layer, direction) unit at a time, named by PyTorch's suffixes (``l0``,
+``l0_reverse``, ``l1``, ...): ``architecture(module)``, ``unit_from_torch``, ``new_module`` and
+``unit_to_torch``. A multi-layer or bidirectional module becomes a ``symlstm.nn.Recurrent``
+(``symlstm/train``), which is built on those: train depends on interop, not the other way round.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,14 +52,52 @@ def _torch():
     try:
         import torch
     except ImportError:
-        raise ImportError("symlstm's PyTorch interop needs torch: pip install 'symlstm[torch]' "
-                          "(or pip install torch)") from None
+        raise ImportError(
+            "symlstm's PyTorch interop needs torch: pip install 'symlstm[torch]' (or pip install torch)"
+        ) from None
     return torch
 
 
-def _unit_from_torch(module, layout: TorchLayout, suffix: str, dtype) -> dict[str, np.ndarray]:
-    """The symlstm parameters of one (layer, direction) of a module; ``suffix`` is PyTorch's,
-    e.g. ``l0`` or ``l1_reverse``."""
+@dataclass(frozen=True)
+class TorchArchitecture:
+    """What a ``torch.nn.LSTM``, ``GRU`` or ``RNN`` is, in symlstm's terms."""
+
+    cell: str  # the built-in cell computing one unit
+    input_size: int
+    hidden_size: int
+    num_layers: int
+    bidirectional: bool
+    batch_first: bool
+    dtype: np.dtype  # of the module's weights
+
+    @property
+    def suffixes(self) -> list[str]:
+        """PyTorch's parameter suffixes, one per (layer, direction) unit: l0, l0_reverse, l1, ..."""
+        directions = ("", "_reverse") if self.bidirectional else ("",)
+        return [f"l{k}{d}" for k in range(self.num_layers) for d in directions]
+
+
+def architecture(module) -> TorchArchitecture:
+    """The cell, sizes, depth and directions of a module; raises for what symlstm cannot map."""
+    _torch()
+    layout = _layout_of(module)
+    return TorchArchitecture(
+        layout.cell,
+        module.input_size,
+        module.hidden_size,
+        module.num_layers,
+        bool(module.bidirectional),
+        bool(module.batch_first),
+        module.weight_ih_l0.detach().cpu().numpy().dtype,
+    )
+
+
+def unit_from_torch(module, suffix: str = "l0", dtype=None) -> dict[str, np.ndarray]:
+    """The symlstm parameters of one (layer, direction) unit of a module, as the parameter dict of
+    its cell; ``suffix`` is PyTorch's, e.g. ``l0`` or ``l1_reverse``. The arrays are copies, cast to
+    ``dtype`` when given."""
+    _torch()
+    layout = _layout_of(module)
     H = module.hidden_size
 
     def array(tensor):
@@ -74,64 +119,57 @@ def _unit_from_torch(module, layout: TorchLayout, suffix: str, dtype) -> dict[st
     return {n: np.ascontiguousarray(v) for n, v in params.items()}
 
 
-def from_torch(module, dtype=None):
-    """Return ``(cell, params)`` computing what an ``nn.LSTM``, ``nn.GRU`` or ``nn.RNN`` computes.
-
-    A single-layer, unidirectional module gives a cell and its parameter dict; with
-    ``batch_first=True`` the cell takes and returns (B, T, ...) arrays, like the module. A
-    multi-layer or bidirectional module gives a ``symlstm.nn.Recurrent`` layer and its own
-    ``params``: the same calls work (``forward(x, params, state0)``, ``backward``), and its states
-    are ``(num_layers * num_directions, B, H)``, as the module's ``h_n``. Dropout between layers is
-    a training-time operation; the result computes the module in ``eval()`` mode.
-    """
-    _torch()
+def cell_from_torch(module, dtype=None):
+    """``(cell, params)`` computing what a single-layer, unidirectional ``nn.LSTM``, ``nn.GRU`` or
+    ``nn.RNN`` computes; with ``batch_first=True`` the cell takes and returns (B, T, ...) arrays,
+    like the module. (``symlstm.from_torch`` also takes stacked and bidirectional modules.)"""
     from symlstm.cells import cell as load_cell
 
-    layout = _layout_of(module)
-    if module.num_layers != 1 or module.bidirectional:
-        layer = recurrent_from_torch(module, dtype)
-        return layer, layer.params
-    cell = load_cell(layout.cell)
-    unit = _unit_from_torch(module, layout, "l0", dtype)
+    arch = architecture(module)
+    if arch.num_layers != 1 or arch.bidirectional:
+        raise ValueError(
+            f"cell_from_torch maps one layer and one direction; this module has {arch.num_layers} "
+            f"layer(s){', bidirectional' if arch.bidirectional else ''}: use symlstm.from_torch, "
+            "which gives a symlstm.nn.Recurrent layer"
+        )
+    cell = load_cell(arch.cell)
+    unit = unit_from_torch(module, "l0", dtype)
     params = {n: unit[n] for n in cell.param_names}
-    return (BatchFirstCell(cell) if module.batch_first else cell), params
-
-
-def recurrent_from_torch(module, dtype=None):
-    """A ``symlstm.nn.Recurrent`` with the architecture and weights of an ``nn.LSTM``, ``nn.GRU``
-    or ``nn.RNN`` of any depth and direction."""
-    _torch()
-    from symlstm.train.nn import Recurrent
-
-    layout = _layout_of(module)
-    layer = Recurrent(layout.cell, module.input_size, module.hidden_size, num_layers=module.num_layers,
-                      bidirectional=module.bidirectional, batch_first=module.batch_first,
-                      dtype=dtype if dtype is not None else module.weight_ih_l0.detach().numpy().dtype)
-    for prefix in layer.unit_prefixes():
-        for name, value in _unit_from_torch(module, layout, prefix, dtype).items():
-            np.copyto(layer.params[f"{prefix}.{name}"], value)
-    return layer
+    return (BatchFirstCell(cell) if arch.batch_first else cell), params
 
 
 def _kind_of(cell) -> str:
     if cell.name not in _MODULE_OF_CELL:
-        raise ValueError(f"PyTorch has no module for the cell {cell.name!r}; "
-                         f"to_torch supports {sorted(_MODULE_OF_CELL)}")
+        raise ValueError(
+            f"PyTorch has no module for the cell {cell.name!r}; to_torch supports {sorted(_MODULE_OF_CELL)}"
+        )
     return _MODULE_OF_CELL[cell.name]
 
 
-def _module_for(cell: Cell, D: int, H: int, dtype, **options):
+def new_module(
+    cell: Cell | BatchFirstCell,
+    input_size: int,
+    hidden_size: int,
+    dtype,
+    *,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    batch_first: bool = False,
+):
+    """A new ``torch.nn`` module of the kind that computes ``cell`` (LSTM, GRU or RNN), in ``dtype``
+    (float32 or float64), with PyTorch's initial weights; fill it with ``unit_to_torch``."""
     torch = _torch()
     kind = _kind_of(cell)
+    options: dict[str, Any] = {"num_layers": num_layers, "bidirectional": bidirectional, "batch_first": batch_first}
     if kind == "RNN":
         options["nonlinearity"] = "relu" if cell.name == "rnn_relu" else "tanh"
     torch_dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(dtype)]
-    return getattr(torch.nn, kind)(D, H, **options).to(torch_dtype)
+    return getattr(torch.nn, kind)(input_size, hidden_size, **options).to(torch_dtype)
 
 
-def _unit_to_torch(module, params: dict, suffix: str) -> None:
-    """Copy one (layer, direction)'s symlstm parameters into the module; folded biases go into
-    ``bias_ih``."""
+def unit_to_torch(module, params: Mapping[str, Any], suffix: str = "l0") -> None:
+    """Copy the parameter dict of one (layer, direction) unit's cell into the module, at PyTorch's
+    ``suffix``; folded biases go into ``bias_ih``, and ``bias_hh`` holds only the separate ones."""
     torch = _torch()
     layout = _layout_of(module)
     H = module.hidden_size
@@ -148,29 +186,15 @@ def _unit_to_torch(module, params: dict, suffix: str) -> None:
         bias_hh.zero_()
         for k, gate in enumerate(layout.gates):
             if gate in layout.separate_bias:
-                bias_hh[k * H:(k + 1) * H] = torch.from_numpy(np.asarray(params[f"b_h{gate}"], dtype))
+                bias_hh[k * H : (k + 1) * H] = torch.from_numpy(np.asarray(params[f"b_h{gate}"], dtype))
 
 
-def to_torch(cell, params: dict | None = None):
-    """A ``torch.nn`` module with ``params`` loaded; a folded bias goes into ``bias_ih``.
-    A ``BatchFirstCell`` gives a module with ``batch_first=True``. A ``symlstm.nn.Recurrent``
-    layer gives a module of the same depth and directions (``params`` defaults to the layer's)."""
-    from symlstm.train.nn import Recurrent
-
-    if isinstance(cell, Recurrent):
-        layer = cell
-        params = layer._params(params)
-        module = _module_for(layer.cell, layer.input_size, layer.hidden_size, params[next(iter(params))].dtype,
-                             num_layers=layer.num_layers, bidirectional=layer.bidirectional,
-                             batch_first=layer.batch_first)
-        for prefix in layer.unit_prefixes():
-            _unit_to_torch(module, layer.unit_params(params, prefix), prefix)
-        return module
-    if params is None:
-        raise TypeError("to_torch(cell, params) needs the parameters of a cell")
+def cell_to_torch(cell, params: Mapping[str, Any]):
+    """A ``torch.nn`` module with the cell's ``params`` loaded; a folded bias goes into ``bias_ih``.
+    A ``BatchFirstCell`` gives a module with ``batch_first=True``."""
     _kind_of(cell)  # an unsupported cell fails before its params are read
     first = np.asarray(params[cell.param_names[0]])
     H, D = first.shape
-    module = _module_for(cell, D, H, first.dtype, batch_first=isinstance(cell, BatchFirstCell))
-    _unit_to_torch(module, params, "l0")
+    module = new_module(cell, D, H, first.dtype, batch_first=isinstance(cell, BatchFirstCell))
+    unit_to_torch(module, params, "l0")
     return module

@@ -1,68 +1,32 @@
-"""Stage 2: ``CellSpec`` -> ``Derivation``: one time step's forward and backward (BPTT) assignments.
+"""``CellSpec`` -> ``Derivation``: one time step's forward and backward (BPTT) assignments.
 
 The forward equations are first *lowered* into an assignment list: every matrix product becomes a
-product symbol (computed by a GEMM), every ``target = act(non-trivial argument)`` gets a named
-pre-activation ``target_bar``, and composite operands of ``@`` get a name of their own. The
+product symbol (computed by a GEMM), every ``target = act(non-trivial argument)`` gets a
+pre-activation symbol of its own, and composite operands of ``@`` get a name of their own. The
 backward pass is then reverse-mode differentiation *of that list*: walking it backwards, the
 adjoint of each symbol is the sum over its uses of (adjoint of the user) x (partial derivative),
 with activation derivatives rewritten in terms of the stored activation outputs. Nothing here
 knows about LSTMs; any cell a spec can express is derived the same way.
 
-Symbol names are the Python names the generated kernels use (``i``, ``i_bar``, ``d_i_bar``,
-``c_prev``, ``carry_c``...); ``Derivation.quantities`` says what each one means, for the printers.
+Each symbol's meaning and size are in ``Derivation.quantities`` (the typed IR of
+``symlstm.ir.nodes``); its name comes from the derivation's ``Namer``, which knows the spec's
+names, so a generated symbol never collides with one.
 """
+
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import sympy
 
+from symlstm.ir.names import Namer
+from symlstm.ir.nodes import Assignment, Kind, Product, Quantity
 from symlstm.lang.primitives import Activation
-from symlstm.lang.spec import INPUT, PREV_SUFFIX, CellSpec, MatVec, SpecError, symbol
-
-#: the adjoint arriving from the layer above: dL/dh_t for the output state
-OUTPUT_GRAD = "dys"
-
-
-@dataclass(frozen=True)
-class Quantity:
-    """What a symbol stands for.
-
-    kind: ``value`` (a computed vector), ``preact`` (pre-activation of ``base``), ``prev``
-    (``base`` at t-1), ``param`` (a parameter vector), ``product`` (``base @ operand``), ``delta``
-    (adjoint of the symbol named ``base``), ``carry`` (the adjoint of state ``base`` arriving from
-    step t+1), ``gemm_t`` (sum of M^T delta over the products whose operand is ``operand``),
-    ``output_grad`` (dL/dh_t from above).
-    """
-
-    kind: str
-    base: str
-    operand: str | None = None
-
-
-@dataclass(frozen=True)
-class Assignment:
-    target: sympy.Symbol
-    expr: sympy.Expr
-
-    @property
-    def name(self) -> str:
-        return self.target.name
-
-
-@dataclass(frozen=True)
-class Product:
-    """``matrix @ operand``, computed by a GEMM; ``stage`` -1 means the input projection."""
-
-    symbol: sympy.Symbol
-    matrix: str
-    operand: str
-    stage: int
-
-    @property
-    def name(self) -> str:
-        return self.symbol.name
+from symlstm.lang.sizes import Size
+from symlstm.lang.spec import INPUT, PREV_SUFFIX, CellSpec, MatVec, symbol
 
 
 @dataclass(frozen=True)
@@ -81,100 +45,135 @@ class Derivation:
     prev_adjoints: Mapping[str, sympy.Expr]
     #: parameter vector -> its gradient's contribution from one (t, b); summed over both
     param_grads: Mapping[str, sympy.Expr]
+    #: symbol name -> what it is (kind, spec name, size): the typed IR
     quantities: Mapping[str, Quantity]
+    #: the names spoken for so far; backends ask ``names.child()`` for their own identifiers
+    names: Namer
+    #: the input x_t, the gradient from above, and per state its carry (adjoint from step t + 1)
+    input: sympy.Symbol
+    output_grad: sympy.Symbol
+    carries: Mapping[str, sympy.Symbol]
+    #: operand name -> the GEMM-adjoint symbol (sum of M^T delta over its products)
+    gemm_t: Mapping[str, sympy.Symbol]
 
     @property
     def num_levels(self) -> int:
         return 1 + max((self.levels[a.name] for a in self.forward), default=0)
 
+    def kind(self, name: str) -> Kind:
+        return self.quantities[name].kind
+
+    def adjoint_of(self, name: str) -> str:
+        """The symbol an adjoint (``Kind.DELTA``) is the adjoint of."""
+        of = self.quantities[name].of
+        if of is None:
+            raise KeyError(f"{name!r} is not an adjoint")
+        return of
+
+    def operand_of(self, name: str) -> str:
+        """The operand of a product or of a GEMM adjoint."""
+        operand = self.quantities[name].operand
+        if operand is None:
+            raise KeyError(f"{name!r} is not a product or a GEMM adjoint")
+        return operand
+
+    def size(self, name: str) -> Size:
+        return self.quantities[name].size
+
+    def of_kind(self, *kinds: Kind) -> list[str]:
+        """Names of the symbols of the given kinds, in the order they were made."""
+        return [name for name, q in self.quantities.items() if q.kind in kinds]
+
+    def prev_symbol(self, state: str) -> sympy.Symbol:
+        return symbol(state + PREV_SUFFIX)
+
+    def state_of_operand(self, operand: str) -> str | None:
+        """The state an operand carries (last step's value or this step's), if it is one."""
+        q = self.quantities[operand]
+        if q.kind == Kind.PREV or (q.kind == Kind.VALUE and q.base in self.spec.states):
+            return q.base
+        return None
+
     def products_with_operand(self, operand: str) -> tuple[Product, ...]:
         return tuple(p for p in self.products if p.operand == operand)
 
     def operand_groups(self) -> dict[str, tuple[Product, ...]]:
-        """Operand -> its products, in first-use order: each group is one concatenated GEMM."""
-        groups: dict[str, list[Product]] = {"x": []}
+        """Operand -> its products, in first-use order (the input's first): each group is one
+        concatenated GEMM."""
+        groups: dict[str, list[Product]] = {self.input.name: []}
         for p in self.products:
             groups.setdefault(p.operand, []).append(p)
         return {k: tuple(v) for k, v in groups.items()}
 
 
-def delta_name(name: str) -> str:
-    return "d_" + name
-
-
-def gemm_t_name(operand: str) -> str:
-    return "gemmT__" + operand
-
-
-def carry_name(state: str) -> str:
-    return "carry_" + state
-
-
 class _Lowering:
     """Rewrites the spec's equations into an assignment list with products and pre-activations."""
 
-    def __init__(self, spec: CellSpec):
+    def __init__(self, spec: CellSpec, names: Namer):
         self.spec = spec
+        self.names = names
         self.assignments: list[Assignment] = []
         self.products: dict[tuple[str, str], Product] = {}
-        self.quantities: dict[str, Quantity] = {}
+        self.quantities: dict[str, Quantity] = {INPUT: Quantity(Kind.INPUT, INPUT, spec.sizes[INPUT])}
         self.levels: dict[str, int] = {}
         for s in spec.states:
-            self.quantities[s + PREV_SUFFIX] = Quantity("prev", s)
+            self.quantities[s + PREV_SUFFIX] = Quantity(Kind.PREV, s, spec.sizes[s])
         for v in spec.vectors:
-            self.quantities[v] = Quantity("param", v)
+            self.quantities[v] = Quantity(Kind.PARAM, v, spec.sizes[v])
 
     def level_of(self, expr: sympy.Expr) -> int:
-        deps = [self.levels.get(s.name, 0) for s in expr.free_symbols]
-        return max(deps, default=0)
+        return max((self.levels.get(s.name, 0) for s in expr.free_symbols), default=0)
 
     def add(self, name: str, expr: sympy.Expr, quantity: Quantity) -> sympy.Symbol:
-        if name in self.quantities:
-            raise SpecError(f"the generated name {name!r} clashes with a name in the spec; rename it")
         self.quantities[name] = quantity
         self.levels[name] = self.level_of(expr)
         target = symbol(name)
         self.assignments.append(Assignment(target, expr))
         return target
 
-    def product(self, node: MatVec, target: str) -> sympy.Symbol:
+    def product(self, node: MatVec) -> sympy.Symbol:
         matrix = node.matrix.name
+        rows = self.spec.matrices[matrix][0]
         operand = node.operand
         if isinstance(operand, sympy.Symbol):
             operand_name = operand.name
         else:  # a composite operand gets a name of its own, so the GEMM reads one buffer
-            operand_name = f"{matrix}_in"
-            count = 1
-            while operand_name in self.quantities:
-                count += 1
-                operand_name = f"{matrix}_{count}_in"
-            self.add(operand_name, operand, Quantity("value", operand_name))
+            operand_name = self.names.fresh(f"{matrix}_in")
+            self.add(operand_name, operand, Quantity(Kind.OPERAND, matrix, self.spec.matrices[matrix][1]))
         key = (matrix, operand_name)
         if key not in self.products:
-            if operand_name == INPUT:
-                stage = -1
-            elif operand_name.endswith(PREV_SUFFIX):
-                stage = 0
-            else:
-                stage = self.levels[operand_name] + 1
-            name = f"{matrix}__{operand_name}"
-            self.quantities[name] = Quantity("product", matrix, operand_name)
+            kind = self.quantities[operand_name].kind
+            stage = -1 if kind == Kind.INPUT else 0 if kind == Kind.PREV else self.levels[operand_name] + 1
+            name = self.names.fresh(f"{matrix}_{operand_name}")
+            self.quantities[name] = Quantity(Kind.PRODUCT, matrix, rows, operand=operand_name)
             self.levels[name] = max(stage, 0)
             self.products[key] = Product(symbol(name), matrix, operand_name, stage)
         return self.products[key].symbol
 
     def lower(self) -> None:
         for eq in self.spec.equations:
-            expr = eq.expr.replace(lambda e: isinstance(e, MatVec), lambda e: self.product(e, eq.target))
+            size = self.spec.sizes[eq.target]
+            expr = eq.expr.replace(lambda e: isinstance(e, MatVec), self.product)
             if isinstance(expr, Activation) and not isinstance(expr.args[0], sympy.Symbol):
-                preact = self.add(eq.target + "_bar", expr.args[0], Quantity("preact", eq.target))
+                preact = self.add(
+                    self.names.fresh(eq.target + "_bar"), expr.args[0], Quantity(Kind.PREACT, eq.target, size)
+                )
                 expr = type(expr)(preact)
-            self.add(eq.target, expr, Quantity("value", eq.target))
+            self.add(eq.target, expr, Quantity(Kind.VALUE, eq.target, size))
+
+
+def spec_namer(spec: CellSpec) -> Namer:
+    """A namer that knows every name of the spec, and its words (``x``, ``<state>_prev``)."""
+    names = Namer([INPUT, *spec.param_names, *(eq.target for eq in spec.equations)])
+    for s in spec.states:
+        names.claim(s + PREV_SUFFIX)
+    return names
 
 
 def derive(spec: CellSpec) -> Derivation:
     """Lower the spec's equations and derive one step of backpropagation through time."""
-    low = _Lowering(spec)
+    names = spec_namer(spec)
+    low = _Lowering(spec, names)
     low.lower()
     order = {a.name: k for k, a in enumerate(low.assignments)}
     forward = sorted(low.assignments, key=lambda a: (low.levels[a.name], order[a.name]))
@@ -199,45 +198,59 @@ def derive(spec: CellSpec) -> Derivation:
                     terms.append(deltas[user.target] * partial)
         return terms
 
-    def new_symbol(name: str, quantity: Quantity, level: int) -> sympy.Symbol:
+    def new_symbol(hint: str, quantity: Quantity, level: int) -> sympy.Symbol:
+        name = names.fresh(hint)
         quantities[name] = quantity
         levels[name] = level
         return symbol(name)
 
-    output_grad = new_symbol(OUTPUT_GRAD, Quantity("output_grad", spec.output), 0)
+    def new_delta(of: str, level: int) -> sympy.Symbol:
+        return new_symbol(f"d_{of}", Quantity(Kind.DELTA, quantities[of].base, quantities[of].size, of=of), level)
+
+    output = spec.output
+    output_grad = new_symbol(f"d_{output}_above", Quantity(Kind.OUTPUT_GRAD, output, spec.sizes[output]), 0)
     operands = {p.operand for p in products}
+    gemm_t: dict[str, sympy.Symbol] = {}
+
+    def gemm_t_symbol(operand: str) -> sympy.Symbol:
+        q = Quantity(Kind.GEMM_T, quantities[operand].base, quantities[operand].size, operand=operand)
+        gemm_t[operand] = new_symbol(f"gemmT_{operand}", q, levels.get(operand, 0))
+        return gemm_t[operand]
+
     backward: list[Assignment] = []
     product_deltas: dict[str, sympy.Symbol] = {}
 
-    def emit_product_deltas(stage_filter) -> None:
+    def emit_product_deltas(stage_filter: Callable[[int], bool]) -> None:
         for p in products:
             if stage_filter(p.stage) and p.name not in product_deltas:
-                terms = adjoint_terms(p.symbol)
-                expr = sympy.Add(*terms)
+                expr = sympy.Add(*adjoint_terms(p.symbol))
                 if isinstance(expr, sympy.Symbol) and expr in deltas.values():
                     product_deltas[p.name] = expr  # e.g. d(W_i @ x) is just d_i_bar
                 else:
-                    d = new_symbol(delta_name(p.name), Quantity("delta", p.name), max(p.stage, 0))
+                    d = new_delta(p.name, max(p.stage, 0))
                     backward.append(Assignment(d, expr))
                     product_deltas[p.name] = d
 
+    carries: dict[str, sympy.Symbol] = {}
     level = max((levels[a.name] for a in forward), default=0)
     for a in reversed(forward):
         while levels[a.name] < level:  # leaving `level`: its products' adjoints are complete
-            emit_product_deltas(lambda stage, lv=level: stage == lv)
+            emit_product_deltas(functools.partial(operator.eq, level))
             level -= 1
         u = a.target
         terms = []
-        if u.name == spec.output:
+        if u.name == output:
             terms.append(output_grad)
         if u.name in spec.states:
-            terms.append(new_symbol(carry_name(u.name), Quantity("carry", u.name), levels[u.name]))
+            carry = new_symbol(f"carry_{u.name}", Quantity(Kind.CARRY, u.name, spec.sizes[u.name]), levels[u.name])
+            carries[u.name] = carry
+            terms.append(carry)
         terms += adjoint_terms(u)
         if u.name in operands:
-            terms.append(new_symbol(gemm_t_name(u.name), Quantity("gemm_t", "", u.name), levels[u.name]))
+            terms.append(gemm_t_symbol(u.name))
         if not terms:
             continue  # nothing downstream depends on u
-        d = new_symbol(delta_name(u.name), Quantity("delta", u.name), levels[u.name])
+        d = new_delta(u.name, levels[u.name])
         deltas[u] = d
         backward.append(Assignment(d, sympy.Add(*terms)))
     emit_product_deltas(lambda stage: stage <= 0)
@@ -247,33 +260,50 @@ def derive(spec: CellSpec) -> Derivation:
         prev = s + PREV_SUFFIX
         terms = adjoint_terms(symbol(prev))
         if prev in operands:
-            terms.append(new_symbol(gemm_t_name(prev), Quantity("gemm_t", "", prev), 0))
+            terms.append(gemm_t_symbol(prev))
         prev_adjoints[s] = sympy.Add(*terms)
     param_grads = {v: sympy.Add(*adjoint_terms(symbol(v))) for v in spec.vectors}
-    backward = _inline_activation_adjoints(backward, forward, spec, operands)
+    backward = _inline_activation_adjoints(backward, forward, spec, operands, quantities)
     return Derivation(
-        spec=spec, forward=tuple(forward), products=products, levels=levels,
-        backward=tuple(backward), product_deltas=product_deltas, prev_adjoints=prev_adjoints,
-        param_grads=param_grads, quantities=quantities,
+        spec=spec,
+        forward=tuple(forward),
+        products=products,
+        levels=levels,
+        backward=tuple(backward),
+        product_deltas=product_deltas,
+        prev_adjoints=prev_adjoints,
+        param_grads=param_grads,
+        quantities=quantities,
+        names=names,
+        input=symbol(INPUT),
+        output_grad=output_grad,
+        carries=carries,
+        gemm_t=gemm_t,
     )
 
 
-def _inline_activation_adjoints(backward, forward, spec, operands) -> list[Assignment]:
+def _inline_activation_adjoints(backward, forward, spec, operands, quantities) -> list[Assignment]:
     """Fold ``d_i = d_c*g`` into ``d_i_bar = d_i*i*(1 - i)``: the textbook one-line form.
 
     Only the adjoint of a plain activation output (not a state, not a GEMM operand) is folded:
     its single use is then the adjoint of its own pre-activation.
     """
-    activation_outputs = {a.name for a in forward
-                          if isinstance(a.expr, Activation) and a.name not in spec.states
-                          and a.name not in operands}
-    computed = {a.name for a in backward}
+    activation_outputs = {
+        a.name
+        for a in forward
+        if isinstance(a.expr, Activation) and a.name not in spec.states and a.name not in operands
+    }
+    preacts_with_adjoint = {
+        quantities[quantities[a.name].of].base
+        for a in backward
+        if quantities[quantities[a.name].of].kind == Kind.PREACT
+    }
     folded: dict[sympy.Symbol, sympy.Expr] = {}
     kept = []
     for a in backward:
         expr = a.expr.xreplace(folded)
-        owner = a.name[len("d_"):]
-        if owner in activation_outputs and delta_name(owner + "_bar") in computed:
+        owner = quantities[a.name].of
+        if owner in activation_outputs and quantities[owner].kind == Kind.VALUE and owner in preacts_with_adjoint:
             folded[a.target] = expr
             continue
         kept.append(Assignment(a.target, expr))

@@ -15,17 +15,19 @@ and the hidden size H:
   the backward reads it; ``k`` vectors of H values per step, ``4kH`` bytes in float32, ``8kH`` in
   float64 (``tests/test_docs.py`` checks this against ``ForwardCache.nbytes``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import sympy
 
-from symlstm.lang import primitives as fn
 from symlstm.ir.derive import Derivation
+from symlstm.ir.nodes import Kind
+from symlstm.ir.plan import StoragePlan
+from symlstm.lang import primitives as fn
+from symlstm.lang.sizes import INPUT_SIZE
 from symlstm.lang.spec import PREV_SUFFIX, MatVec
-
-GATE_FUNCTIONS = (fn.Sigmoid, fn.HardSigmoid)
 
 
 @dataclass(frozen=True)
@@ -36,10 +38,10 @@ class Poly:
     hh: int = 0
     h: int = 0
 
-    def __add__(self, other: "Poly") -> "Poly":
+    def __add__(self, other: Poly) -> Poly:
         return Poly(self.dh + other.dh, self.hh + other.hh, self.h + other.h)
 
-    def __mul__(self, k: int) -> "Poly":
+    def __mul__(self, k: int) -> Poly:
         return Poly(self.dh * k, self.hh * k, self.h * k)
 
     def __call__(self, D: int, H: int) -> int:
@@ -90,16 +92,18 @@ class CellSummary:
 
 def summarize(d: Derivation) -> CellSummary:
     spec = d.spec
-    nx = sum(1 for kind in spec.matrices.values() if kind == "x")
+    nx = sum(1 for rows, columns in spec.matrices.values() if columns == INPUT_SIZE)
     params = Poly(nx, len(spec.matrices) - nx, len(spec.vectors))
     gemm = Poly()
     for p in d.products:
-        gemm = gemm + (Poly(dh=2) if p.operand == "x" else Poly(hh=2))
+        gemm = gemm + (Poly(dh=2) if d.kind(p.operand) == Kind.INPUT else Poly(hh=2))
     forward_ew = sum(elementwise_ops(a.expr) for a in d.forward)
-    backward_ew = (sum(elementwise_ops(a.expr) for a in d.backward)
-                   + sum(elementwise_ops(e) for e in d.prev_adjoints.values())
-                   + sum(elementwise_ops(e) + 1 for e in d.param_grads.values()))
-    gates = tuple(eq.target for eq in spec.equations if isinstance(eq.expr, GATE_FUNCTIONS))
+    backward_ew = (
+        sum(elementwise_ops(a.expr) for a in d.backward)
+        + sum(elementwise_ops(e) for e in d.prev_adjoints.values())
+        + sum(elementwise_ops(e) + 1 for e in d.param_grads.values())
+    )
+    gates = tuple(eq.target for eq in spec.equations if _is_gate(eq.expr))
     state_symbols = set(spec.states) | {s + PREV_SUFFIX for s in spec.states}
     peepholes = []
     for eq in spec.equations:
@@ -110,18 +114,24 @@ def summarize(d: Derivation) -> CellSummary:
                     if v in names and names - {v} and names - {v} <= state_symbols and v not in peepholes:
                         peepholes.append(v)
     return CellSummary(
-        name=spec.name, title=spec.title, states=spec.states, gates=gates, peepholes=tuple(peepholes),
-        params=params, gemm_flops=gemm, forward_flops=gemm + Poly(h=forward_ew),
-        backward_flops=gemm * 2 + Poly(h=backward_ew), stored_vectors=stored_vectors(d),
+        name=spec.name,
+        title=spec.title,
+        states=spec.states,
+        gates=gates,
+        peepholes=tuple(peepholes),
+        params=params,
+        gemm_flops=gemm,
+        forward_flops=gemm + Poly(h=forward_ew),
+        backward_flops=gemm * 2 + Poly(h=backward_ew),
+        stored_vectors=stored_vectors(d),
     )
 
 
 def stored_vectors(d: Derivation) -> int:
-    """H-vectors per step the forward keeps for the backward (see ``codegen.Layout.saved``)."""
-    from symlstm.backends.numba.emit import Layout
+    """Vectors per step the forward keeps for the backward (see ``symlstm.ir.plan``)."""
+    return StoragePlan(d).stored_vectors()
 
-    layout = Layout(d)
-    count = len(d.spec.states) + len(layout.stored) + len(layout.kept_products)
-    if layout.keep_input_projection:
-        count += len(d.products_with_operand("x"))
-    return count
+
+def _is_gate(expr) -> bool:
+    primitive = fn.primitive_of(expr)
+    return primitive is not None and primitive.gate

@@ -4,6 +4,7 @@ A spec is data. Expressions are parsed with Python's ``ast`` and checked node by
 whitelist; the SymPy objects are then built here by hand. ``sympify``, ``parse_expr`` and ``eval``
 are never applied to spec text, so a spec cannot run code.
 """
+
 from __future__ import annotations
 
 import ast
@@ -19,6 +20,7 @@ from pathlib import Path
 import sympy
 
 from symlstm.lang.primitives import FUNCTIONS
+from symlstm.lang.sizes import HIDDEN_SIZE, INPUT_SIZE, Size, shape
 
 INPUT = "x"
 PREV_SUFFIX = "_prev"
@@ -40,10 +42,6 @@ MAX_REFERENCES = 50
 MAX_CONSTANT = 1e100
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*\Z")
-# Names the generated kernels use for their own variables, or that would read ambiguously.
-_RESERVED = frozenset({"x", "t", "b", "j", "k", "T", "B", "D", "H", "np", "math", "numba", "dtype"})
-_RESERVED_PREFIXES = ("d_", "delta_", "grad_", "seq_", "keep_", "carry_", "gemm_", "proj_", "buf_", "tmp")
-_RESERVED_SUFFIXES = ("_bar", "_in")
 _TOP_LEVEL_KEYS = {"name", "title", "references", "state", "equations"}
 
 
@@ -86,12 +84,14 @@ class CellSpec:
     references: tuple[str, ...]
     states: tuple[str, ...]
     equations: tuple[Equation, ...]
-    #: weight matrix name -> "x" (shape H x D) or "h" (shape H x H)
-    matrices: dict[str, str] = field(hash=False)
-    #: per-unit parameter vectors (shape H), in order of first use
+    #: weight matrix name -> its (rows, columns) sizes, e.g. ("H", "D") for W_i @ x
+    matrices: dict[str, tuple[Size, Size]] = field(hash=False)
+    #: per-unit parameter vectors, in order of first use
     vectors: tuple[str, ...]
     source: str
     sha256: str
+    #: the size of every vector: the input, the states, the intermediates and the parameter vectors
+    sizes: dict[str, Size] = field(hash=False, default_factory=dict)
 
     @property
     def output(self) -> str:
@@ -102,11 +102,12 @@ class CellSpec:
         return tuple(self.matrices) + self.vectors
 
     def param_shapes(self, D: int, H: int) -> dict[str, tuple[int, ...]]:
+        bindings = {INPUT_SIZE: D, HIDDEN_SIZE: H}
         shapes: dict[str, tuple[int, ...]] = {}
-        for name, kind in self.matrices.items():
-            shapes[name] = (H, D) if kind == "x" else (H, H)
+        for name, sizes in self.matrices.items():
+            shapes[name] = shape(sizes, bindings)
         for name in self.vectors:
-            shapes[name] = (H,)
+            shapes[name] = shape((self.sizes[name],), bindings)
         return shapes
 
 
@@ -119,8 +120,9 @@ def validate_name(name: object, what: str) -> str:
             "single underscores, starting with a letter (e.g. 'W_i', 'c', 'gate2')"
         )
     if len(name) > MAX_NAME_CHARS:
-        raise SpecError(f"{what} {name[:20]!r}... is {len(name)} characters long; "
-                        f"names may have at most {MAX_NAME_CHARS}")
+        raise SpecError(
+            f"{what} {name[:20]!r}... is {len(name)} characters long; names may have at most {MAX_NAME_CHARS}"
+        )
     return name
 
 
@@ -133,8 +135,10 @@ def _check_text(value: object, what: str) -> str:
         raise SpecError(f"{what} is {len(value)} characters long; at most {MAX_TEXT_CHARS} are allowed")
     bad = next((ch for ch in value if not ch.isprintable()), None)
     if bad is not None:
-        raise SpecError(f"{what} contains the control or non-printable character {bad!r} at position "
-                        f"{value.index(bad)}; it must be a single line of printable text")
+        raise SpecError(
+            f"{what} contains the control or non-printable character {bad!r} at position "
+            f"{value.index(bad)}; it must be a single line of printable text"
+        )
     return value
 
 
@@ -145,16 +149,13 @@ def equation_label(target: str, text: str, limit: int = 160) -> str:
 
 
 def _check_variable_name(name: str, where: str) -> None:
+    """The words of the spec language are ``x``, ``<state>_prev`` and the function names; every
+    other valid name is the user's (generated names come from a namer that avoids them)."""
     validate_name(name, f"{where}: name")
     if name in FUNCTIONS:
         raise SpecError(f"{where}: {name!r} is a function name and cannot be used as a variable")
-    if name in _RESERVED - {INPUT}:
-        raise SpecError(f"{where}: {name!r} is reserved; reserved names: {sorted(_RESERVED)}")
-    if name.startswith(_RESERVED_PREFIXES) or name.endswith(_RESERVED_SUFFIXES):
-        raise SpecError(
-            f"{where}: {name!r} is reserved for generated names (prefixes {list(_RESERVED_PREFIXES)}, "
-            f"suffixes {list(_RESERVED_SUFFIXES)})"
-        )
+    if name == INPUT:
+        raise SpecError(f"{where}: {INPUT!r} is the input; give this quantity another name")
 
 
 class _ExpressionBuilder:
@@ -193,8 +194,11 @@ class _ExpressionBuilder:
             return self.constant(node)
         if isinstance(node, ast.Name):
             return self.name(node)
-        raise self.fail(f"{self.describe(node)} is not allowed; an equation may use names, numbers, "
-                        "+ - * / ** @, parentheses and calls of " + ", ".join(sorted(FUNCTIONS)), node)
+        raise self.fail(
+            f"{self.describe(node)} is not allowed; an equation may use names, numbers, "
+            "+ - * / ** @, parentheses and calls of " + ", ".join(sorted(FUNCTIONS)),
+            node,
+        )
 
     def chain(self, node: ast.BinOp, depth: int) -> sympy.Expr:
         """``a + b - c + ...`` or ``a * b / c * ...``: Python parses these as a left-leaning tree as
@@ -203,10 +207,11 @@ class _ExpressionBuilder:
         additive = isinstance(node.op, (ast.Add, ast.Sub))
         ops = (ast.Add, ast.Sub) if additive else (ast.Mult, ast.Div)
         rights: list[tuple[ast.BinOp, ast.AST]] = []
-        while isinstance(node, ast.BinOp) and isinstance(node.op, ops):
-            rights.append((node, node.right))
-            node = node.left
-        terms = [self.build(node, depth + 1)]
+        left: ast.AST = node
+        while isinstance(left, ast.BinOp) and isinstance(left.op, ops):
+            rights.append((left, left.right))
+            left = left.left
+        terms = [self.build(left, depth + 1)]
         for parent, right in reversed(rights):
             value = self.build(right, depth + 1)
             if isinstance(parent.op, ast.Sub):
@@ -242,8 +247,11 @@ class _ExpressionBuilder:
         sign = 1
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             sign, node = -1, node.operand
-        if not isinstance(node, ast.Constant) or isinstance(node.value, bool) \
-                or not isinstance(node.value, (int, float)):
+        if (
+            not isinstance(node, ast.Constant)
+            or isinstance(node.value, bool)
+            or not isinstance(node.value, (int, float))
+        ):
             raise self.fail("an exponent must be a number (e.g. c**2)", node)
         value = sign * node.value
         if isinstance(value, int):
@@ -268,15 +276,19 @@ class _ExpressionBuilder:
     def name(self, node: ast.Name) -> sympy.Expr:
         name = node.id
         if name == INPUT:
-            raise self.fail("the input x can only be used as the right operand of a matrix "
-                            "product, e.g. 'W_i @ x'", node)
+            raise self.fail(
+                "the input x can only be used as the right operand of a matrix product, e.g. 'W_i @ x'", node
+            )
         if name in FUNCTIONS:
             raise self.fail(f"{name} is a function: call it, e.g. {name}(z)", node)
         if name.endswith(PREV_SUFFIX):
             state = name[: -len(PREV_SUFFIX)]
             if state not in self.states:
-                raise self.fail(f"{name!r} refers to last step's value of {state!r}, which is not a "
-                                f"state; states: {list(self.states)}", node)
+                raise self.fail(
+                    f"{name!r} refers to last step's value of {state!r}, which is not a "
+                    f"state; states: {list(self.states)}",
+                    node,
+                )
             self.names.append((name, "value"))
             return symbol(name)
         _check_variable_name(name, self.where)
@@ -285,12 +297,14 @@ class _ExpressionBuilder:
 
     def matvec(self, node: ast.BinOp, depth: int) -> sympy.Expr:
         if not isinstance(node.left, ast.Name):
-            raise self.fail("the left operand of @ must be a weight matrix name (write 'W @ x', "
-                            "not 'x @ W')", node)
+            raise self.fail("the left operand of @ must be a weight matrix name (write 'W @ x', not 'x @ W')", node)
         matrix = node.left.id
         if matrix == INPUT or matrix.endswith(PREV_SUFFIX) or matrix in self.known:
-            raise self.fail(f"the left operand of @ must be a weight matrix, but {matrix!r} is a "
-                            "vector; write 'W @ x', not 'x @ W'", node)
+            raise self.fail(
+                f"the left operand of @ must be a weight matrix, but {matrix!r} is a "
+                "vector; write 'W @ x', not 'x @ W'",
+                node,
+            )
         _check_variable_name(matrix, self.where)
         self.names.append((matrix, "matrix"))
         if isinstance(node.right, ast.Name) and node.right.id == INPUT:
@@ -298,8 +312,9 @@ class _ExpressionBuilder:
         else:
             operand = self.build(node.right, depth + 1)
             if any(isinstance(a, MatVec) for a in sympy.preorder_traversal(operand)):
-                raise self.fail("nested matrix products are not supported; name the inner product "
-                                "in an equation of its own", node)
+                raise self.fail(
+                    "nested matrix products are not supported; name the inner product in an equation of its own", node
+                )
         return MatVec(symbol(matrix), operand)
 
 
@@ -356,7 +371,7 @@ def parse_spec(source: str | bytes | Path) -> CellSpec:
 
     states = data["state"]
     if not isinstance(states, list) or not states:
-        raise SpecError(f"{label}: state must be a non-empty list of names, e.g. state = [\"h\", \"c\"]")
+        raise SpecError(f'{label}: state must be a non-empty list of names, e.g. state = ["h", "c"]')
     for s in states:
         _check_variable_name(validate_name(s, "state"), f"{label}: state")
         if s.endswith(PREV_SUFFIX):
@@ -367,7 +382,7 @@ def parse_spec(source: str | bytes | Path) -> CellSpec:
 
     table = data["equations"]
     if not isinstance(table, dict) or not table:
-        raise SpecError(f"{label}: [equations] must be a table of name = \"expression\" lines")
+        raise SpecError(f'{label}: [equations] must be a table of name = "expression" lines')
     if len(table) > MAX_EQUATIONS:
         raise SpecError(f"{label}: more than {MAX_EQUATIONS} equations")
 
@@ -375,7 +390,7 @@ def parse_spec(source: str | bytes | Path) -> CellSpec:
     nodes = 0
     defined: set[str] = set()
     roles: dict[str, str] = {}
-    matrix_kind: dict[str, str] = {}
+    matrix_shape: dict[str, tuple[Size, Size]] = {}
     vectors: list[str] = []
     matrix_order: list[str] = []
     for target, text_ in table.items():
@@ -386,7 +401,7 @@ def parse_spec(source: str | bytes | Path) -> CellSpec:
         if target.endswith(PREV_SUFFIX):
             raise SpecError(f"{where}: cannot assign to {target!r}; last step's values are inputs")
         if not isinstance(text_, str):
-            raise SpecError(f"{where}: the right-hand side must be a string, e.g. {target} = \"...\"")
+            raise SpecError(f'{where}: the right-hand side must be a string, e.g. {target} = "..."')
         if len(text_) > MAX_EQUATION_CHARS:
             raise SpecError(f"{where}: longer than {MAX_EQUATION_CHARS} characters")
         if not text_.strip():
@@ -406,8 +421,10 @@ def parse_spec(source: str | bytes | Path) -> CellSpec:
             raise SpecError(f"{equation_label(target, text_)}: cannot be parsed: {err}") from None
         nodes += sum(1 for _ in ast.walk(tree))
         if nodes > MAX_SPEC_NODES:
-            raise SpecError(f"{equation_label(target, text_)}: the equations up to this one have {nodes} "
-                            f"operations and names; a spec may have at most {MAX_SPEC_NODES}")
+            raise SpecError(
+                f"{equation_label(target, text_)}: the equations up to this one have {nodes} "
+                f"operations and names; a spec may have at most {MAX_SPEC_NODES}"
+            )
         builder = _ExpressionBuilder(target, text_, defined, states)
         try:
             expr = builder.build(tree)
@@ -418,16 +435,21 @@ def parse_spec(source: str | bytes | Path) -> CellSpec:
         for used, role in builder.names:
             _classify(used, role, target, text_, defined, table, roles, states)
         for mv in sorted(expr.atoms(MatVec), key=sympy.default_sort_key):
-            kind = "x" if mv.operand == symbol(INPUT) else "h"
+            # every vector is H but the input (D); the next issue infers sizes from context
+            columns = INPUT_SIZE if mv.operand == symbol(INPUT) else HIDDEN_SIZE
             matrix = mv.matrix.name
             if isinstance(mv.operand, sympy.Symbol) and roles.get(mv.operand.name) == "vector":
-                raise SpecError(f"{equation_label(target, text_)}: '{matrix} @ {mv.operand.name}' multiplies "
-                                f"the parameter vector {mv.operand.name!r}, which is the same at every step; "
-                                "use a bias vector instead, or multiply x, a state's _prev value or a "
-                                "computed vector")
-            if matrix_kind.setdefault(matrix, kind) != kind:
-                raise SpecError(f"{equation_label(target, text_)}: the matrix {matrix!r} multiplies "
-                                "both the input x (H x D) and a hidden vector (H x H); use two matrices")
+                raise SpecError(
+                    f"{equation_label(target, text_)}: '{matrix} @ {mv.operand.name}' multiplies "
+                    f"the parameter vector {mv.operand.name!r}, which is the same at every step; "
+                    "use a bias vector instead, or multiply x, a state's _prev value or a "
+                    "computed vector"
+                )
+            if matrix_shape.setdefault(matrix, (HIDDEN_SIZE, columns)) != (HIDDEN_SIZE, columns):
+                raise SpecError(
+                    f"{equation_label(target, text_)}: the matrix {matrix!r} multiplies "
+                    "both the input x (H x D) and a hidden vector (H x H); use two matrices"
+                )
         for used, role in builder.names:
             order = vectors if roles.get(used) == "vector" else matrix_order if role == "matrix" else None
             if order is not None and used not in order:
@@ -440,11 +462,21 @@ def parse_spec(source: str | bytes | Path) -> CellSpec:
             raise SpecError(f"state {s!r} has no equation; add '{s} = \"...\"' to [equations]")
     if not any(mv.operand == symbol(INPUT) for eq in equations for mv in eq.expr.atoms(MatVec)):
         raise SpecError(f"{label}: no equation uses the input x (through a product like 'W @ x')")
-    matrices = {m: matrix_kind[m] for m in matrix_order}
+    matrices = {m: matrix_shape[m] for m in matrix_order}
+    sizes: dict[str, Size] = {INPUT: INPUT_SIZE}
+    sizes.update({eq.target: HIDDEN_SIZE for eq in equations})
+    sizes.update({v: HIDDEN_SIZE for v in vectors})
     return CellSpec(
-        name=name, title=title, references=tuple(references), states=states,
-        equations=tuple(equations), matrices=matrices, vectors=tuple(vectors),
-        source=text, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        name=name,
+        title=title,
+        references=tuple(references),
+        states=states,
+        equations=tuple(equations),
+        matrices=matrices,
+        vectors=tuple(vectors),
+        source=text,
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        sizes=sizes,
     )
 
 
@@ -452,20 +484,25 @@ def _check_constants(expr: sympy.Expr, where: str) -> None:
     """Reject numbers that cannot become float64 constants of a kernel (e.g. ``0 ** -1`` or
     ``1e300 * 1e300`` after SymPy folds them)."""
     if expr.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
-        raise SpecError(f"{where}: the expression divides by zero or is infinite after simplification "
-                        f"({sympy.sstr(expr)[:120]})")
+        raise SpecError(
+            f"{where}: the expression divides by zero or is infinite after simplification ({sympy.sstr(expr)[:120]})"
+        )
     for number in expr.atoms(sympy.Number):
         value = float(number)
         if not math.isfinite(value) or abs(value) > MAX_CONSTANT:
-            raise SpecError(f"{where}: the constant {sympy.N(number, 3)} (after multiplying out the "
-                            f"numbers in the equation) is larger than {MAX_CONSTANT:g} in magnitude")
+            raise SpecError(
+                f"{where}: the constant {sympy.N(number, 3)} (after multiplying out the "
+                f"numbers in the equation) is larger than {MAX_CONSTANT:g} in magnitude"
+            )
 
 
 def _check_products(expr: sympy.Expr, where: str) -> None:
     for node in sympy.preorder_traversal(expr):
         if isinstance(node, sympy.Mul) and len(node.args) > MAX_PRODUCT_FACTORS:
-            raise SpecError(f"{where}: a product of {len(node.args)} factors; at most "
-                            f"{MAX_PRODUCT_FACTORS} are allowed (name part of it in an equation of its own)")
+            raise SpecError(
+                f"{where}: a product of {len(node.args)} factors; at most "
+                f"{MAX_PRODUCT_FACTORS} are allowed (name part of it in an equation of its own)"
+            )
 
 
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
@@ -481,7 +518,7 @@ def _toml_error(text: str, label: str, err: Exception) -> SpecError:
     lines = text.splitlines()
     line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
     if message.startswith("Cannot overwrite a value") and "=" in line:
-        key = line.split("=", 1)[0].strip().strip('"\'')[:80]
+        key = line.split("=", 1)[0].strip().strip("\"'")[:80]
         section = ""
         first = None
         for k, candidate in enumerate(lines[: lineno - 1], start=1):
@@ -489,15 +526,18 @@ def _toml_error(text: str, label: str, err: Exception) -> SpecError:
             if stripped.startswith("[") and stripped.endswith("]"):
                 section = stripped.strip("[] ")
                 first = None
-            elif "=" in stripped and stripped.split("=", 1)[0].strip().strip('"\'') == key:
+            elif "=" in stripped and stripped.split("=", 1)[0].strip().strip("\"'") == key:
                 first = k
         earlier = f" (first at line {first})" if first else ""
         if section == "equations":
-            return SpecError(f"{label} is not valid TOML: line {lineno}: equation {key!r} is defined "
-                             f"twice{earlier}; each name may be defined once (give an intermediate "
-                             "value a name of its own)")
-        return SpecError(f"{label} is not valid TOML: line {lineno}: the key {key!r} is given "
-                         f"twice{earlier}; give each key once")
+            return SpecError(
+                f"{label} is not valid TOML: line {lineno}: equation {key!r} is defined "
+                f"twice{earlier}; each name may be defined once (give an intermediate "
+                "value a name of its own)"
+            )
+        return SpecError(
+            f"{label} is not valid TOML: line {lineno}: the key {key!r} is given twice{earlier}; give each key once"
+        )
     return SpecError(f"{label} is not valid TOML: {message}; line {lineno}: {line[:120]!r}")
 
 
@@ -511,8 +551,9 @@ def _classify(used, role, target, text, defined, table, roles, states) -> None:
         raise SpecError(f"{where}: {target!r} is defined in terms of itself{prev}")
     if used in table and used not in defined:
         hint = f" (for last step's value write {used}_prev)" if used in states else ""
-        raise SpecError(f"{where}: uses {used!r} before its equation; equations run in order and "
-                        f"must not form a cycle{hint}")
+        raise SpecError(
+            f"{where}: uses {used!r} before its equation; equations run in order and must not form a cycle{hint}"
+        )
     if used in defined:
         if role == "matrix":
             raise SpecError(f"{where}: {used!r} is a computed vector and cannot be a matrix")
@@ -521,4 +562,3 @@ def _classify(used, role, target, text, defined, table, roles, states) -> None:
     previous = roles.setdefault(used, kind)
     if previous != kind:
         raise SpecError(f"{where}: {used!r} is used both as a matrix (left of @) and as a vector")
-

@@ -13,6 +13,7 @@ runs Graphviz to make an SVG or PNG. Reading the graph left to right:
 
 Nothing here knows about LSTMs: any spec is drawn the same way.
 """
+
 from __future__ import annotations
 
 import html
@@ -26,11 +27,15 @@ from symlstm.lang import primitives as fn
 from symlstm.lang.spec import INPUT, PREV_SUFFIX, CellSpec, MatVec
 
 FONT = "DejaVu Sans"
-COLORS = {"input": "#dbeafe", "state": "#dcfce7", "gate": "#fef3c7", "activation": "#ffedd5",
-          "op": "#ffffff", "peephole": "#2563eb", "edge": "#374151"}
-FUNCTION_NAMES = {fn.Sigmoid: "σ", fn.Tanh: "tanh", fn.Relu: "ReLU", fn.Exp: "exp",
-                  fn.Softsign: "softsign", fn.HardSigmoid: "hardσ"}
-GATE_FUNCTIONS = (fn.Sigmoid, fn.HardSigmoid)
+COLORS = {
+    "input": "#dbeafe",
+    "state": "#dcfce7",
+    "gate": "#fef3c7",
+    "activation": "#ffedd5",
+    "op": "#ffffff",
+    "peephole": "#2563eb",
+    "edge": "#374151",
+}
 
 
 class DiagramError(RuntimeError):
@@ -81,15 +86,31 @@ class _Graph:
         if isinstance(expr, sympy.Add):
             node = self.fresh("sum")
             extras = self.connect_sum(expr, node)
-            label = "+" + (f"<BR/><FONT POINT-SIZE=\"9\">{' '.join(extras)}</FONT>" if extras else "")
-            return self.node(node, label, shape="circle", width="0.35", margin="0", fontsize="14",
-                             style="filled", fillcolor=COLORS["op"])
+            label = "+" + (f'<BR/><FONT POINT-SIZE="9">{" ".join(extras)}</FONT>' if extras else "")
+            return self.node(
+                node,
+                label,
+                shape="circle",
+                width="0.35",
+                margin="0",
+                fontsize="14",
+                style="filled",
+                fillcolor=COLORS["op"],
+            )
         if isinstance(expr, sympy.Mul):
             node = self.fresh("mul")
             coeff, factors = expr.as_coeff_mul()
             label = "⊙" if coeff == 1 else f"{html.escape(str(coeff))}⊙"
-            self.node(node, label, shape="circle", width="0.35", margin="0", fontsize="14",
-                      style="filled", fillcolor=COLORS["op"])
+            self.node(
+                node,
+                label,
+                shape="circle",
+                width="0.35",
+                margin="0",
+                fontsize="14",
+                style="filled",
+                fillcolor=COLORS["op"],
+            )
             for factor in factors:
                 self.edge(self.source(factor), node)
             return node
@@ -97,9 +118,15 @@ class _Graph:
             node = self.fresh("act")
             return self.activation(node, expr, None)
         if isinstance(expr, sympy.Pow):
-            node = self.node(self.fresh("pow"), f"(·)<SUP>{html.escape(str(expr.exp))}</SUP>",
-                             shape="circle", width="0.35", margin="0", style="filled",
-                             fillcolor=COLORS["op"])
+            node = self.node(
+                self.fresh("pow"),
+                f"(·)<SUP>{html.escape(str(expr.exp))}</SUP>",
+                shape="circle",
+                width="0.35",
+                margin="0",
+                style="filled",
+                fillcolor=COLORS["op"],
+            )
             self.edge(self.source(expr.base), node)
             return node
         if isinstance(expr, MatVec):
@@ -107,8 +134,13 @@ class _Graph:
             self.edge(self.source(expr.operand), node, name_label(expr.matrix.name), fontsize="10")
             return node
         if isinstance(expr, sympy.Function):
-            node = self.node(self.fresh("fn"), html.escape(type(expr).__name__), shape="box",
-                             style="rounded,filled", fillcolor=COLORS["activation"])
+            node = self.node(
+                self.fresh("fn"),
+                html.escape(type(expr).__name__),
+                shape="box",
+                style="rounded,filled",
+                fillcolor=COLORS["activation"],
+            )
             self.edge(self.source(expr.args[0]), node)
             return node
         if expr.is_number:
@@ -127,8 +159,15 @@ class _Graph:
                 extras.append(html.escape(str(term)))
             elif self.peephole(term):
                 param, other = self.peephole(term)
-                self.edge(self.source(other), node, f"{name_label(param)} ⊙", fontsize="10",
-                          style="dashed", color=COLORS["peephole"], fontcolor=COLORS["peephole"])
+                self.edge(
+                    self.source(other),
+                    node,
+                    f"{name_label(param)} ⊙",
+                    fontsize="10",
+                    style="dashed",
+                    color=COLORS["peephole"],
+                    fontcolor=COLORS["peephole"],
+                )
             elif term.could_extract_minus_sign():
                 self.edge(self.source(-term), node, "−", fontsize="12")
             else:
@@ -141,43 +180,55 @@ class _Graph:
             return None
         a, b = term.args
         for p, other in ((a, b), (b, a)):
-            if isinstance(p, sympy.Symbol) and p.name in self.spec.vectors and isinstance(other, sympy.Symbol) \
-                    and other.name not in self.spec.vectors:
+            if (
+                isinstance(p, sympy.Symbol)
+                and p.name in self.spec.vectors
+                and isinstance(other, sympy.Symbol)
+                and other.name not in self.spec.vectors
+            ):
                 return p.name, other
         return None
 
     def activation(self, node: str, expr: fn.Activation, target: str | None) -> str:
-        kind = "gate" if isinstance(expr, GATE_FUNCTIONS) else "activation"
+        primitive = fn.primitive_of(expr)
+        kind = "gate" if primitive is not None and primitive.gate else "activation"
         extras = self.connect_sum(expr.args[0], node)
-        label = f"<FONT POINT-SIZE=\"16\">{FUNCTION_NAMES.get(type(expr), type(expr).__name__)}</FONT>"
+        label = f'<FONT POINT-SIZE="16">{primitive.label if primitive else type(expr).__name__}</FONT>'
         if target is not None:
             label += f"  {name_label(target, 't')}"
         if extras:
-            label += f"<BR/><FONT POINT-SIZE=\"9\">{' '.join(extras)}</FONT>"
+            label += f'<BR/><FONT POINT-SIZE="9">{" ".join(extras)}</FONT>'
         return self.node(node, label, shape="box", style="rounded,filled", fillcolor=COLORS[kind])
 
     # -- the whole cell ------------------------------------------------------------------------
     def build(self) -> str:
         spec = self.spec
-        inputs = [self.node(INPUT, name_label("x", "t"), shape="ellipse", style="filled",
-                            fillcolor=COLORS["input"])]
+        inputs = [self.node(INPUT, name_label("x", "t"), shape="ellipse", style="filled", fillcolor=COLORS["input"])]
         self.values[INPUT] = INPUT
         for s in spec.states:
-            node = self.node(s + PREV_SUFFIX, name_label(s, "t-1"), shape="ellipse", style="filled",
-                             fillcolor=COLORS["input"])
+            node = self.node(
+                s + PREV_SUFFIX, name_label(s, "t-1"), shape="ellipse", style="filled", fillcolor=COLORS["input"]
+            )
             self.values[s + PREV_SUFFIX] = node
             inputs.append(node)
         outputs = []
         for eq in spec.equations:
             is_state = eq.target in spec.states
             if isinstance(eq.expr, fn.Activation):
-                node = self.activation(f"{eq.target}__op" if is_state else eq.target, eq.expr,
-                                       None if is_state else eq.target)
+                node = self.activation(
+                    f"{eq.target}__op" if is_state else eq.target, eq.expr, None if is_state else eq.target
+                )
             else:
                 node = self.source(eq.expr)
             if is_state:
-                out = self.node(eq.target, name_label(eq.target, "t"), shape="ellipse", style="filled",
-                                fillcolor=COLORS["state"], peripheries="2")
+                out = self.node(
+                    eq.target,
+                    name_label(eq.target, "t"),
+                    shape="ellipse",
+                    style="filled",
+                    fillcolor=COLORS["state"],
+                    peripheries="2",
+                )
                 self.edge(node, out)
                 node = out
                 outputs.append(out)

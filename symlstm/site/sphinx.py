@@ -17,6 +17,7 @@ equations; ``:backward:`` adds the backward pass through time and the gradients.
 ``math_block`` node, so every math renderer Sphinx has (MathJax, imgmath, LaTeX output) shows it;
 the lines are the same the LaTeX printer writes for ``symlstm latex``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,9 +26,9 @@ from docutils import nodes
 from docutils.parsers.rst import directives
 from sphinx.util.docutils import SphinxDirective
 
+from symlstm.backends.latex.equations import backward_lines, check_unambiguous, forward_lines, gradient_lines
 from symlstm.cells import builtin_names, resolve_spec
 from symlstm.ir.derive import derive
-from symlstm.backends.latex.printer import backward_lines, check_unambiguous, forward_lines, gradient_lines
 from symlstm.version import __version__
 
 
@@ -60,15 +61,15 @@ class SymlstmDirective(SphinxDirective):
             raise self.error(f"symlstm: {err}") from None
         parts = [("Forward pass", forward_lines(d, n))]
         if "backward" in self.options:
-            parts += [("Backward pass through time", backward_lines(d, n)),
-                      ("Gradients", gradient_lines(d, n))]
+            parts += [("Backward pass through time", backward_lines(d, n)), ("Gradients", gradient_lines(d, n))]
         out: list[nodes.Node] = []
         for title, lines in parts:
             if len(parts) > 1:
                 out.append(nodes.rubric(title, title))
             latex = " \\\\\n".join(lines)
-            node = nodes.math_block(latex, latex, docname=self.env.docname, number=None, label=None,
-                                    nowrap=False, classes=["symlstm"])
+            node = nodes.math_block(
+                latex, latex, docname=self.env.docname, number=None, label=None, nowrap=False, classes=["symlstm"]
+            )
             self.set_source_info(node)
             out.append(node)
         return out

@@ -14,6 +14,7 @@ each time is the median over all repeats. Implementations:
 The machine sets OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (a workaround for old OpenBLAS) which slow a
 current OpenBLAS; the worker processes run without them, and the output says so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,11 +48,12 @@ class Impl:
         return f"{self.kind}:{self.cell}:{self.dtype}"
 
     @classmethod
-    def parse(cls, label: str) -> "Impl":
+    def parse(cls, label: str) -> Impl:
         return cls(*label.split(":"))
 
 
 # -- what one worker process runs ----------------------------------------------------------------
+
 
 def _problem(T, B, D, H, dtype, seed=0):
     rng = np.random.default_rng(seed)
@@ -68,6 +71,7 @@ def _symlstm_step(cell_name, size, dtype):
     def run():
         ys, _, cache = cell.forward(x, params)
         cell.backward(dys, cache)
+
     _, _, cache = cell.forward(x, params)
     return run, cache.nbytes
 
@@ -83,18 +87,19 @@ def _torch_nn_step(cell_name, size, dtype):
     def run():
         out, _ = module(xt)
         out.backward(dyt)
+
     return run, _saved_bytes(lambda: module(xt)[0])
 
 
 def _torch_loop_step(cell_name, size, dtype):
-    import symlstm
     import torch
+
+    import symlstm
     from symlstm.verify.torch_reference import REFERENCE, run_reference
 
     T, B, D, H = size
     cell = symlstm.cell(cell_name)
-    params = {k: torch.tensor(v, requires_grad=True)
-              for k, v in cell.init_params(D, H, dtype=dtype, seed=0).items()}
+    params = {k: torch.tensor(v, requires_grad=True) for k, v in cell.init_params(D, H, dtype=dtype, seed=0).items()}
     x, dys = _problem(T, B, D, H, dtype)
     xt, dyt = torch.tensor(x, requires_grad=True), torch.tensor(dys)
     state0 = {s: torch.zeros((B, H), dtype=getattr(torch, dtype)) for s in cell.state_names}
@@ -102,6 +107,7 @@ def _torch_loop_step(cell_name, size, dtype):
     def run():
         out, _ = run_reference(REFERENCE[cell_name], xt, params, state0)
         out.backward(dyt)
+
     return run, _saved_bytes(lambda: run_reference(REFERENCE[cell_name], xt, params, state0)[0])
 
 
@@ -112,18 +118,28 @@ def _gemm_step(cell_name, size, dtype):
     T, B, D, H = size
     groups = dict(symlstm.cell(cell_name).kernels.MATRIX_GROUPS)
     if sorted(groups) != ["h_prev", "x"]:
-        raise ValueError(f"the GEMM-only run supports cells whose products multiply x and h_prev, "
-                         f"not {sorted(groups)}")
+        raise ValueError(f"the GEMM-only run supports cells whose products multiply x and h_prev, not {sorted(groups)}")
     rng = np.random.default_rng(0)
     nx, nh = len(groups["x"]) * H, len(groups["h_prev"]) * H
-    arrays = (rng.standard_normal((T, B, D)), rng.standard_normal((nx, D)), rng.standard_normal((nh, H)),
-              rng.standard_normal((T + 1, B, H)), rng.standard_normal((T, B, nx)),
-              rng.standard_normal((T, B, nh)))
+    arrays = (
+        rng.standard_normal((T, B, D)),
+        rng.standard_normal((nx, D)),
+        rng.standard_normal((nh, H)),
+        rng.standard_normal((T + 1, B, H)),
+        rng.standard_normal((T, B, nx)),
+        rng.standard_normal((T, B, nh)),
+    )
     x, w, r, seq_h, delta_x, delta_h = (a.astype(dtype) for a in arrays)
     w_t, r_t = np.ascontiguousarray(w.T), np.ascontiguousarray(r.T)
     # outputs allocated once, as the runtime's reused buffers are
-    outputs = (np.empty((T * B, nx), dtype), np.empty((B, nh), dtype), np.empty((B, H), dtype),
-               np.empty_like(w), np.empty_like(r), np.empty((T * B, D), dtype))
+    outputs = (
+        np.empty((T * B, nx), dtype),
+        np.empty((B, nh), dtype),
+        np.empty((B, H), dtype),
+        np.empty_like(w),
+        np.empty_like(r),
+        np.empty((T * B, D), dtype),
+    )
     return (lambda: _gemm_only(x, w_t, w, r_t, r, seq_h, delta_x, delta_h, *outputs)), 0
 
 
@@ -160,13 +176,13 @@ def _saved_bytes(forward) -> int:
     def pack(tensor):
         seen[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
         return tensor
+
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         forward()
     return sum(seen.values())
 
 
-STEPS = {"symlstm": _symlstm_step, "torch-nn": _torch_nn_step, "torch-loop": _torch_loop_step,
-         "gemm": _gemm_step}
+STEPS = {"symlstm": _symlstm_step, "torch-nn": _torch_nn_step, "torch-loop": _torch_loop_step, "gemm": _gemm_step}
 
 
 def worker(label: str, sizes, repeats: int, budget: float) -> dict:
@@ -176,7 +192,7 @@ def worker(label: str, sizes, repeats: int, budget: float) -> dict:
     for size in sizes:
         run, stored = STEPS[impl.kind](impl.cell, tuple(size), impl.dtype)
         run()  # warm up: compile or load kernels, allocate
-        times = []
+        times: list[float] = []
         start = time.perf_counter()
         while len(times) < repeats and (len(times) < 2 or time.perf_counter() - start < budget):
             t0 = time.perf_counter()
@@ -188,10 +204,22 @@ def worker(label: str, sizes, repeats: int, budget: float) -> dict:
 
 # -- the driver ----------------------------------------------------------------------------------
 
+
 def _run_worker(impl: Impl, sizes, repeats, budget) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in UNSET_ENV}
-    cmd = [sys.executable, "-m", "symlstm.bench", "--worker", impl.label, "--sizes", json.dumps(sizes),
-           "--repeats", str(repeats), "--budget", str(budget)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "symlstm.bench",
+        "--worker",
+        impl.label,
+        "--sizes",
+        json.dumps(sizes),
+        "--repeats",
+        str(repeats),
+        "--budget",
+        str(budget),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark worker {impl.label} failed:\n{proc.stderr[-3000:]}")
@@ -212,7 +240,11 @@ def implementations(cells, dtypes, with_torch: bool) -> list[Impl]:
 
 
 def machine_info() -> dict:
-    info = {"python": platform.python_version(), "cpu_count": os.cpu_count(), "machine": platform.machine()}
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+    }
     try:
         with open("/proc/cpuinfo") as fh:
             info["cpu"] = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
@@ -224,8 +256,12 @@ def machine_info() -> dict:
         from threadpoolctl import threadpool_info
 
         info["numba"] = numba.__version__
-        info["blas"] = sorted({f"{i['internal_api']} {i['version']} ({i.get('architecture')}, "
-                               f"{i['num_threads']} threads)" for i in threadpool_info()})
+        info["blas"] = sorted(
+            {
+                f"{i['internal_api']} {i['version']} ({i.get('architecture')}, {i['num_threads']} threads)"
+                for i in threadpool_info()
+            }
+        )
     except ImportError:
         info["blas"] = ["threadpoolctl not installed: BLAS unknown"]
     from symlstm.backends.numba import parallel
@@ -256,9 +292,13 @@ def run(cells, dtypes, grid, rounds: int, repeats: int, budget: float, out_dir: 
                     stored[(impl.label, key)] = result["stored_bytes"]
                 bar.update()
     medians = {k: float(np.median(v)) for k, v in times.items()}
-    report = {"machine": machine_info(), "unset_env": list(UNSET_ENV), "grid": sizes,
-              "median_seconds": {f"{a}@{b}": v for (a, b), v in medians.items()},
-              "stored_bytes": {f"{a}@{b}": v for (a, b), v in stored.items()}}
+    report = {
+        "machine": machine_info(),
+        "unset_env": list(UNSET_ENV),
+        "grid": sizes,
+        "median_seconds": {f"{a}@{b}": v for (a, b), v in medians.items()},
+        "stored_bytes": {f"{a}@{b}": v for (a, b), v in stored.items()},
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.json").write_text(json.dumps(report, indent=1, sort_keys=True))
     text = format_report(report, cells, dtypes)
@@ -276,19 +316,24 @@ def format_report(report, cells, dtypes) -> str:
 
     grid = report["grid"]
     m = report["machine"]
-    lines = [f"Machine: {m.get('cpu')} ({m.get('cpu_count')} cores), Python {m.get('python')}, "
-             f"numba {m.get('numba', '?')}, torch {m.get('torch')}",
-             f"BLAS: {'; '.join(m.get('blas', []))}",
-             f"symlstm: {m.get('symlstm_threads', '?')} threads, each running a range of batch rows with "
-             f"single-threaded BLAS while the step matrices are under "
-             f"{parallel.MAX_SPLIT_STEP_BYTES >> 20} MiB, else one thread and BLAS's threads.",
-             f"Workers ran with {' and '.join(report['unset_env'])} unset; each implementation in its own "
-             "process, alternating; times are medians, forward + backward over the whole sequence.", ""]
+    lines = [
+        f"Machine: {m.get('cpu')} ({m.get('cpu_count')} cores), Python {m.get('python')}, "
+        f"numba {m.get('numba', '?')}, torch {m.get('torch')}",
+        f"BLAS: {'; '.join(m.get('blas', []))}",
+        f"symlstm: {m.get('symlstm_threads', '?')} threads, each running a range of batch rows with "
+        f"single-threaded BLAS while the step matrices are under "
+        f"{parallel.MAX_SPLIT_STEP_BYTES >> 20} MiB, else one thread and BLAS's threads.",
+        f"Workers ran with {' and '.join(report['unset_env'])} unset; each implementation in its own "
+        "process, alternating; times are medians, forward + backward over the whole sequence.",
+        "",
+    ]
     header = "| T, B, D, H | " + " | ".join(f"{t},{b},{d},{h}" for t, b, d, h in grid) + " |"
     rule = "|---" * (len(grid) + 1) + "|"
     lines += ["Times (ms):", "", header, rule]
-    labels = sorted({k.split("@")[0] for k in report["median_seconds"]},
-                    key=lambda s: (s.split(":")[1], s.split(":")[0], s.split(":")[2]))
+    labels = sorted(
+        {k.split("@")[0] for k in report["median_seconds"]},
+        key=lambda s: (s.split(":")[1], s.split(":")[0], s.split(":")[2]),
+    )
     for label in labels:
         lines.append(f"| {label} | " + " | ".join(f"{_med(report, label, s) * 1e3:.3g}" for s in grid) + " |")
 
@@ -304,36 +349,43 @@ def format_report(report, cells, dtypes) -> str:
         lines += [row] if row else []
         for cell in cells:
             if cell in TORCH_MODULES and cell != "lstm":
-                row = ratio_row(f"symlstm {cell} / torch nn ({dtype})", f"symlstm:{cell}:{dtype}",
-                                f"torch-nn:{cell}:{dtype}")
+                row = ratio_row(
+                    f"symlstm {cell} / torch nn ({dtype})", f"symlstm:{cell}:{dtype}", f"torch-nn:{cell}:{dtype}"
+                )
                 lines += [row] if row else []
     for cell in cells:
-        row = ratio_row(f"torch loop / symlstm, {cell} (float32; speed-up)", f"torch-loop:{cell}:float32",
-                        f"symlstm:{cell}:float32")
+        row = ratio_row(
+            f"torch loop / symlstm, {cell} (float32; speed-up)", f"torch-loop:{cell}:float32", f"symlstm:{cell}:float32"
+        )
         lines += [row] if row else []
     for dtype in dtypes:
         for cell in cells:
             if cell != "lstm":
                 row = ratio_row(f"{cell} / lstm, symlstm ({dtype})", f"symlstm:{cell}:{dtype}", f"symlstm:lstm:{dtype}")
                 lines += [row] if row else []
-        row = ratio_row(f"symlstm {cells[0]} / its GEMMs alone ({dtype})", f"symlstm:{cells[0]}:{dtype}",
-                        f"gemm:{cells[0]}:{dtype}")
+        row = ratio_row(
+            f"symlstm {cells[0]} / its GEMMs alone ({dtype})", f"symlstm:{cells[0]}:{dtype}", f"gemm:{cells[0]}:{dtype}"
+        )
         lines += [row] if row else []
     geo = []
     for cell in cells:
-        vals = [_med(report, f"torch-loop:{cell}:float32", s) / _med(report, f"symlstm:{cell}:float32", s)
-                for s in grid]
+        vals = [
+            _med(report, f"torch-loop:{cell}:float32", s) / _med(report, f"symlstm:{cell}:float32", s) for s in grid
+        ]
         vals = [v for v in vals if not math.isnan(v)]
         if vals:
             geo.append(f"{cell} {math.exp(sum(map(math.log, vals)) / len(vals)):.1f}x")
     if geo:
-        lines += ["", "Speed-up over the PyTorch Python loop, geometric mean over the grid (float32): "
-                  + ", ".join(geo)]
+        lines += [
+            "",
+            "Speed-up over the PyTorch Python loop, geometric mean over the grid (float32): " + ", ".join(geo),
+        ]
     lines += ["", "Bytes stored for the backward per step per hidden unit (per batch row):", ""]
     for label in labels:
         if label.startswith(("symlstm", "torch")) and ":lstm:" in label:
-            vals = [report["stored_bytes"].get(f"{label}@{','.join(map(str, s))}", 0) / (s[0] * s[1] * s[3])
-                    for s in grid]
+            vals = [
+                report["stored_bytes"].get(f"{label}@{','.join(map(str, s))}", 0) / (s[0] * s[1] * s[3]) for s in grid
+            ]
             lines.append(f"- {label}: " + ", ".join(f"{v:.0f}" for v in vals))
     return "\n".join(lines) + "\n"
 
@@ -363,8 +415,12 @@ def chart(report, cells, dtypes, path: Path) -> None:
     pairs = [p for p in pairs if any(not math.isnan(_med(report, p[2], s)) for s in grid)]
     width = 0.8 / max(len(pairs), 1)
     for k, (name, num, den) in enumerate(pairs):
-        ratios.bar(positions + k * width, [_med(report, num, s) / _med(report, den, s) for s in grid],
-                   width, label=f"symlstm {name}")
+        ratios.bar(
+            positions + k * width,
+            [_med(report, num, s) / _med(report, den, s) for s in grid],
+            width,
+            label=f"symlstm {name}",
+        )
     ratios.axhline(1.0, color="black", linewidth=0.8)
     ratios.set_ylabel("time ratio (below 1: symlstm is faster)")
     ratios.set_title(f"symlstm {cell} relative to the others")
@@ -379,11 +435,15 @@ def chart(report, cells, dtypes, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="symlstm bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cells", default="lstm,peephole,gru,rnn",
-                        help="comma-separated cells; the first is the reference for the GEMM-only run "
-                             "(default: lstm,peephole,gru,rnn; 'all' for every built-in)")
+    parser = argparse.ArgumentParser(
+        prog="symlstm bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--cells",
+        default="lstm,peephole,gru,rnn",
+        help="comma-separated cells; the first is the reference for the GEMM-only run "
+        "(default: lstm,peephole,gru,rnn; 'all' for every built-in)",
+    )
     parser.add_argument("--dtypes", default="float32,float64")
     parser.add_argument("--quick", action="store_true", help="two small sizes, one round")
     parser.add_argument("--rounds", type=int, default=3)
@@ -404,8 +464,16 @@ def main(argv=None) -> int:
         cells = ["lstm"] + [c for c in cells if c != "lstm"]
     grid = QUICK_GRID if args.quick else GRID
     rounds = 1 if args.quick else args.rounds
-    text = run(cells, args.dtypes.split(","), grid, rounds, args.repeats, args.budget, Path(args.out),
-               with_torch=not args.no_torch)
+    text = run(
+        cells,
+        args.dtypes.split(","),
+        grid,
+        rounds,
+        args.repeats,
+        args.budget,
+        Path(args.out),
+        with_torch=not args.no_torch,
+    )
     print(text)
     print(f"wrote {args.out}/bench.md, bench.json and bench.png")
     return 0

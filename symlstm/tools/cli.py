@@ -1,4 +1,5 @@
-"""The ``symlstm`` command: list, latex, generate, gradcheck."""
+"""The ``symlstm`` command: list, latex, generate, gradcheck, cache, demo, docs, bench."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,17 +7,17 @@ import difflib
 import sys
 from pathlib import Path
 
-from symlstm.cells import builtin_names, builtin_spec, resolve_spec
-
-from symlstm.files import write_atomic
-
 from symlstm.backends import generated_files
+from symlstm.cells import builtin_names, builtin_spec, resolve_spec
+from symlstm.files import write_atomic
+from symlstm.lang.sizes import INPUT_SIZE
 from symlstm.lang.spec import SpecError
+from symlstm.version import __version__
 
 
 def param_formula(spec) -> str:
     """Number of parameters as a formula in D and H, e.g. ``4(DH + H² + H) + 3H``."""
-    nx = sum(1 for k in spec.matrices.values() if k == "x")
+    nx = sum(1 for rows, columns in spec.matrices.values() if columns == INPUT_SIZE)
     nh = len(spec.matrices) - nx
     nv = len(spec.vectors)
     common = min(nx, nh, nv)  # gates with an input matrix, a recurrent matrix and a bias each
@@ -33,8 +34,15 @@ def cmd_list(args) -> int:
     rows = [("name", "title", "states", "parameters", "reference")]
     for name in builtin_names():
         spec = builtin_spec(name)
-        rows.append((name, spec.title, ", ".join(spec.states), param_formula(spec),
-                     spec.references[0] if spec.references else ""))
+        rows.append(
+            (
+                name,
+                spec.title,
+                ", ".join(spec.states),
+                param_formula(spec),
+                spec.references[0] if spec.references else "",
+            )
+        )
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     for k, row in enumerate(rows):
         print("  ".join(col.ljust(w) for col, w in zip(row, widths)).rstrip())
@@ -44,13 +52,16 @@ def cmd_list(args) -> int:
 
 
 def cmd_latex(args) -> int:
+    from symlstm.backends.latex.document import header, latex_document, latex_equations
     from symlstm.ir.derive import derive
-    from symlstm.backends.latex.printer import header, latex_document, latex_equations
 
     d = derive(resolve_spec(args.cell))
     n = args.notation
-    text = (latex_document(d, n) if args.standalone
-            else header(d, n) + latex_equations(d, not args.forward_only, notation=n))
+    text = (
+        latex_document(d, n)
+        if args.standalone
+        else header(d, n) + latex_equations(d, not args.forward_only, notation=n)
+    )
     if args.output:
         write_atomic(Path(args.output), text)
         print(f"wrote {args.output}", file=sys.stderr)
@@ -76,13 +87,20 @@ def cmd_generate(args) -> int:
         current = path.read_text("utf-8") if path.exists() else None
         if current != text:
             stale.append(name)
-            diff = difflib.unified_diff((current or "").splitlines(), text.splitlines(),
-                                        f"{path} (on disk)", f"{path} (generator)", lineterm="", n=1)
+            diff = difflib.unified_diff(
+                (current or "").splitlines(),
+                text.splitlines(),
+                f"{path} (on disk)",
+                f"{path} (generator)",
+                lineterm="",
+                n=1,
+            )
             print("\n".join(list(diff)[:40]))
     if not args.spec:
         known = set(expected)
-        stale += [f"{p.name} (no longer generated)" for p in sorted(out.glob("*"))
-                  if p.is_file() and p.name not in known]
+        stale += [
+            f"{p.name} (no longer generated)" for p in sorted(out.glob("*")) if p.is_file() and p.name not in known
+        ]
     if stale:
         print(f"{out} is out of date: {', '.join(stale)}; run `symlstm generate`", file=sys.stderr)
         return 1
@@ -102,8 +120,7 @@ def cmd_gradcheck(args) -> int:
     for name in names:
         cell = load_cell(name)
         report = gradcheck(cell, T=args.T, B=args.B, D=args.D, H=args.H, seed=args.seed)
-        print(f"== {cell.name}: {'passed' if report.passed else 'FAILED'} "
-              f"(max rel. error {report.max_rel_error:.1e})")
+        print(f"== {cell.name}: {'passed' if report.passed else 'FAILED'} (max rel. error {report.max_rel_error:.1e})")
         print(report.table())
         print()
         if not report.passed:
@@ -121,7 +138,7 @@ def cmd_demo(args) -> int:
     return demo_main(args)
 
 
-def _size(nbytes: int) -> str:
+def _size(nbytes: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if nbytes < 1000 or unit == "GB":
             return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
@@ -146,8 +163,10 @@ def cmd_cache(args) -> int:
     for folder in info["folders"]:
         source = f" (from ${info['env']})" if folder["role"] == "cache" and info["env_set"] else ""
         state = {True: "writable", False: "NOT writable", None: "not created yet"}[folder["writable"]]
-        print(f"{folder['role']}: {folder['path']}{source}, {state}; {len(folder['entries'])} entries, "
-              f"{_size(folder['bytes'])}")
+        print(
+            f"{folder['role']}: {folder['path']}{source}, {state}; {len(folder['entries'])} entries, "
+            f"{_size(folder['bytes'])}"
+        )
         for e in folder["entries"]:
             status = "ok" if e["intact"] else "DAMAGED (rebuilt on next use)"
             print(f"  {e['name']:<40} {_size(e['bytes']):>9}  {e['compiled']} compiled function(s)  {status}")
@@ -155,11 +174,14 @@ def cmd_cache(args) -> int:
 
 
 def _add_cache_parser(sub) -> None:
-    p = sub.add_parser("cache", help="show or empty the kernel cache",
-                       description="The generated kernel modules and Numba's compiled code live in "
-                                   "a cache folder ($SYMLSTM_CACHE_DIR, else ~/.cache/symlstm). "
-                                   "'info' lists it, 'clear' deletes its entries (they are rebuilt "
-                                   "on next use).")
+    p = sub.add_parser(
+        "cache",
+        help="show or empty the kernel cache",
+        description="The generated kernel modules and Numba's compiled code live in "
+        "a cache folder ($SYMLSTM_CACHE_DIR, else ~/.cache/symlstm). "
+        "'info' lists it, 'clear' deletes its entries (they are rebuilt "
+        "on next use).",
+    )
     p.add_argument("action", choices=["info", "clear"])
     p.add_argument("--json", action="store_true", help="info as JSON")
     p.set_defaults(func=cmd_cache)
@@ -172,9 +194,19 @@ def cmd_docs(args) -> int:
 
     start = time.perf_counter()
     try:
-        report = build_docs(args.out, cells=args.cells or None, notation=args.notation, png=args.png,
-                            pdf=not args.no_pdf, tex=not args.no_tex, diagrams=not args.no_diagrams,
-                            dpi=args.dpi, force=args.force, progress=not args.quiet, jobs=args.jobs)
+        report = build_docs(
+            args.out,
+            cells=args.cells or None,
+            notation=args.notation,
+            png=args.png,
+            pdf=not args.no_pdf,
+            tex=not args.no_tex,
+            diagrams=not args.no_diagrams,
+            dpi=args.dpi,
+            force=args.force,
+            progress=not args.quiet,
+            jobs=args.jobs,
+        )
     except DocsError as err:
         print(f"symlstm docs: error: {err}", file=sys.stderr)
         return 2
@@ -182,25 +214,39 @@ def cmd_docs(args) -> int:
         print(f"note: {note}", file=sys.stderr)
     for error in report.errors:
         print(f"symlstm docs: error: {error}", file=sys.stderr)
-    print(f"{args.out}: {len(report.written)} file(s) written, {len(report.reused)} up to date "
-          f"({time.perf_counter() - start:.1f} s); open {Path(args.out) / 'index.html'}")
+    print(
+        f"{args.out}: {len(report.written)} file(s) written, {len(report.reused)} up to date "
+        f"({time.perf_counter() - start:.1f} s); open {Path(args.out) / 'index.html'}"
+    )
     return 0 if report.ok else 1
 
 
 def _add_docs_parser(sub) -> None:
     p = sub.add_parser(
-        "docs", help="build formula sheets (LaTeX/PDF), PNGs, Markdown, HTML pages and diagrams",
+        "docs",
+        help="build formula sheets (LaTeX/PDF), PNGs, Markdown, HTML pages and diagrams",
         description="Build, for every built-in cell (or the cells given), a LaTeX formula sheet and "
-                    "its PDF, PNG pictures of the equations, a Markdown page, a static HTML page "
-                    "with MathML equations, a Graphviz diagram, and a comparison table of all "
-                    "cells. Files whose inputs did not change are reused.")
-    p.add_argument("cells", nargs="*", metavar="CELL", help="built-in names or .toml spec paths (default: all built-ins)")
+        "its PDF, PNG pictures of the equations, a Markdown page, a static HTML page "
+        "with MathML equations, a Graphviz diagram, and a comparison table of all "
+        "cells. Files whose inputs did not change are reused.",
+    )
+    p.add_argument(
+        "cells", nargs="*", metavar="CELL", help="built-in names or .toml spec paths (default: all built-ins)"
+    )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--notation", default=None, metavar="PRESET",
-                   help="symlstm (default), greff, pytorch, d2l, or a notation .toml file")
-    p.add_argument("--png", choices=["auto", "latex", "mathtext"], default="auto",
-                   help="how to draw the equation PNGs: pdflatex+pdftoppm, matplotlib's mathtext, "
-                        "or auto (pdflatex when installed; the default)")
+    p.add_argument(
+        "--notation",
+        default=None,
+        metavar="PRESET",
+        help="symlstm (default), greff, pytorch, d2l, or a notation .toml file",
+    )
+    p.add_argument(
+        "--png",
+        choices=["auto", "latex", "mathtext"],
+        default="auto",
+        help="how to draw the equation PNGs: pdflatex+pdftoppm, matplotlib's mathtext, "
+        "or auto (pdflatex when installed; the default)",
+    )
     p.add_argument("--dpi", type=int, default=150, help="resolution of the equation PNGs (default 150)")
     p.add_argument("--no-pdf", action="store_true", help="do not compile the LaTeX sheets")
     p.add_argument("--no-tex", action="store_true", help="build as if TeX were not installed")
@@ -219,6 +265,7 @@ def cmd_bench(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="symlstm", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"symlstm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list the built-in cells")
@@ -229,16 +276,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--standalone", action="store_true", help="a complete document for pdflatex")
     p.add_argument("--forward-only", action="store_true", help="leave out the backward pass")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
-    p.add_argument("--notation", default=None, metavar="PRESET",
-                   help="symbol names and style: symlstm (default), greff, pytorch, d2l, "
-                        "or the path of a notation .toml file")
+    p.add_argument(
+        "--notation",
+        default=None,
+        metavar="PRESET",
+        help="symbol names and style: symlstm (default), greff, pytorch, d2l, or the path of a notation .toml file",
+    )
     p.set_defaults(func=cmd_latex)
 
     p = sub.add_parser("generate", help="write the kernels and LaTeX of the built-in cells")
     p.add_argument("--out", default="generated", help="output folder (default: ./generated)")
     p.add_argument("--spec", help="generate for this spec file instead of the built-ins")
-    p.add_argument("--check", action="store_true",
-                   help="write nothing; exit 1 if the folder differs from what would be written")
+    p.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if the folder differs from what would be written"
+    )
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("gradcheck", help="check backward against finite differences (float64)")
@@ -257,8 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
     _add_docs_parser(sub)
 
-    p = sub.add_parser("bench", add_help=False, help="time the kernels against PyTorch, side by side "
-                       "(symlstm bench --help)")
+    p = sub.add_parser(
+        "bench", add_help=False, help="time the kernels against PyTorch, side by side (symlstm bench --help)"
+    )
     p.add_argument("bench_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
     return parser
@@ -268,7 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # the benchmark parses its own options, --help included
         return cmd_bench(argparse.Namespace(bench_args=argv[1:]))
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not argv:  # no command: the full help, not argparse's one-line complaint
+        parser.print_help()
+        return 2
+    args = parser.parse_args(argv)
     try:
         return args.func(args)
     except (SpecError, OSError, ValueError) as err:

@@ -29,6 +29,7 @@ It is computed with the cells' public API only: the state h_t comes from running
 step at a time, then the tail t+1..T runs forward from it and backward, and dstate0["h"] is
 dL/dh_t (an O(T²) amount of work, fine for T of a few hundred).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,7 @@ KEEP_GATE_BIASES = ("b_f", "b_z")  # the bias of the gate that keeps the state: 
 # -- the task ------------------------------------------------------------------------------------
 
 
-TASKS = {"hochreiter": "adding problem (Hochreiter & Schmidhuber 1997)",
-         "simple": "adding problem, simplified form"}
+TASKS = {"hochreiter": "adding problem (Hochreiter & Schmidhuber 1997)", "simple": "adding problem, simplified form"}
 
 
 def baseline_mse(task: str, batches) -> list[tuple[str, float]]:
@@ -72,12 +72,15 @@ def baseline_mse(task: str, batches) -> list[tuple[str, float]]:
         guess = 0.5 + value / 4 if task == "hochreiter" else value + 0.5
         errors_mean.append(target - (0.5 if task == "hochreiter" else 1.0))
         errors_later.append(target - guess)
-    return [("predict the mean", float(np.mean(np.concatenate(errors_mean) ** 2))),
-            ("remember only the later value", float(np.mean(np.concatenate(errors_later) ** 2)))]
+    return [
+        ("predict the mean", float(np.mean(np.concatenate(errors_mean) ** 2))),
+        ("remember only the later value", float(np.mean(np.concatenate(errors_later) ** 2))),
+    ]
 
 
-def adding_batch(task: str, T: int, B: int, rng: np.random.Generator, length: int | None = None,
-                 dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+def adding_batch(
+    task: str, T: int, B: int, rng: np.random.Generator, length: int | None = None, dtype=np.float32
+) -> tuple[np.ndarray, np.ndarray]:
     """A batch ``x`` (L, B, 2) time-major, ``y`` (B, 1). ``length`` fixes L (``hochreiter``
     otherwise draws it from [T, T + T//10]; ``simple`` always uses T)."""
     if task not in TASKS:
@@ -161,27 +164,31 @@ def make_model(cell: str, hidden: int, seed: int, forget_bias: float = 0.0) -> n
 
     recurrent_cell = load_cell(cell)
     keep = next((n for n in KEEP_GATE_BIASES if n in recurrent_cell.param_names), None)
-    recurrent = nn.Recurrent(recurrent_cell, 2, hidden, dtype=np.float32, seed=seed,
-                             bias_init={keep: forget_bias} if keep else None)
+    recurrent = nn.Recurrent(
+        recurrent_cell, 2, hidden, dtype=np.float32, seed=seed, bias_init={keep: forget_bias} if keep else None
+    )
     return nn.Sequential(recurrent, nn.LastStep(), nn.Dense(hidden, 1, dtype=np.float32, seed=seed))
 
 
 def evaluate(model: nn.Sequential, test: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
     """(MSE, fraction of sequences with |error| < SOLVED_ERROR) over the test batches."""
     errors = np.concatenate([(model.forward(x)[0] - y).ravel() for x, y in test]).astype(np.float64)
-    return float(np.mean(errors ** 2)), float(np.mean(np.abs(errors) < SOLVED_ERROR))
+    return float(np.mean(errors**2)), float(np.mean(np.abs(errors) < SOLVED_ERROR))
 
 
 def gradient_profile(model: nn.Sequential, x: np.ndarray) -> np.ndarray:
     """Mean over the batch of ||dL/dh_t||, t = 0..T, for dL/dŷ = 1 at the end (see the module doc)."""
     recurrent, _, readout = model.layers
+    assert isinstance(recurrent, nn.Recurrent) and isinstance(readout, nn.Dense), "a model of make_model"
     T, B, _ = x.shape
-    states = [None]
+    states: list[dict[str, np.ndarray] | None] = [None]
     for t in range(T):  # h_t for every t, one step at a time
-        _, state, _ = recurrent.forward(x[t:t + 1], state0=states[-1])
+        _, state, _ = recurrent.forward(x[t : t + 1], state0=states[-1])
         states.append(state)
     # The readout is linear, so dL/dh_T does not depend on h_T.
-    dh_T, _ = readout.backward(np.ones((B, 1), x.dtype), readout.forward(states[T]["h"][0])[1])
+    last = states[T]
+    assert last is not None
+    dh_T, _ = readout.backward(np.ones((B, 1), x.dtype), readout.forward(last["h"][0])[1])
     norms = np.empty(T + 1)
     norms[T] = np.mean(np.linalg.norm(dh_T.astype(np.float64), axis=1))
     for t in range(T):
@@ -228,8 +235,15 @@ def train(cell: str, s: Settings, progress: bool = True) -> Run:
     rng = np.random.default_rng(data_seed)
     start = time.perf_counter()
     record(0)
-    bar = tqdm(range(1, s.steps + 1), desc=f"{cell:>10}", disable=not progress, leave=True, unit="step",
-               file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        range(1, s.steps + 1),
+        desc=f"{cell:>10}",
+        disable=not progress,
+        leave=True,
+        unit="step",
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     for step in bar:
         x, y = adding_batch(s.task, s.T, s.batch, rng)
         loss, norm = nn.train_step(model, nn.mse, optimizer, x, y)
@@ -254,16 +268,20 @@ def train(cell: str, s: Settings, progress: bool = True) -> Run:
 
 def results_table(runs: list[Run], s: Settings) -> str:
     """The results as a Markdown table."""
-    lines = ["| cell | final test MSE | solved (abs. error < 0.04) | steps to solve "
-             f"({SOLVED_FRACTION:.0%} solved) | max grad norm | wall time |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| cell | final test MSE | solved (abs. error < 0.04) | steps to solve "
+        f"({SOLVED_FRACTION:.0%} solved) | max grad norm | wall time |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in runs:
         solve = f"{r.steps_to_solve}" if r.steps_to_solve is not None else f"not in {s.steps}"
         if r.diverged_at is not None:
             solve = f"diverged at step {r.diverged_at}"
         finite = [g for g in r.grad_norm if math.isfinite(g)]
-        lines.append(f"| {r.cell} | {r.final_mse:.2e} | {r.final_solved:.1%} | {solve} | "
-                     f"{max(finite) if finite else math.nan:.3g} | {r.seconds:.0f} s |")
+        lines.append(
+            f"| {r.cell} | {r.final_mse:.2e} | {r.final_solved:.1%} | {solve} | "
+            f"{max(finite) if finite else math.nan:.3g} | {r.seconds:.0f} s |"
+        )
     return "\n".join(lines)
 
 
@@ -284,15 +302,17 @@ def plot_curves(runs: list[Run], s: Settings, path: Path) -> None:
         axes[0].plot(r.eval_steps, r.test_mse, color=color, lw=2, label=f"{r.cell} (test)")
         if r.train_loss:
             smooth = _smooth(r.train_loss, window)
-            axes[0].plot(np.arange(len(smooth)) + len(r.train_loss) - len(smooth) + 1, smooth, color=color,
-                         lw=0.8, alpha=0.4)
+            axes[0].plot(
+                np.arange(len(smooth)) + len(r.train_loss) - len(smooth) + 1, smooth, color=color, lw=0.8, alpha=0.4
+            )
         axes[1].plot(r.eval_steps, np.asarray(r.solved) * 100, color=color, lw=2, label=r.cell)
         if r.grad_norm:
             norms = np.where(np.isfinite(r.grad_norm), r.grad_norm, np.nan)
             axes[2].plot(np.arange(1, len(norms) + 1), norms, color=color, lw=0.5, alpha=0.25)
             smooth = _smooth(norms, window)
-            axes[2].plot(np.arange(len(smooth)) + len(norms) - len(smooth) + 1, smooth, color=color, lw=1.5,
-                         label=r.cell)
+            axes[2].plot(
+                np.arange(len(smooth)) + len(norms) - len(smooth) + 1, smooth, color=color, lw=1.5, label=r.cell
+            )
         if r.diverged_at is not None:
             for ax in axes:
                 ax.axvline(r.diverged_at, color=color, ls=":", lw=1)
@@ -305,15 +325,25 @@ def plot_curves(runs: list[Run], s: Settings, path: Path) -> None:
     if off:
         axes[0].set_yscale("log")
         axes[0].set_ylim(0.5 * min(min(r.test_mse) for r in runs if r.test_mse), top)
-        axes[0].text(0.02, 0.02, "off the chart: " + ", ".join(off), transform=axes[0].transAxes, va="bottom",
-                     fontsize=8)
-    axes[0].set(yscale="log", xlabel="training step", ylabel="MSE",
-                title="Test MSE (thick) and training loss (thin, smoothed)")
+        axes[0].text(
+            0.02, 0.02, "off the chart: " + ", ".join(off), transform=axes[0].transAxes, va="bottom", fontsize=8
+        )
+    axes[0].set(
+        yscale="log", xlabel="training step", ylabel="MSE", title="Test MSE (thick) and training loss (thin, smoothed)"
+    )
     axes[1].axhline(SOLVED_FRACTION * 100, color="gray", ls="--", lw=1)
-    axes[1].set(ylim=(-2, 102), xlabel="training step", ylabel="% of test sequences",
-                title=f"Solved: |error at the end| < {SOLVED_ERROR}")
-    axes[2].set(yscale="log", xlabel="training step", ylabel="||dL/dθ|| (before clipping)",
-                title=f"Gradient norm (raw and smoothed; {f'clipped to {s.clip:g}' if s.clip else 'no clipping'})")
+    axes[1].set(
+        ylim=(-2, 102),
+        xlabel="training step",
+        ylabel="% of test sequences",
+        title=f"Solved: |error at the end| < {SOLVED_ERROR}",
+    )
+    axes[2].set(
+        yscale="log",
+        xlabel="training step",
+        ylabel="||dL/dθ|| (before clipping)",
+        title=f"Gradient norm (raw and smoothed; {f'clipped to {s.clip:g}' if s.clip else 'no clipping'})",
+    )
     if s.clip:
         axes[2].axhline(s.clip, color="gray", ls="--", lw=1)
     for ax in axes:
@@ -328,24 +358,29 @@ def plot_gradients(runs: list[Run], s: Settings, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
-    for ax, attr, when in ((axes[0], "grad_profile_init", "at initialisation"),
-                           (axes[1], "grad_profile_trained", "after training")):
+    for ax, attr, when in (
+        (axes[0], "grad_profile_init", "at initialisation"),
+        (axes[1], "grad_profile_trained", "after training"),
+    ):
         for k, r in enumerate(runs):
             profile = np.asarray(getattr(r, attr))
             if profile.size:
                 label = r.cell
                 if np.any(profile == 0):  # underflow: below float32's smallest number, 1.4e-45
                     label += f" (exactly 0 for t < {int(np.nonzero(profile)[0][0])})"
-                ax.plot(np.arange(profile.size), np.where(profile > 0, profile, np.nan), color=f"C{k}", lw=2,
-                        label=label)
+                ax.plot(
+                    np.arange(profile.size), np.where(profile > 0, profile, np.nan), color=f"C{k}", lw=2, label=label
+                )
             elif attr == "grad_profile_trained":
                 ax.plot([], [], color=f"C{k}", label=f"{r.cell} (diverged)")
         ax.set(yscale="log", xlabel="t (step of the state h_t)", title=f"{when}")
         ax.axvspan(0, s.T // 2, color="0.92", zorder=0)
         ax.legend(fontsize=8)
     axes[0].set_ylabel("||dL/dh_t||  (mean over 64 sequences)")
-    fig.suptitle(f"Vanishing gradient, T = {s.T}: how much the state h_t can still move the prediction at the end\n"
-                 f"(dL/dh_t for a unit error, dL/dŷ = 1; shaded: the first half, where the first marked value lies)")
+    fig.suptitle(
+        f"Vanishing gradient, T = {s.T}: how much the state h_t can still move the prediction at the end\n"
+        f"(dL/dh_t for a unit error, dL/dŷ = 1; shaded: the first half, where the first marked value lies)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -362,10 +397,10 @@ def run_adding(cells, s: Settings, out: Path, progress: bool = True) -> list[Run
     table = results_table(runs, s)
     plot_curves(runs, s, out / f"{stem}-loss.png")
     plot_gradients(runs, s, out / f"{stem}-gradients.png")
-    (out / f"{stem}-results.md").write_text(f"{TASKS[s.task]}, T = {s.T}, {s.steps} steps\n\n{table}\n",
-                                            "utf-8")
+    (out / f"{stem}-results.md").write_text(f"{TASKS[s.task]}, T = {s.T}, {s.steps} steps\n\n{table}\n", "utf-8")
     (out / f"{stem}-results.json").write_text(
-        json.dumps({"settings": asdict(s), "runs": [asdict(r) for r in runs]}, indent=1), "utf-8")
+        json.dumps({"settings": asdict(s), "runs": [asdict(r) for r in runs]}, indent=1), "utf-8"
+    )
     print(table)
     print(f"wrote {out / stem}-loss.png, -gradients.png, -results.md, -results.json")
     return runs
@@ -376,26 +411,48 @@ def run_adding(cells, s: Settings, out: Path, progress: bool = True) -> list[Run
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("problem", choices=["adding"], help="the demo to run")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"a short version (T={QUICK.T}, {QUICK.steps} steps): under two minutes on 2 cores")
-    parser.add_argument("--cells", nargs="+", default=list(DEFAULT_CELLS), metavar="CELL",
-                        help=f"built-in names or .toml spec paths (default: {' '.join(DEFAULT_CELLS)})")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a short version (T={QUICK.T}, {QUICK.steps} steps): under two minutes on 2 cores",
+    )
+    parser.add_argument(
+        "--cells",
+        nargs="+",
+        default=list(DEFAULT_CELLS),
+        metavar="CELL",
+        help=f"built-in names or .toml spec paths (default: {' '.join(DEFAULT_CELLS)})",
+    )
     parser.add_argument("--task", choices=sorted(TASKS), help="hochreiter (default) or simple")
-    for name, kind in (("T", int), ("steps", int), ("batch", int), ("hidden", int), ("lr", float),
-                       ("clip", float), ("forget-bias", float), ("eval-every", int), ("test-size", int),
-                       ("seed", int)):
+    for name, kind in (
+        ("T", int),
+        ("steps", int),
+        ("batch", int),
+        ("hidden", int),
+        ("lr", float),
+        ("clip", float),
+        ("forget-bias", float),
+        ("eval-every", int),
+        ("test-size", int),
+        ("seed", int),
+    ):
         field_name = name.replace("-", "_")
-        parser.add_argument(f"--{name}", type=kind, dest=field_name,
-                            help=f"default {getattr(Settings(), field_name)}, {getattr(QUICK, field_name)} with --quick"
-                                 + (" (0: no clipping)" if name == "clip" else ""))
+        parser.add_argument(
+            f"--{name}",
+            type=kind,
+            dest=field_name,
+            help=f"default {getattr(Settings(), field_name)}, {getattr(QUICK, field_name)} with --quick"
+            + (" (0: no clipping)" if name == "clip" else ""),
+        )
     parser.add_argument("--out", default="demo-out", help="output folder (default: demo-out/)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     s = QUICK if args.quick else Settings()
-    given = {name: getattr(args, name) for name in Settings.__dataclass_fields__
-             if getattr(args, name, None) is not None}
+    given = {
+        name: getattr(args, name) for name in Settings.__dataclass_fields__ if getattr(args, name, None) is not None
+    }
     s = replace(s, **given)
     for name in ("T", "steps", "batch", "hidden", "eval_every", "test_size"):
         if getattr(s, name) < 1:

@@ -19,51 +19,37 @@ dict of a ``Sequential`` holding it) stays the same array.
 - Losses return ``(loss, dloss/dprediction)``; optimizers' ``step(grads)`` returns the gradient norm
   before clipping.
 """
+
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
-from symlstm.runtime import SUPPORTED_DTYPES, Cell, ForwardCache, _as_float_array
+from symlstm.interop import pytorch as torch_interop
+from symlstm.runtime import Cell, ForwardCache, _as_float_array
+from symlstm.train.checks import check_arrays, float_dtype, positive_int
+from symlstm.train.optim import SGD, Adam, Optimizer, clip_grad_norm
 
-__all__ = ["Adam", "Dense", "LastStep", "Layer", "Recurrent", "SGD", "Sequential", "clip_grad_norm",
-           "load", "mse", "save", "softmax_cross_entropy", "train_step"]
-
-
-def _dtype(dtype) -> np.dtype:
-    dtype = np.dtype(dtype)
-    if dtype not in SUPPORTED_DTYPES:
-        raise TypeError(f"dtype {dtype} is not supported; use float32 or float64")
-    return dtype
-
-
-def _positive(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _check_arrays(arrays, shapes: Mapping[str, tuple[int, ...]], what: str) -> dict[str, np.ndarray]:
-    """``arrays`` must have exactly the keys of ``shapes``, as float arrays of those shapes."""
-    if not isinstance(arrays, Mapping):
-        raise TypeError(f"{what} must be a dict of arrays, got {type(arrays).__name__}")
-    missing = [n for n in shapes if n not in arrays]
-    extra = sorted(str(n) for n in arrays if n not in shapes)
-    if missing or extra:
-        raise ValueError(f"{what}: missing {missing}, unexpected {extra}; expected exactly {list(shapes)}")
-    checked = {}
-    for name, shape in shapes.items():
-        array = arrays[name]
-        if not isinstance(array, np.ndarray) or array.dtype not in SUPPORTED_DTYPES:
-            raise TypeError(f"{what}[{name!r}] must be a float32 or float64 NumPy array")
-        if array.shape != tuple(shape):
-            raise ValueError(f"{what}[{name!r}] has shape {array.shape}; expected {tuple(shape)}")
-        checked[name] = array
-    return checked
+__all__ = [
+    "Adam",
+    "Dense",
+    "LastStep",
+    "Layer",
+    "Recurrent",
+    "SGD",
+    "Sequential",
+    "clip_grad_norm",
+    "load",
+    "mse",
+    "save",
+    "softmax_cross_entropy",
+    "train_step",
+]
 
 
 class Layer:
@@ -78,7 +64,15 @@ class Layer:
         return sum(p.size for p in self.params.values())
 
     def _params(self, params) -> dict[str, np.ndarray]:
-        return self.params if params is None else _check_arrays(params, self.param_shapes(), "params")
+        return self.params if params is None else check_arrays(params, self.param_shapes(), "params")
+
+    def forward(self, x, params: Mapping | None = None) -> tuple[Any, ...]:
+        """``(y, cache)``; a ``Recurrent`` returns ``(ys, state, cache)``."""
+        raise NotImplementedError
+
+    def backward(self, dy, cache) -> tuple[Any, ...]:
+        """``(dx, grads)``; a ``Recurrent`` returns ``(dx, grads, dstate0)``."""
+        raise NotImplementedError
 
 
 # -- the recurrent layer -------------------------------------------------------------------------
@@ -106,29 +100,39 @@ class Recurrent(Layer):
     ``unit_forget_bias``); ``{"b_z": 1.0}`` does the same for a GRU, whose z weighs h_{t-1}.
     """
 
-    def __init__(self, cell: Cell | str | os.PathLike, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bidirectional: bool = False, batch_first: bool = False, dtype=np.float64,
-                 seed: int | None = 0, bias_init: Mapping[str, float] | None = None):
+    def __init__(
+        self,
+        cell: Cell | str | os.PathLike,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        batch_first: bool = False,
+        dtype=np.float64,
+        seed: int | None = 0,
+        bias_init: Mapping[str, float] | None = None,
+    ):
         if isinstance(cell, (str, os.PathLike)):
             from symlstm.cells import cell as load_cell  # at call time: symlstm/__init__ may import this module
 
             cell = load_cell(cell)
         if not isinstance(cell, Cell):
-            raise TypeError(f"cell must be a symlstm Cell, a built-in name or a spec path, "
-                            f"got {type(cell).__name__}")
+            raise TypeError(f"cell must be a symlstm Cell, a built-in name or a spec path, got {type(cell).__name__}")
         self.cell = cell
-        self.input_size = _positive(input_size, "input_size")
-        self.hidden_size = _positive(hidden_size, "hidden_size")
-        self.num_layers = _positive(num_layers, "num_layers")
+        self.input_size = positive_int(input_size, "input_size")
+        self.hidden_size = positive_int(hidden_size, "hidden_size")
+        self.num_layers = positive_int(num_layers, "num_layers")
         self.bidirectional = bool(bidirectional)
         self.batch_first = bool(batch_first)
-        self.dtype = _dtype(dtype)
+        self.dtype = float_dtype(dtype)
         bias_init = dict(bias_init or {})
         vectors = [n for n, shape in cell.param_shapes(1, 1).items() if len(shape) == 1]
         for name, value in bias_init.items():
             if name not in vectors:
-                raise ValueError(f"bias_init names {name!r}, which is not a vector parameter of the cell "
-                                 f"{cell.name!r} ({', '.join(vectors)})")
+                raise ValueError(
+                    f"bias_init names {name!r}, which is not a vector parameter of the cell "
+                    f"{cell.name!r} ({', '.join(vectors)})"
+                )
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"bias_init[{name!r}] must be a number, got {type(value).__name__}")
         self.num_directions = 2 if self.bidirectional else 1
@@ -143,17 +147,48 @@ class Recurrent(Layer):
             self.params.update({f"{prefix}.{n}": p for n, p in init.items()})
 
     def __repr__(self) -> str:
-        return (f"Recurrent({self.cell.name!r}, input_size={self.input_size}, hidden_size={self.hidden_size}, "
-                f"num_layers={self.num_layers}, bidirectional={self.bidirectional}, "
-                f"batch_first={self.batch_first}, dtype={self.dtype.name})")
+        return (
+            f"Recurrent({self.cell.name!r}, input_size={self.input_size}, hidden_size={self.hidden_size}, "
+            f"num_layers={self.num_layers}, bidirectional={self.bidirectional}, "
+            f"batch_first={self.batch_first}, dtype={self.dtype.name})"
+        )
 
     @classmethod
-    def from_torch(cls, module, dtype=None) -> "Recurrent":
+    def from_torch(cls, module, dtype=None) -> Recurrent:
         """A layer computing what a ``torch.nn.LSTM``, ``GRU`` or ``RNN`` (any depth, either
-        direction, ``batch_first`` or not) computes, with its weights."""
-        from symlstm.interop.pytorch import recurrent_from_torch
+        direction, ``batch_first`` or not) computes, with its weights (cast to ``dtype`` when given,
+        else in the module's dtype)."""
+        arch = torch_interop.architecture(module)
+        layer = cls(
+            arch.cell,
+            arch.input_size,
+            arch.hidden_size,
+            num_layers=arch.num_layers,
+            bidirectional=arch.bidirectional,
+            batch_first=arch.batch_first,
+            dtype=dtype if dtype is not None else arch.dtype,
+        )
+        for prefix in arch.suffixes:  # PyTorch's names, l0, l0_reverse, ..., are the layer's unit prefixes
+            for name, value in torch_interop.unit_from_torch(module, prefix, dtype).items():
+                np.copyto(layer.params[f"{prefix}.{name}"], value)
+        return layer
 
-        return recurrent_from_torch(module, dtype)
+    def to_torch(self, params: Mapping | None = None):
+        """A ``torch.nn.LSTM``, ``GRU`` or ``RNN`` of this layer's depth, directions and layout,
+        holding ``params`` (default: the layer's own); ``symlstm.to_torch(layer)`` is the same."""
+        params = self._params(params)
+        module = torch_interop.new_module(
+            self.cell,
+            self.input_size,
+            self.hidden_size,
+            params[next(iter(params))].dtype,
+            num_layers=self.num_layers,
+            bidirectional=self.bidirectional,
+            batch_first=self.batch_first,
+        )
+        for prefix in self.unit_prefixes():
+            torch_interop.unit_to_torch(module, self.unit_params(params, prefix), prefix)
+        return module
 
     @property
     def output_size(self) -> int:
@@ -183,8 +218,9 @@ class Recurrent(Layer):
         if states is None:
             return [None] * units
         shape = (units, B, self.hidden_size)
-        states = _check_arrays(states, {s: shape for s in self.state_names},
-                               f"{what} (num_layers * num_directions, B, H) per state")
+        states = check_arrays(
+            states, {s: shape for s in self.state_names}, f"{what} (num_layers * num_directions, B, H) per state"
+        )
         return [{s: states[s][u] for s in self.state_names} for u in range(units)]
 
     def _stack_states(self, per_unit: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -228,8 +264,9 @@ class Recurrent(Layer):
         else:
             dys = self._time_major(dys, "dys")
             if dys.shape != (T, B, self.output_size):
-                raise ValueError(f"dys has (time-major) shape {dys.shape}; expected {(T, B, self.output_size)}, "
-                                 f"the shape of ys")
+                raise ValueError(
+                    f"dys has (time-major) shape {dys.shape}; expected {(T, B, self.output_size)}, the shape of ys"
+                )
         dstates = self._split_states(dstate, B, "dstate")
         prefixes = self.unit_prefixes()
         grads: dict[str, np.ndarray] = {}
@@ -239,9 +276,8 @@ class Recurrent(Layer):
             dinput = None
             for d in range(self.num_directions):
                 u = k * self.num_directions + d
-                dpart = dseq[..., d * H:(d + 1) * H]
-                dx, dparams, dstate0[u] = self.cell.backward(dpart[::-1] if d else dpart, cache.cells[u],
-                                                             dstates[u])
+                dpart = dseq[..., d * H : (d + 1) * H]
+                dx, dparams, dstate0[u] = self.cell.backward(dpart[::-1] if d else dpart, cache.cells[u], dstates[u])
                 dx = dx[::-1] if d else dx
                 dinput = dx if dinput is None else dinput + dx
                 grads.update({f"{prefixes[u]}.{n}": g for n, g in dparams.items()})
@@ -258,13 +294,15 @@ class Dense(Layer):
     initialised uniform in ±1/sqrt(in_features), as PyTorch does."""
 
     def __init__(self, in_features: int, out_features: int, dtype=np.float64, seed: int | None = 0):
-        self.in_features = _positive(in_features, "in_features")
-        self.out_features = _positive(out_features, "out_features")
-        self.dtype = _dtype(dtype)
+        self.in_features = positive_int(in_features, "in_features")
+        self.out_features = positive_int(out_features, "out_features")
+        self.dtype = float_dtype(dtype)
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(self.in_features)
-        self.params = {"W": rng.uniform(-bound, bound, (self.out_features, self.in_features)).astype(self.dtype),
-                       "b": rng.uniform(-bound, bound, self.out_features).astype(self.dtype)}
+        self.params = {
+            "W": rng.uniform(-bound, bound, (self.out_features, self.in_features)).astype(self.dtype),
+            "b": rng.uniform(-bound, bound, self.out_features).astype(self.dtype),
+        }
 
     def __repr__(self) -> str:
         return f"Dense({self.in_features}, {self.out_features}, dtype={self.dtype.name})"
@@ -302,8 +340,10 @@ class LastStep(Layer):
         x = _as_float_array(x, "x")
         axis = 1 if self.batch_first else 0
         if x.ndim != 3 or x.shape[axis] < 1:
-            raise ValueError(f"x has shape {x.shape}; expected a non-empty sequence "
-                             f"{'(B, T, F)' if self.batch_first else '(T, B, F)'}")
+            raise ValueError(
+                f"x has shape {x.shape}; expected a non-empty sequence "
+                f"{'(B, T, F)' if self.batch_first else '(T, B, F)'}"
+            )
         return (x[:, -1] if self.batch_first else x[-1]), (x.shape, x.dtype)
 
     def backward(self, dy, cache):
@@ -325,8 +365,10 @@ class Sequential(Layer):
             raise ValueError("Sequential needs at least one layer")
         for k, layer in enumerate(layers):
             if not isinstance(layer, Layer):
-                raise TypeError(f"layer {k} must be a symlstm.nn layer (Recurrent, Dense, LastStep, ...), "
-                                f"got {type(layer).__name__}")
+                raise TypeError(
+                    f"layer {k} must be a symlstm.nn layer (Recurrent, Dense, LastStep, ...), "
+                    f"got {type(layer).__name__}"
+                )
         self.layers = tuple(layers)
         # The same arrays as the layers' own dicts: updating one updates the other.
         self.params = {f"{k}.{n}": p for k, layer in enumerate(layers) for n, p in layer.params.items()}
@@ -383,8 +425,10 @@ def softmax_cross_entropy(logits, labels) -> tuple[float, np.ndarray]:
     if labels.dtype.kind not in "iu":
         raise TypeError(f"labels has dtype {labels.dtype}; expected integer class indices")
     if logits.ndim < 1 or labels.shape != logits.shape[:-1] or labels.size == 0:
-        raise ValueError(f"labels has shape {labels.shape}; expected {logits.shape[:-1]}, the shape of logits "
-                         f"without its class axis (and not empty)")
+        raise ValueError(
+            f"labels has shape {labels.shape}; expected {logits.shape[:-1]}, the shape of logits "
+            f"without its class axis (and not empty)"
+        )
     C = logits.shape[-1]
     if labels.min() < 0 or labels.max() >= C:
         raise ValueError(f"labels must lie in [0, {C}), got values in [{labels.min()}, {labels.max()}]")
@@ -393,92 +437,6 @@ def softmax_cross_entropy(logits, labels) -> tuple[float, np.ndarray]:
     one_hot = labels[..., None] == np.arange(C)
     loss = -float(np.sum(log_probs[one_hot])) / labels.size
     return loss, (np.exp(log_probs) - one_hot) / labels.size
-
-
-# -- optimizers ----------------------------------------------------------------------------------
-
-
-def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float | None):
-    """Scale ``grads`` by ``max_norm / (norm + 1e-6)`` when that is below 1, as
-    ``torch.nn.utils.clip_grad_norm_`` does (None: no clipping). Returns ``(grads, norm before
-    clipping)``, ``norm`` being the global L2 norm; a non-finite norm passes through, as in PyTorch."""
-    norm = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values()))
-    if max_norm is not None:
-        scale = max_norm / (norm + 1e-6)
-        if scale < 1.0:
-            grads = {n: g * g.dtype.type(scale) for n, g in grads.items()}
-    return grads, norm
-
-
-class Optimizer:
-    """Updates ``params`` (a dict of arrays, e.g. ``model.params``) in place from gradients."""
-
-    def __init__(self, params: Mapping[str, np.ndarray], lr: float, clip_norm: float | None = None):
-        if not isinstance(params, Mapping) or not params:
-            raise TypeError("params must be a non-empty dict of arrays, e.g. model.params")
-        self.params = dict(_check_arrays(params, {n: np.shape(p) for n, p in params.items()}, "params"))
-        if not (isinstance(lr, (int, float)) and lr > 0):
-            raise ValueError(f"lr must be a positive number, got {lr!r}")
-        if clip_norm is not None and not (isinstance(clip_norm, (int, float)) and clip_norm > 0):
-            raise ValueError(f"clip_norm must be None or a positive number, got {clip_norm!r}")
-        self.lr, self.clip_norm, self.steps = float(lr), clip_norm, 0
-
-    def step(self, grads: Mapping[str, np.ndarray]) -> float:
-        """One update; returns the gradient norm before clipping."""
-        grads = _check_arrays(grads, {n: p.shape for n, p in self.params.items()}, "grads")
-        grads, norm = clip_grad_norm(grads, self.clip_norm)
-        self.steps += 1
-        for name, p in self.params.items():
-            p -= self._update(name, grads[name].astype(p.dtype, copy=False)).astype(p.dtype, copy=False)
-        return norm
-
-    def _update(self, name: str, grad: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-
-class SGD(Optimizer):
-    """Stochastic gradient descent, with optional (heavy-ball) momentum as in ``torch.optim.SGD``."""
-
-    def __init__(self, params, lr: float = 0.01, momentum: float = 0.0, clip_norm: float | None = None):
-        super().__init__(params, lr, clip_norm)
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        self.momentum = momentum
-        self.velocity = {n: np.zeros_like(p) for n, p in self.params.items()}
-
-    def _update(self, name, grad):
-        if not self.momentum:
-            return self.lr * grad
-        v = self.velocity[name]
-        v *= self.momentum
-        v += grad
-        return self.lr * v
-
-
-class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015) with bias correction, as ``torch.optim.Adam``."""
-
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 clip_norm: float | None = None):
-        super().__init__(params, lr, clip_norm)
-        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-        if not eps > 0:
-            raise ValueError(f"eps must be positive, got {eps!r}")
-        self.betas, self.eps = tuple(betas), eps
-        self.m = {n: np.zeros_like(p) for n, p in self.params.items()}
-        self.v = {n: np.zeros_like(p) for n, p in self.params.items()}
-
-    def _update(self, name, grad):
-        b1, b2 = self.betas
-        m, v = self.m[name], self.v[name]
-        m *= b1
-        m += (1 - b1) * grad
-        v *= b2
-        v += (1 - b2) * grad * grad
-        m_hat = m / (1 - b1 ** self.steps)
-        v_hat = v / (1 - b2 ** self.steps)
-        return self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
 def train_step(model: Layer, loss_fn: Callable, optimizer: Optimizer, x, target) -> tuple[float, float]:
@@ -496,13 +454,13 @@ def _params_of(model_or_params, what: str) -> dict[str, np.ndarray]:
     params = model_or_params.params if isinstance(model_or_params, Layer) else model_or_params
     if not isinstance(params, Mapping):
         raise TypeError(f"{what} must be a layer or a dict of arrays, got {type(model_or_params).__name__}")
-    return _check_arrays(params, {n: np.shape(p) for n, p in params.items()}, what)
+    return check_arrays(params, {n: np.shape(p) for n, p in params.items()}, what)
 
 
 def save(path: str | os.PathLike, model_or_params) -> str:
     """Write a layer's (or a dict's) parameters to an uncompressed ``.npz`` file; returns its path
     (NumPy appends ``.npz`` when the name lacks it)."""
-    params = _params_of(model_or_params, "model_or_params")
+    params: dict[str, Any] = _params_of(model_or_params, "model_or_params")  # Any: savez's keywords are arrays
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
@@ -519,7 +477,7 @@ def load(path: str | os.PathLike, into=None) -> dict[str, np.ndarray]:
     if into is None:
         return loaded
     params = _params_of(into, "into")
-    loaded = _check_arrays(loaded, {n: p.shape for n, p in params.items()}, f"the parameters in {os.fspath(path)}")
+    loaded = check_arrays(loaded, {n: p.shape for n, p in params.items()}, f"the parameters in {os.fspath(path)}")
     for name, array in params.items():
         np.copyto(array, loaded[name], casting="same_kind")
     return params

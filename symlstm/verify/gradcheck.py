@@ -11,6 +11,7 @@ that of an initial state the loss does not depend on, is not failed for its ~1e-
 Taylor test then checks, over all arguments at once, that the remainder
 |L(p + e v) - L(p) - e <grad, v>| shrinks like e^2 as e -> 0 (a wrong gradient leaves ~e).
 """
+
 from __future__ import annotations
 
 import math
@@ -48,20 +49,25 @@ class GradcheckReport:
     @property
     def nonfinite(self) -> list[str]:
         """Quantities whose gradient or finite difference is NaN or infinite (never a pass)."""
-        return [c.quantity for c in self.checks
-                if not (math.isfinite(c.analytic) and math.isfinite(c.numeric))]
+        return [c.quantity for c in self.checks if not (math.isfinite(c.analytic) and math.isfinite(c.numeric))]
 
     def table(self) -> str:
         rows = [f"{'quantity':<14} {'<grad, v>':>22} {'finite difference':>22} {'rel. error':>10}  ok"]
         for c in self.checks:
-            rows.append(f"{c.quantity:<14} {c.analytic:>22.15e} {c.numeric:>22.15e} {c.rel_error:>10.2e}  "
-                        f"{'yes' if c.passed else 'NO'}")
+            rows.append(
+                f"{c.quantity:<14} {c.analytic:>22.15e} {c.numeric:>22.15e} {c.rel_error:>10.2e}  "
+                f"{'yes' if c.passed else 'NO'}"
+            )
         if self.nonfinite:
-            rows.append(f"NaN or Inf in the gradient or the finite difference of: {', '.join(self.nonfinite)} "
-                        "(the cell overflows or is undefined at this point; this is a failure)")
+            rows.append(
+                f"NaN or Inf in the gradient or the finite difference of: {', '.join(self.nonfinite)} "
+                "(the cell overflows or is undefined at this point; this is a failure)"
+            )
         orders = ", ".join(f"{o:.2f}" for o in self.taylor_orders)
-        rows.append(f"Taylor remainder orders (expect >= 2; 1 means a wrong gradient): {orders}  "
-                    f"{'yes' if self.taylor_passed else 'NO'}")
+        rows.append(
+            f"Taylor remainder orders (expect >= 2; 1 means a wrong gradient): {orders}  "
+            f"{'yes' if self.taylor_passed else 'NO'}"
+        )
         return "\n".join(rows)
 
 
@@ -70,8 +76,18 @@ def _loss(cell: Cell, x, params, state0, wy, wstate) -> float:
     return float(np.sum(wy * ys) + sum(np.sum(wstate[s] * state[s]) for s in cell.state_names))
 
 
-def gradcheck(cell: Cell, *, T: int = 5, B: int = 2, D: int = 3, H: int = 4, seed: int = 0,
-              eps: float = 1e-4, rtol: float = 1e-7, checkpoint: int | None = None) -> GradcheckReport:
+def gradcheck(
+    cell: Cell,
+    *,
+    T: int = 5,
+    B: int = 2,
+    D: int = 3,
+    H: int = 4,
+    seed: int = 0,
+    eps: float = 1e-4,
+    rtol: float = 1e-7,
+    checkpoint: int | None = None,
+) -> GradcheckReport:
     """Check ``cell.backward`` in float64 on a random small problem; see the module docstring.
 
     ``checkpoint=k`` checks the gradients of a ``forward(..., checkpoint=k)`` run instead.
@@ -80,9 +96,9 @@ def gradcheck(cell: Cell, *, T: int = 5, B: int = 2, D: int = 3, H: int = 4, see
     for label, value in (("T", T), ("B", B), ("D", D), ("H", H)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"gradcheck: {label} must be a positive integer, got {value!r}")
-    for label, value in (("eps", eps), ("rtol", rtol)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise ValueError(f"gradcheck: {label} must be a positive number, got {value!r}")
+    for label, number in (("eps", eps), ("rtol", rtol)):
+        if not (isinstance(number, (int, float)) and math.isfinite(number) and number > 0):
+            raise ValueError(f"gradcheck: {label} must be a positive number, got {number!r}")
     rng = np.random.default_rng(seed)
     params = {k: v * 2.0 for k, v in cell.init_params(D, H, np.float64, seed=seed).items()}
     x = rng.standard_normal((T, B, D))
@@ -103,16 +119,24 @@ def gradcheck(cell: Cell, *, T: int = 5, B: int = 2, D: int = 3, H: int = 4, see
             if only is not None and label != only:
                 return value
             return value + step * directions[label]
-        return _loss(cell, moved("x", x), {n: moved(n, v) for n, v in params.items()},
-                     {s: moved(f"{s}0", v) for s, v in state0.items()}, wy, wstate)
+
+        return _loss(
+            cell,
+            moved("x", x),
+            {n: moved(n, v) for n, v in params.items()},
+            {s: moved(f"{s}0", v) for s, v in state0.items()},
+            wy,
+            wstate,
+        )
 
     report = GradcheckReport(cell.name)
     base = loss_at(0.0)
     noise = 64 * np.finfo(np.float64).eps * max(abs(base), 1.0) / eps  # rounding error of the stencil
     for label, grad in arguments:
         analytic = float(np.sum(grad * directions[label]))
-        numeric = (-loss_at(2 * eps, label) + 8 * loss_at(eps, label) - 8 * loss_at(-eps, label)
-                   + loss_at(-2 * eps, label)) / (12 * eps)
+        numeric = (
+            -loss_at(2 * eps, label) + 8 * loss_at(eps, label) - 8 * loss_at(-eps, label) + loss_at(-2 * eps, label)
+        ) / (12 * eps)
         scale = max(abs(analytic), abs(numeric), noise / rtol)
         rel = abs(analytic - numeric) / scale
         ok = bool(np.isfinite(analytic) and np.isfinite(numeric) and rel <= rtol)
@@ -123,10 +147,12 @@ def gradcheck(cell: Cell, *, T: int = 5, B: int = 2, D: int = 3, H: int = 4, see
     remainders = [abs(loss_at(h) - base - h * slope) for h in steps]
     # rates between successive halvings, where the remainder is well above rounding noise
     floor = 1e-12 * max(abs(base), 1.0)
-    report.taylor_orders = [math.log2(r0 / r1) for r0, r1 in zip(remainders, remainders[1:])
-                            if r0 > floor and r1 > floor]
+    report.taylor_orders = [
+        math.log2(r0 / r1) for r0, r1 in zip(remainders, remainders[1:]) if r0 > floor and r1 > floor
+    ]
     # Judge the asymptotic rate (the last three): at the larger steps the cubic term can still
     # compete with a small quadratic one, and the remainder may even change sign there.
-    report.taylor_passed = (np.isfinite(slope) and len(report.taylor_orders) >= 3
-                            and all(o >= 1.8 for o in report.taylor_orders[-3:]))
+    report.taylor_passed = (
+        np.isfinite(slope) and len(report.taylor_orders) >= 3 and all(o >= 1.8 for o in report.taylor_orders[-3:])
+    )
     return report

@@ -5,6 +5,7 @@ or uses symlstm's derivation — so autograd through them is an independent refe
 tests (``tests/test_variants_torch.py``) and the "Python loop + autograd" baseline of the
 benchmark (``symlstm bench``). Requires torch.
 """
+
 import torch
 
 sig, tanh, relu = torch.sigmoid, torch.tanh, torch.relu
@@ -21,6 +22,7 @@ def pre(k, x, p, h):
 
 
 # --- one step of each cell: step(x_t, p, state) -> new state (same keys) ---------------------------
+
 
 def lstm(x, p, s):
     """lstm.toml and np.toml (identical equations): no peepholes."""
@@ -149,9 +151,20 @@ def rnn_relu(x, p, s):
 
 
 REFERENCE = {
-    "cifg": cifg, "fgr": fgr, "gru": gru, "lstm": lstm, "lstm_relu": lstm_relu, "nfg": nfg,
-    "niaf": niaf, "nig": nig, "noaf": noaf, "nog": nog, "np": lstm, "peephole": peephole,
-    "rnn": rnn, "rnn_relu": rnn_relu,
+    "cifg": cifg,
+    "fgr": fgr,
+    "gru": gru,
+    "lstm": lstm,
+    "lstm_relu": lstm_relu,
+    "nfg": nfg,
+    "niaf": niaf,
+    "nig": nig,
+    "noaf": noaf,
+    "nog": nog,
+    "np": lstm,
+    "peephole": peephole,
+    "rnn": rnn,
+    "rnn_relu": rnn_relu,
 }
 
 

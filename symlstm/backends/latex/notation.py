@@ -15,30 +15,62 @@ activation functions. Every preset extends the default ``symlstm.toml`` (or the 
 ``Notation`` turns those templates into LaTeX strings; the printer in ``symlstm.latex`` asks it
 for every symbol, so there is one code path for all presets.
 """
+
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+
+from symlstm.lang.primitives import PRIMITIVES
 
 DEFAULT = "symlstm"
 MAX_PRESET_BYTES = 50_000
-GREEK = frozenset({"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "kappa",
-                   "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "phi", "chi", "psi",
-                   "omega"})
+GREEK = frozenset(
+    {
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "epsilon",
+        "zeta",
+        "eta",
+        "theta",
+        "kappa",
+        "lambda",
+        "mu",
+        "nu",
+        "xi",
+        "pi",
+        "rho",
+        "sigma",
+        "tau",
+        "phi",
+        "chi",
+        "psi",
+        "omega",
+    }
+)
 
 #: style key -> placeholders its template must contain
 _STYLE_PLACEHOLDERS = {
-    "time": (), "letter": ("<x>",), "greek": ("<x>",), "preact": ("<x>",), "delta": ("<x>",),
-    "output_grad": (), "hadamard": (), "transpose": ("<x>",), "product": ("<M>", "<v>"),
-    "outer": ("<d>",), "sum": (),
+    "time": (),
+    "letter": ("<x>",),
+    "greek": ("<x>",),
+    "preact": ("<x>",),
+    "delta": ("<x>",),
+    "output_grad": (),
+    "hadamard": (),
+    "transpose": ("<x>",),
+    "product": ("<M>", "<v>"),
+    "outer": ("<d>",),
+    "sum": (),
 }
 _TABLES = ("symbols", "subscripts", "parameters", "functions")
 _TOP_LEVEL = {"name", "title", "description", "legend", "extends", "style", *_TABLES}
-_FUNCTION_NAMES = ("sigmoid", "tanh", "exp", "relu", "softsign", "hard_sigmoid")
 
 
 class NotationError(ValueError):
@@ -47,8 +79,11 @@ class NotationError(ValueError):
 
 def preset_names() -> list[str]:
     """The built-in presets, the default first."""
-    names = sorted(p.name[: -len(".toml")] for p in resources.files("symlstm.backends.latex.notations").iterdir()
-                   if p.name.endswith(".toml"))
+    names = sorted(
+        p.name[: -len(".toml")]
+        for p in resources.files("symlstm.backends.latex.notations").iterdir()
+        if p.name.endswith(".toml")
+    )
     return [DEFAULT] + [n for n in names if n != DEFAULT]
 
 
@@ -81,16 +116,16 @@ def _parse(text: str, label: str) -> dict:
             if placeholder not in value:
                 raise NotationError(f"{label}: [style] {key} = {value!r} must contain {placeholder}")
     if "time" in style and style["time"] not in ("subscript", "superscript"):
-        raise NotationError(f"{label}: [style] time must be \"subscript\" or \"superscript\"")
+        raise NotationError(f'{label}: [style] time must be "subscript" or "superscript"')
     if "outer" in style and not ("<v>" in style["outer"] or "<vT>" in style["outer"]):
         raise NotationError(f"{label}: [style] outer must contain <v> or <vT>")
     for table in _TABLES:
         entries = data.get(table, {})
         if not isinstance(entries, dict) or not all(isinstance(v, str) for v in entries.values()):
             raise NotationError(f"{label}: [{table}] must be a table of name = 'LaTeX' entries")
-    unknown = sorted(set(data.get("functions", {})) - set(_FUNCTION_NAMES))
+    unknown = sorted(set(data.get("functions", {})) - set(PRIMITIVES))
     if unknown:
-        raise NotationError(f"{label}: [functions] {unknown} are not functions; known: {list(_FUNCTION_NAMES)}")
+        raise NotationError(f"{label}: [functions] {unknown} are not functions; known: {list(PRIMITIVES)}")
     return data
 
 
@@ -118,7 +153,7 @@ def _resolve(text: str, label: str, seen: tuple[str, ...] = ()) -> dict:
     return _merge(base, data)
 
 
-def load_notation(name_or_path: str | Path | None = None) -> "Notation":
+def load_notation(name_or_path: Notation | str | Path | None = None) -> Notation:
     """A built-in preset by name (default: ``symlstm``), or a user's preset from a ``.toml`` file."""
     if isinstance(name_or_path, Notation):
         return name_or_path
@@ -137,10 +172,10 @@ def load_notation(name_or_path: str | Path | None = None) -> "Notation":
     raise NotationError(f"unknown notation {key!r}: use one of {preset_names()} or the path of a .toml preset")
 
 
-_CACHE: dict[str, "Notation"] = {}
+_CACHE: dict[str, Notation] = {}
 
 
-def _builtin(name: str) -> "Notation":
+def _builtin(name: str) -> Notation:
     if name not in _CACHE:
         data = _resolve(_read_builtin(name), f"preset {name!r}", (name,))
         _CACHE[name] = Notation.from_data(data, source=f"symlstm/backends/latex/notations/{name}.toml")
@@ -170,15 +205,21 @@ class Notation:
     source: str
 
     @classmethod
-    def from_data(cls, data: dict, source: str) -> "Notation":
+    def from_data(cls, data: dict, source: str) -> Notation:
         missing = sorted(set(_STYLE_PLACEHOLDERS) - set(data.get("style", {})))
         if missing:  # only possible if the default preset itself is incomplete
             raise NotationError(f"{source}: [style] lacks {missing}")
         frozen = {t: MappingProxyType(dict(data.get(t, {}))) for t in _TABLES}
         name = data.get("name", "custom")
-        return cls(name=name, title=data.get("title", name), description=data.get("description", ""),
-                   legend=data.get("legend"), style=MappingProxyType(dict(data["style"])),
-                   source=source, **frozen)
+        return cls(
+            name=name,
+            title=data.get("title", name),
+            description=data.get("description", ""),
+            legend=data.get("legend"),
+            style=MappingProxyType(dict(data["style"])),
+            source=source,
+            **frozen,
+        )
 
     # -- letters ----------------------------------------------------------------------------------
     @property
@@ -264,11 +305,12 @@ class Notation:
         return _fill(self.style["outer"], d=delta, vT=self.transpose(vector, timed), v=vector)
 
     def function(self, spec_name: str) -> str:
-        try:
+        """The preset's rendering of a function, else the primitive's own default."""
+        if spec_name in self.functions:
             return self.functions[spec_name]
-        except KeyError:
-            raise NotationError(f"notation {self.name!r} has no rendering for the function "
-                                f"{spec_name!r}") from None
+        if spec_name in PRIMITIVES:
+            return PRIMITIVES[spec_name].latex
+        raise NotationError(f"notation {self.name!r} has no rendering for the function {spec_name!r}")
 
     # -- documents --------------------------------------------------------------------------------
     def legend_text(self) -> str:
@@ -276,8 +318,10 @@ class Notation:
         if self.legend is not None:
             return self.legend
         a = self.letter("a")
-        return (f"Symbols follow the notation {self.name!r}. ${self.hadamard}$ and powers are "
-                f"elementwise; ${_fill(self.style['preact'], x=a)}$ is a pre-activation; "
-                f"${self.delta(a)} = \\partial L/\\partial {a}$; ${self.output_grad('t')}$ is the "
-                "gradient of the loss with respect to the output at step $t$ arriving from above. "
-                "Gradients sum over the batch as well as over time.")
+        return (
+            f"Symbols follow the notation {self.name!r}. ${self.hadamard}$ and powers are "
+            f"elementwise; ${_fill(self.style['preact'], x=a)}$ is a pre-activation; "
+            f"${self.delta(a)} = \\partial L/\\partial {a}$; ${self.output_grad('t')}$ is the "
+            "gradient of the loss with respect to the output at step $t$ arriving from above. "
+            "Gradients sum over the batch as well as over time."
+        )

@@ -9,18 +9,16 @@ How each symbol looks is data: a ``Notation`` preset (``symlstm.notation``; ``gr
 ``d2l`` or a user's TOML file) supplies the templates, and every function here takes one
 (default: ``symlstm``). The printer's logic is the same for all presets.
 """
+
 from __future__ import annotations
 
 import sympy
 from sympy.printing.printer import Printer
 
-from symlstm.lang import primitives as fn
-from symlstm.ir.derive import Derivation, Quantity
 from symlstm.backends.latex.notation import DEFAULT, GREEK, Notation, NotationError, load_notation  # noqa: F401 (GREEK re-exported)
-from symlstm.version import __version__
-
-#: quantity kinds whose symbols carry a time index
-TIMED_KINDS = frozenset({"value", "preact", "prev", "delta", "output_grad"})
+from symlstm.ir.derive import Derivation
+from symlstm.ir.nodes import TIMED_KINDS, Kind, Quantity
+from symlstm.lang import primitives as fn
 
 
 class LatexError(ValueError):
@@ -42,15 +40,16 @@ class VectorLatexPrinter(Printer):
 
     printmethod = "_symlstm_latex"
 
-    def __init__(self, derivation: Derivation, step: str | int = "t", shift: int = 0,
-                 notation: Notation | str | None = None):
+    def __init__(
+        self, derivation: Derivation, step: str | int = "t", shift: int = 0, notation: Notation | str | None = None
+    ):
         super().__init__()
         self.d = derivation
         self.step = step
         self.shift = shift
         self.n = load_notation(notation)
 
-    def shifted(self, by: int) -> "VectorLatexPrinter":
+    def shifted(self, by: int) -> VectorLatexPrinter:
         return VectorLatexPrinter(self.d, self.step, self.shift + by, self.n)
 
     def time(self, offset: int = 0) -> str:
@@ -71,28 +70,26 @@ class VectorLatexPrinter(Printer):
 
     def symbol_latex(self, name: str) -> str:
         q = self.quantity(name)
-        if q.kind == "value":
-            return self.n.vector(q.base, self.time())
-        if q.kind == "preact":
+        if q.kind in (Kind.VALUE, Kind.OPERAND, Kind.INPUT):
+            return self.n.vector(name if q.kind == Kind.OPERAND else q.base, self.time())
+        if q.kind == Kind.PREACT:
             return self.n.vector(q.base, self.time(), preact=True)
-        if q.kind == "prev":
+        if q.kind == Kind.PREV:
             return self.n.vector(q.base, self.time(-1))
-        if q.kind == "param":
+        if q.kind == Kind.PARAM:
             return self.n.parameter(q.base)
-        if q.kind == "product":
-            return self.n.product(self.n.parameter(q.base), self.operand_latex(q.operand))
-        if q.kind == "delta":
-            inner = self.symbol_latex(q.base)
-            if self.quantity(q.base).kind == "product":
+        if q.kind == Kind.PRODUCT:
+            return self.n.product(self.n.parameter(q.base), self.operand_latex(self.d.operand_of(name)))
+        if q.kind == Kind.DELTA:
+            inner = self.symbol_latex(self.d.adjoint_of(name))
+            if self.quantity(self.d.adjoint_of(name)).kind == Kind.PRODUCT:
                 inner = f"({inner})"
             return self.n.delta(inner)
-        if q.kind == "output_grad":
+        if q.kind == Kind.OUTPUT_GRAD:
             return self.n.output_grad(self.time())
-        raise LatexError(f"the symbol {name!r} ({q.kind}) is printed through its expansion")
+        raise LatexError(f"the symbol {name!r} ({q.kind.value}) is printed through its expansion")
 
     def operand_latex(self, operand: str) -> str:
-        if operand == "x":
-            return self.n.vector("x", self.time())
         return self.symbol_latex(operand)
 
     def _print_Symbol(self, expr):
@@ -104,17 +101,19 @@ class VectorLatexPrinter(Printer):
         if not isinstance(term, sympy.Symbol):
             return None
         q = self.d.quantities.get(term.name)
-        if q is None or q.kind not in ("carry", "gemm_t"):
+        if q is None or q.kind not in (Kind.CARRY, Kind.GEMM_T):
             return None
-        if q.kind == "carry":
+        if q.kind == Kind.CARRY:
             printer = self.shifted(1)
             expr = self.d.prev_adjoints[q.base]
-            return [(t, printer) for t in ordered_terms(expr) if t != 0]
-        return [(self.d.product_deltas[p.name], self, p) for p in self.d.products_with_operand(q.operand)]
+            return [(t, printer) for t in ordered_terms(self.d, expr) if t != 0]
+        return [
+            (self.d.product_deltas[p.name], self, p) for p in self.d.products_with_operand(self.d.operand_of(term.name))
+        ]
 
     def term_strings(self, expr: sympy.Expr) -> list[str]:
         out = []
-        for term in ordered_terms(expr):
+        for term in ordered_terms(self.d, expr):
             expansion = self.expanded_terms(term)
             if expansion is None:
                 out.append(self.signed(term))
@@ -122,12 +121,12 @@ class VectorLatexPrinter(Printer):
             for item in expansion:
                 if len(item) == 3:  # (delta, printer, product): M^T delta
                     delta, printer, product = item
-                    out.append("+ " + self.n.product(self.n.parameter(product.matrix),
-                                                     printer._print(delta), transposed=True))
+                    out.append(
+                        "+ " + self.n.product(self.n.parameter(product.matrix), printer._print(delta), transposed=True)
+                    )
                 else:
                     sub, printer = item
-                    out.extend(printer.term_strings(sub) if printer.expanded_terms(sub) else
-                               [printer.signed(sub)])
+                    out.extend(printer.term_strings(sub) if printer.expanded_terms(sub) else [printer.signed(sub)])
         return out
 
     def signed(self, term: sympy.Expr) -> str:
@@ -145,8 +144,9 @@ class VectorLatexPrinter(Printer):
         at t, then sums and powers, so an activation's derivative ``i ⊙ (1 - i)`` stays together."""
         if isinstance(factor, sympy.Symbol):
             kind = self.quantity(factor.name).kind
-            ranks = {"delta": 0, "carry": 0, "gemm_t": 0, "output_grad": 0, "param": 2, "prev": 3}
-            return ranks.get(kind, 4)
+            if kind.is_adjoint:
+                return 0
+            return {Kind.PARAM: 2, Kind.PREV: 3}.get(kind, 4)
         if isinstance(factor, sympy.Function):
             return 1
         return 5
@@ -181,7 +181,7 @@ class VectorLatexPrinter(Printer):
             name = self.function_latex(expr.base)
             return rf"{name}^{{{exponent}}}\left({self._print(expr.base.args[0])}\right)"
         base = self._print(expr.base)
-        if not isinstance(expr.base, sympy.Symbol) or self.quantity(expr.base.name).kind == "product":
+        if not isinstance(expr.base, sympy.Symbol) or self.quantity(expr.base.name).kind == Kind.PRODUCT:
             return rf"\left({base}\right)^{{{exponent}}}"
         return self.n.power(base, exponent, timed=self.quantity(expr.base.name).kind in TIMED_KINDS)
 
@@ -216,24 +216,26 @@ class VectorLatexPrinter(Printer):
         return rf"{self.function_latex(expr)}\left({self._print(expr.args[0])}\right)"
 
 
-def ordered_terms(expr: sympy.Expr) -> list[sympy.Expr]:
+def ordered_terms(d: Derivation, expr: sympy.Expr) -> list[sympy.Expr]:
     """Terms of a sum in reading order: constants, the gradient from above, input and recurrent
     products (W x + R h), other terms, lone parameters (biases), then what comes from step t+1."""
     terms = list(expr.as_ordered_terms()) if isinstance(expr, sympy.Add) else [expr]
 
     def rank(term):
-        names = {s.name for s in term.free_symbols}
+        kinds = {d.kind(s.name) for s in term.free_symbols}
         if term.is_number:
             return 0
-        if "dys" in names:
+        if Kind.OUTPUT_GRAD in kinds:
             return 1
-        if isinstance(term, sympy.Symbol) and "__" in term.name:  # a product M @ v
-            return 2 if term.name.endswith("__x") else 3
-        if any(n.startswith(("carry_", "gemmT__")) for n in names):
+        if isinstance(term, sympy.Symbol) and d.kind(term.name) in (Kind.PRODUCT, Kind.GEMM_T):
+            # a product M v, or the sum of products M^T delta a GEMM adjoint stands for
+            return 2 if d.kind(d.operand_of(term.name)) == Kind.INPUT else 3
+        if Kind.CARRY in kinds:
             return 6
-        if isinstance(term, sympy.Symbol) and not term.name.startswith("d_"):
+        if isinstance(term, sympy.Symbol) and d.kind(term.name) != Kind.DELTA:
             return 5
         return 4
+
     # a difference reads better than a leading minus: (h_{t-1} - n_t), not (-n_t + h_{t-1})
     return sorted(terms, key=lambda term: (rank(term), term.could_extract_minus_sign()))
 
@@ -250,132 +252,3 @@ def join_terms(terms: list[str], per_line: int = 0) -> str:
             out += r" \\ &\qquad"
         out += f" {sign} {body}"
     return out
-
-
-def _rhs(printer: VectorLatexPrinter, expr: sympy.Expr, per_line: int = 4) -> str:
-    return join_terms(printer.term_strings(expr), per_line=per_line)
-
-
-def check_unambiguous(d: Derivation, notation: Notation | str | None = None) -> Notation:
-    """Raise ``LatexError`` if the preset typesets two different names of the cell the same way
-    (e.g. ``greff`` renames ``g`` to ``z``: a cell with both ``g`` and ``z`` cannot use it)."""
-    n = load_notation(notation)
-    seen: dict[str, str] = {}
-    names = [("x", n.vector("x", "t"))]
-    names += [(s, n.vector(s, "t")) for s in d.spec.states]
-    names += [(a.name, n.vector(a.name, "t")) for a in d.forward if d.quantities[a.name].kind == "value"]
-    names += [(p, n.parameter(p)) for p in d.spec.param_names]
-    for name, text in names:
-        other = seen.setdefault(text, name)
-        if other != name:
-            raise LatexError(f"the notation {n.name!r} typesets both {other!r} and {name!r} of the cell "
-                             f"{d.spec.name!r} as {text}; use another notation or rename one in the spec")
-    return n
-
-
-def forward_lines(d: Derivation, notation: Notation | str | None = None) -> list[str]:
-    p = VectorLatexPrinter(d, notation=notation)
-    return [f"{p.symbol_latex(a.name)} &= {_rhs(p, a.expr)}" for a in d.forward]
-
-
-def backward_lines(d: Derivation, notation: Notation | str | None = None) -> list[str]:
-    p = VectorLatexPrinter(d, notation=notation)
-    return [f"{p.symbol_latex(a.name)} &= {_rhs(p, a.expr)}" for a in d.backward]
-
-
-def gradient_lines(d: Derivation, notation: Notation | str | None = None) -> list[str]:
-    """Parameter, input and initial-state gradients: sums over time of per-step terms."""
-    n = load_notation(notation)
-    p = VectorLatexPrinter(d, notation=n)
-    total = n.sum
-    lines = []
-    for matrix in d.spec.matrices:
-        terms = []
-        for prod in d.products:
-            if prod.matrix == matrix:
-                delta = p._print(d.product_deltas[prod.name])
-                terms.append(n.outer(delta, p.operand_latex(prod.operand)))
-        lines.append(rf"{n.delta(n.parameter(matrix))} &= {total} " + " + ".join(terms))
-    for vector, expr in d.param_grads.items():
-        body = p._print(expr)
-        if isinstance(expr, sympy.Add):
-            body = rf"\left({body}\right)"
-        lines.append(rf"{n.delta(n.parameter(vector))} &= {total} {body}")
-    x_terms = [n.product(n.parameter(prod.matrix), p._print(d.product_deltas[prod.name]), transposed=True)
-               for prod in d.products_with_operand("x")]
-    lines.append(rf"{n.delta(n.vector('x', 't'))} &= " + " + ".join(x_terms))
-    first = VectorLatexPrinter(d, step=1, notation=n)
-    for state, expr in d.prev_adjoints.items():
-        rhs = _rhs(first, expr) if expr != 0 else "0"
-        lines.append(rf"{n.delta(n.vector(state, '0'))} &= {rhs}")
-    return lines
-
-
-def align(lines: list[str]) -> str:
-    return "\\begin{align*}\n" + " \\\\\n".join(lines) + "\n\\end{align*}"
-
-
-def latex_equations(d: Derivation, backward: bool = True, notation: Notation | str | None = None) -> str:
-    """The forward (and backward) equations as ``align*`` environments."""
-    n = check_unambiguous(d, notation)
-    parts = ["% Forward pass, one time step", align(forward_lines(d, n))]
-    if backward:
-        parts += ["% Backward pass through time, one step (t = T, ..., 1)", align(backward_lines(d, n)),
-                  "% Gradients of the parameters, the input and the initial state",
-                  align(gradient_lines(d, n))]
-    return "\n".join(parts) + "\n"
-
-
-def header(d: Derivation, notation: Notation | str | None = None) -> str:
-    n = load_notation(notation)
-    preset = "" if n.name == DEFAULT else f" in the notation '{n.name}'"
-    return (f"% Generated by symlstm {__version__} from the spec '{d.spec.name}' "
-            f"(sha256 {d.spec.sha256}){preset}.\n"
-            "% Do not edit: change the spec and run `symlstm generate`.\n")
-
-
-def _tex_text(text: str) -> str:
-    """Plain text made safe for LaTeX."""
-    table = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-    return "".join(table.get(ch, ch) for ch in text)
-
-
-PREAMBLE = ("\\documentclass[11pt]{article}\n"
-            "\\usepackage[margin=2cm]{geometry}\n\\usepackage{amsmath,amssymb}\n"
-            "\\allowdisplaybreaks\n")
-
-
-def latex_sections(d: Derivation, notation: Notation | str | None = None, level: str = "section",
-                   legend: bool = True) -> str:
-    """A cell's part of a document: title, legend, forward, backward and gradient equations.
-
-    ``level`` is the sectioning command of the title (``section``; ``subsection`` nests it one
-    level deeper). ``legend=False`` leaves out the paragraph explaining the notation (a sheet of
-    several cells says it once).
-    """
-    n = check_unambiguous(d, notation)
-    sub = {"section": "subsection", "subsection": "subsubsection"}[level]
-    spec = d.spec
-    refs = "; ".join(_tex_text(r) for r in spec.references)
-    states = ", ".join(f"${n.vector(s, 't')}$" for s in spec.states)
-    return (
-        f"\\{level}*{{{_tex_text(spec.title)}}}\n"
-        + f"Cell \\texttt{{{_tex_text(spec.name)}}}. State carried between steps: {states}"
-        + (f". References: {refs}.\n" if refs else ".\n")
-        + (n.legend_text() + "\n" if legend else "")
-        + f"\\{sub}*{{Forward pass}}\n"
-        + latex_equations(d, backward=False, notation=n)
-        + f"\\{sub}*{{Backward pass through time}}\n"
-        + "From $t = T$ down to $1$; quantities at $T+1$ are zero, except the gradients of the "
-          "final state.\n"
-        + align(backward_lines(d, n)) + "\n"
-        + f"\\{sub}*{{Gradients}}\n"
-        + align(gradient_lines(d, n)) + "\n"
-    )
-
-
-def latex_document(d: Derivation, notation: Notation | str | None = None) -> str:
-    """A standalone document that pdflatex compiles."""
-    return (header(d, notation) + PREAMBLE + "\\begin{document}\n" + latex_sections(d, notation)
-            + "\\end{document}\n")

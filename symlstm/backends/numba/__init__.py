@@ -4,6 +4,7 @@
 ``runner`` implements the ``Kernels`` protocol over it with ``parallel`` (row ranges on threads)
 and ``workspace`` (the buffer pool); ``kernel_math`` holds the scalar functions the kernels call.
 """
+
 from __future__ import annotations
 
 from symlstm.backends.base import Kernels

@@ -10,6 +10,7 @@ install), kernels go to a private folder under the system's temporary folder ins
 ``CacheWarning``. ``cache_info()`` and ``clear_cache()`` (``symlstm cache info|clear``) inspect and
 empty the cache.
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,6 +25,7 @@ import tempfile
 import warnings
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from symlstm.files import write_atomic
 from symlstm.lang.spec import CellSpec, SpecError
@@ -144,6 +146,7 @@ def ensure_kernels(spec: CellSpec) -> Path:
     If the configured cache cannot be written, the module goes to ``fallback_cache_dir()`` and a
     ``CacheWarning`` says so; if that fails too, an ``OSError`` names both folders.
     """
+
     @functools.cache
     def source() -> str:
         from symlstm.backends.numba.emit import emit_module
@@ -162,12 +165,18 @@ def ensure_kernels(spec: CellSpec) -> Path:
             raise problem
         path = _ensure_in(fallback, spec, source)
     except OSError as err:
-        raise OSError(f"cannot write the kernel module of cell {spec.name!r}: {primary} "
-                      f"({_reason(problem)}) and the fallback {_reason(err)}; set {CACHE_ENV} to a "
-                      "writable folder") from err
-    warnings.warn(f"symlstm: the kernel cache {primary} cannot be written ({_reason(problem)}); "
-                  f"using {fallback} instead. Set {CACHE_ENV} to a writable folder to choose "
-                  "where kernels go.", CacheWarning, stacklevel=4)
+        raise OSError(
+            f"cannot write the kernel module of cell {spec.name!r}: {primary} "
+            f"({_reason(problem)}) and the fallback {_reason(err)}; set {CACHE_ENV} to a "
+            "writable folder"
+        ) from err
+    warnings.warn(
+        f"symlstm: the kernel cache {primary} cannot be written ({_reason(problem)}); "
+        f"using {fallback} instead. Set {CACHE_ENV} to a writable folder to choose "
+        "where kernels go.",
+        CacheWarning,
+        stacklevel=4,
+    )
     return path
 
 
@@ -208,9 +217,12 @@ def _check_numba_cache(path: Path) -> None:
         except Exception as err:  # noqa: BLE001 - any failure to read it means it is damaged
             for damaged, _ in files:
                 damaged.unlink(missing_ok=True)
-            warnings.warn(f"symlstm: removed the damaged Numba cache of {stem} in {pycache} "
-                          f"({type(err).__name__}: {err}); it is compiled again", CacheWarning,
-                          stacklevel=4)
+            warnings.warn(
+                f"symlstm: removed the damaged Numba cache of {stem} in {pycache} "
+                f"({type(err).__name__}: {err}); it is compiled again",
+                CacheWarning,
+                stacklevel=4,
+            )
 
 
 def import_kernels(spec: CellSpec) -> ModuleType:
@@ -256,8 +268,11 @@ def _entries(root: Path) -> list[Path]:
 def cache_info() -> dict:
     """What the kernel cache holds: its folders and, per entry, the cell, size and state."""
     roots = [("cache", cache_dir())]
-    fallback = _fallback if _fallback is not None else \
-        Path(tempfile.gettempdir()) / f"symlstm-cache-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    fallback = (
+        _fallback
+        if _fallback is not None
+        else Path(tempfile.gettempdir()) / f"symlstm-cache-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    )
     if fallback.is_dir() and _private_dir(fallback) and fallback != roots[0][1]:
         roots.append(("fallback", fallback))
     folders = []
@@ -267,17 +282,32 @@ def cache_info() -> dict:
             writable = True if root.is_dir() else None
         except OSError:
             writable = False
-        entries = []
+        entries: list[dict[str, Any]] = []
         for entry in _entries(root):
             cell = entry.name.rsplit("-", 1)[0]
             module = entry / f"{cell}.py"
             pycache = entry / "__pycache__"
             compiled = sorted(p.name for p in pycache.glob("*.nbi")) if pycache.is_dir() else []
-            entries.append({"name": entry.name, "cell": cell, "path": str(entry),
-                            "bytes": _folder_bytes(entry), "intact": _intact(module),
-                            "compiled": len(compiled)})
-        folders.append({"role": role, "path": str(root), "exists": root.is_dir(), "writable": writable,
-                        "entries": entries, "bytes": sum(e["bytes"] for e in entries)})
+            entries.append(
+                {
+                    "name": entry.name,
+                    "cell": cell,
+                    "path": str(entry),
+                    "bytes": _folder_bytes(entry),
+                    "intact": _intact(module),
+                    "compiled": len(compiled),
+                }
+            )
+        folders.append(
+            {
+                "role": role,
+                "path": str(root),
+                "exists": root.is_dir(),
+                "writable": writable,
+                "entries": entries,
+                "bytes": sum(e["bytes"] for e in entries),
+            }
+        )
     return {"env": CACHE_ENV, "env_set": bool(os.environ.get(CACHE_ENV)), "folders": folders}
 
 

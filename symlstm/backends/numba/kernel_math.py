@@ -18,6 +18,7 @@ the loops that call it (a call to ``exp`` or ``tanh`` in libm keeps a loop scala
 NaN propagates through all of them; +-inf give the limits. The plain Python bodies below are
 the reference definitions (libm); Numba compiles the overloads.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,16 +28,22 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 # Eigen's generic_fast_tanh_float: numerator (odd powers) and denominator (even powers).
-_TANH_NUM = (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08,
-             -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16)
+_TANH_NUM = (
+    4.89352455891786e-03,
+    6.37261928875436e-04,
+    1.48572235717979e-05,
+    5.12229709037114e-08,
+    -8.60467152213735e-11,
+    2.00018790482477e-13,
+    -2.76076847742355e-16,
+)
 _TANH_DEN = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06)
 # Cephes tanh for |z| < 0.625: z + z^3 P(z^2) / Q(z^2), Q monic.
 _TANH_P = (-9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3)
 _TANH_Q = (1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3)
 # ln 2 = hi + lo, hi with enough trailing zero bits that k * hi is exact for every k the range
 # reduction meets: float64 from fdlibm, float32 from Cephes' expf.
-_LN2_SPLIT = {64: (6.93147180369123816490e-01, 1.90821492927058770002e-10),
-              32: (0.693359375, -2.12194440e-4)}
+_LN2_SPLIT = {64: (6.93147180369123816490e-01, 1.90821492927058770002e-10), 32: (0.693359375, -2.12194440e-4)}
 
 
 def _typed(z, *values):
@@ -54,6 +61,7 @@ def _bits_as_float(typingctx, bits):
 
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], context.get_value_type(result))
+
     return result(bits), codegen
 
 
@@ -66,6 +74,7 @@ def _select(typingctx, condition, if_true, if_false):
 
     def codegen(context, builder, signature, args):
         return builder.select(*args)
+
     return if_true(condition, if_true, if_false), codegen
 
 
@@ -109,8 +118,27 @@ def hard_sigmoid_slope(y):
 # once inlined): c[0] r^n + ... + c[n], for the two degrees exp uses.
 @njit(inline="always")
 def _horner13(r, c):
-    return ((((((((((((c[0] * r + c[1]) * r + c[2]) * r + c[3]) * r + c[4]) * r + c[5]) * r + c[6]) * r
-                 + c[7]) * r + c[8]) * r + c[9]) * r + c[10]) * r + c[11]) * r + c[12]) * r + c[13]
+    return (
+        (
+            (
+                (
+                    (
+                        (((((((c[0] * r + c[1]) * r + c[2]) * r + c[3]) * r + c[4]) * r + c[5]) * r + c[6]) * r + c[7])
+                        * r
+                        + c[8]
+                    )
+                    * r
+                    + c[9]
+                )
+                * r
+                + c[10]
+            )
+            * r
+            + c[11]
+        )
+        * r
+        + c[12]
+    ) * r + c[13]
 
 
 @njit(inline="always")
@@ -129,7 +157,8 @@ def _exp(z):
         ints, mantissa_bits, bias, k_limit, underflow = np.int32, 23, 127, 200.0, -104.0
         coefficients = tuple(1.0 / math.factorial(n) for n in range(7, -1, -1))
     log2e, ln2_hi, ln2_lo, half, lim, below, zero = _typed(
-        z, 1.4426950408889634, *_LN2_SPLIT[z.bitwidth], 0.5, k_limit, underflow, 0.0)
+        z, 1.4426950408889634, *_LN2_SPLIT[z.bitwidth], 0.5, k_limit, underflow, 0.0
+    )
     c = _typed(z, *coefficients)
     horner = _horner13 if z.bitwidth == 64 else _horner7
     shift, offset = ints(mantissa_bits), ints(bias)
@@ -147,6 +176,7 @@ def _exp(z):
         y = p * _bits_as_float(ints((k_half + offset) << shift))
         y = y * _bits_as_float(ints((k - k_half + offset) << shift))
         return _select(z < below, zero, y)  # also exp(-inf) = 0, where r is -inf
+
     return exp_vectorizable
 
 
@@ -166,6 +196,7 @@ def _tanh(z):
             z2 = z * z
             small = z * (one + z2 * (((p0 * z2 + p1) * z2 + p2) / (((z2 + q0) * z2 + q1) * z2 + q2)))
             return _select(a < split, small, math.copysign(large, z))
+
         return tanh_float64
     a1, a3, a5, a7, a9, a11, a13 = _typed(z, *_TANH_NUM)
     b0, b2, b4, b6 = _typed(z, *_TANH_DEN)
@@ -177,6 +208,7 @@ def _tanh(z):
         p = ((((((a13 * x2 + a11) * x2 + a9) * x2 + a7) * x2 + a5) * x2 + a3) * x2 + a1) * x
         q = ((b6 * x2 + b4) * x2 + b2) * x2 + b0
         return p / q
+
     return tanh_float32
 
 
@@ -242,3 +274,17 @@ def step_gemm(a, b, out):
         for lo in range(0, rows, SMALL_GEMM_ROWS):
             hi = min(lo + SMALL_GEMM_ROWS, rows)
             np.dot(a[lo:hi], b, out[lo:hi])
+
+
+#: primitive name (``symlstm.lang.primitives``) -> its kernel above, which the generated modules
+#: import by that name: a new primitive's kernel is defined here and listed here
+PRIMITIVE_KERNELS = {
+    "sigmoid": sigmoid,
+    "tanh": tanh,
+    "relu": relu,
+    "exp": exp,
+    "softsign": softsign,
+    "hard_sigmoid": hard_sigmoid,
+    "positive": positive,
+    "hard_sigmoid_slope": hard_sigmoid_slope,
+}

@@ -21,6 +21,7 @@ free to use its own threads.
 Results depend on it only through the order in which the parts of the parameter gradients are
 summed, at the level of rounding.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -61,7 +62,7 @@ def row_ranges(batch: int, threads: int | None = None) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="symlstm")
 
@@ -133,7 +134,7 @@ class RowSplit:
             self.flat_ranges = [(0, steps * batch)]
             self._blas = contextlib.nullcontext()
 
-    def __enter__(self) -> "RowSplit":
+    def __enter__(self) -> RowSplit:
         self._blas.__enter__()
         return self
 

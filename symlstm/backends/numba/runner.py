@@ -6,11 +6,12 @@ only code outside the emitter that knows them. The big arrays come from the buff
 Numba allocates in a kernel is fresh pages on every call); the recurrences run on ranges of batch
 rows, one per core (``parallel.RowSplit``).
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -61,13 +62,19 @@ class NumbaKernels:
         transposed = [_transposed(m) for m in packed.matrices]
         with parallel.RowSplit(T, B, packed.step_bytes) as split:
             split.flat(k.forward_inputs, x, transposed[0], buffers[k.INPUT_PROJECTION])
-            split.batch(k.forward_steps, buffers[k.INPUT_PROJECTION], *transposed[1:], *packed.vectors,
-                        *(buffers[name] for name in k.FORWARD_OUTPUTS))
+            split.batch(
+                k.forward_steps,
+                buffers[k.INPUT_PROJECTION],
+                *transposed[1:],
+                *packed.vectors,
+                *(buffers[name] for name in k.FORWARD_OUTPUTS),
+            )
         saved = tuple(buffers[name] for name in k.SAVED)
         return Trace(states=saved[: self.num_states], arrays=saved)
 
-    def backward(self, x: np.ndarray, packed: Packed, trace: Trace, dys: np.ndarray,
-                 dfinal: Sequence[np.ndarray]) -> Gradients:
+    def backward(
+        self, x: np.ndarray, packed: Packed, trace: Trace, dys: np.ndarray, dfinal: Sequence[np.ndarray]
+    ) -> Gradients:
         k = self.module
         T, B, _ = x.shape
         carries = [d.copy() for d in dfinal]
@@ -75,8 +82,9 @@ class NumbaKernels:
         dx = np.empty_like(x)
         matrices = packed.matrices
         with parallel.RowSplit(T, B, packed.step_bytes) as split:
-            vector_parts = split.batch(k.backward_steps, *matrices[1:], *packed.vectors, *trace.arrays, dys,
-                                       *carries, *deltas)
+            vector_parts = split.batch(
+                k.backward_steps, *matrices[1:], *packed.vectors, *trace.arrays, dys, *carries, *deltas
+            )
             matrix_parts = [tuple(workspace.empty(m.shape, m.dtype) for m in matrices) for _ in split.flat_ranges]
             split.flat(k.backward_gradients, x, matrices[0], *trace.arrays, *deltas, dx, per_range=matrix_parts)
         grads: dict[str, np.ndarray] = {}

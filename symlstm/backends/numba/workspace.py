@@ -9,6 +9,7 @@ keeps the arrays it handed out and gives one back out again once nothing else re
 
 Only the runtime's own buffers come from here; arrays returned to the caller are always new.
 """
+
 from __future__ import annotations
 
 import math

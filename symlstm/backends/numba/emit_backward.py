@@ -1,0 +1,191 @@
+"""The backward kernels of a cell's module: adjoint buffers, the reverse recurrence, and the
+weight and input gradients as one GEMM each after it."""
+
+from __future__ import annotations
+
+from symlstm.backends.numba.emit_forward import KERNEL, _empty, operand_source, stacked, width
+from symlstm.backends.numba.loops import LoopNest, row_sources
+from symlstm.backends.numba.names import KernelNames
+from symlstm.backends.numba.printer import ConstantNames
+from symlstm.backends.numba.source import Source
+from symlstm.ir.nodes import Kind
+
+
+def saved(names: KernelNames) -> list[str]:
+    """Arrays the forward returns and the backward takes, in order."""
+    plan, n = names.plan, names
+    out = list(n.seq.values()) + [n.keep[name] for name in plan.stored + plan.kept_products]
+    if plan.keep_input_projection:
+        out.append(n.proj[plan.d.input.name])
+    return out
+
+
+def adjoint_comment(names: KernelNames, name: str) -> str:
+    """What an adjoint is the adjoint of, in the spec's words."""
+    d = names.plan.d
+    of = d.quantities[d.adjoint_of(name)]
+    if of.kind == Kind.PRODUCT:
+        return f"adjoint of {of.base} @ {of.operand}"
+    if of.kind == Kind.PREACT:
+        return f"adjoint of the pre-activation of {of.base}"
+    return f"adjoint of {d.adjoint_of(name)}"
+
+
+def emit_backward(names: KernelNames, out: Source) -> None:
+    plan, n = names.plan, names
+    d = plan.d
+    spec = d.spec
+    H = n.size("H")
+    step_groups = plan.step_groups
+    carries = [n.ident[d.carries[s].name] for s in spec.states]
+    buffers = [n.adjoint_buffer[b.operands] for b in plan.buffers]
+    out(f"def backward_buffers({n.T}, {n.B}, {H}, {n.dtype}, {n.empty}=np.empty):")
+    out('"""Uninitialised buffers, from ``empty``, for the adjoints of the products of each operand', 1)
+    out('group over all steps: what backward_steps writes and backward_gradients multiplies."""', 1)
+    shapes = [_empty(n, f"{n.T}, {n.B}, {b.width}, {H}", n.empty) for b in plan.buffers]
+    out(f"return ({', '.join(shapes)}{',' if len(shapes) == 1 else ''})", 1)
+    out()
+    out()
+    vectors = [n.ident[v] for v in spec.vectors]
+    args = [n.lo, n.hi] + [n.matrix[op] for op in step_groups] + vectors + saved(n) + [n.dys] + carries + buffers
+    out(KERNEL)
+    out.signature("backward_steps", args)
+    out('"""Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final', 1)
+    out("state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only", 1)
+    out('those rows and returns the gradients of the vectors summed over them."""', 1)
+    out(f"{n.T} = {n.dys}.shape[0]", 1)
+    out(f"{H} = {n.dys}.shape[2]", 1)
+    out(f"{n.rows} = {n.hi} - {n.lo}", 1)
+    out(f"{n.dtype} = {n.dys}.dtype", 1)
+    constants = ConstantNames(n.namer.fresh)
+    constants_at = len(out.lines)
+    if spec.vectors:
+        out.comment("the gradients of the parameter vectors, summed over steps and rows", 1)
+    for v in spec.vectors:
+        out(f"{n.grad[v]} = np.zeros({n.size(d.size(v))}, {n.dtype})", 1)
+    scratch = [op for op in step_groups if not plan.gemm_is_carry_only(op)]
+    if scratch:
+        out.comment("the results of the step GEMMs M^T delta, for this range of rows", 1)
+    for operand in scratch:
+        out(f"{n.ident[d.gemm_t[operand].name]} = {_empty(n, f'{n.rows}, {n.size(d.size(operand))}')}", 1)
+    if plan.backward_crossing:
+        out.comment("adjoints one loop computes and another reads", 1)
+    for name in plan.backward_crossing:
+        out(f"{n.crossing[name]} = {_empty(n, f'{n.rows}, {n.size(d.size(name))}')}", 1)
+
+    grads = [(n.grad[v], e) for v, e in d.param_grads.items()]
+    by_level = plan.by_level(d.backward)
+    level_of = {a.name: d.levels[a.name] for a in d.backward}
+    out(f"for {n.t} in range({n.T} - 1, -1, -1):", 1)
+    for level in sorted(by_level, reverse=True):
+        body = by_level[level]
+        defined = {a.name for a in body}
+        rows = row_sources(n, set(), backward=True)
+        rows[d.output_grad.name] = (n.row(d.output_grad.name), f"{n.dys}[{n.t}, {n.b}]")
+        for s in spec.states:
+            carry = d.carries[s].name
+            rows[carry] = (n.row(carry), f"{n.ident[carry]}[{n.b}]")
+        for name in plan.backward_crossing:
+            if name not in defined:
+                rows[name] = (n.row(name), f"{n.crossing[name]}[{n.b} - {n.lo}]")
+        for g in d.gemm_t.values():
+            rows[g.name] = (n.row(g.name), f"{n.ident[g.name]}[{n.b} - {n.lo}]")
+        nest = LoopNest(n, rows, constants, d.size(body[0].name))
+        for a in body:
+            nest.compute(a.name, a.expr, adjoint_comment(n, a.name))
+        for a in body:
+            if a.name in plan.backward_crossing:
+                nest.store(n.row(a.name), f"{n.crossing[a.name]}[{n.b} - {n.lo}]", a.target)
+        for buffer, name in zip(plan.buffers, buffers):
+            for k, delta in enumerate(buffer.adjoints):
+                if level_of[delta.name] == level:
+                    view = n.namer.fresh(f"{name}_{n.ident[delta.name]}")
+                    nest.store(view, f"{name}[{n.t}, {n.b}, {k}]", delta)
+                    nest.written.setdefault(delta.name, view)
+        if level == 0:  # adjoints of last step's states (the carries) and the parameter gradients
+            zero_gemm = {g: 0 for op, g in d.gemm_t.items() if d.kind(op) == Kind.PREV}
+            for state, expr in d.prev_adjoints.items():
+                prev = d.prev_symbol(state).name
+                if not plan.gemm_is_carry_only(prev):
+                    carry = d.carries[state].name
+                    nest.store(n.row(carry), f"{n.ident[carry]}[{n.b}]", expr.xreplace(zero_gemm))
+            for name, e in grads:
+                deltas = {s.name for s in e.free_symbols if d.kind(s.name) == Kind.DELTA}
+                if deltas <= set(nest.written):
+                    nest.accumulations.append((name, e))  # reads the adjoint rows just written
+                else:
+                    nest.statements.append((f"{name}[{n.j}]", "+=", e, None))
+        owners = [d.quantities[a.name].base for a in body if d.kind(d.adjoint_of(a.name)) != Kind.PRODUCT]
+        out.comment("elementwise: the adjoints of " + (", ".join(dict.fromkeys(owners)) or "products"), 2)
+        nest.emit(out, 2, defined)
+        _emit_step_gemms(n, out, level)
+    out(f"return ({', '.join(n.grad[v] for v in spec.vectors)}{',' if len(spec.vectors) == 1 else ''})", 1)
+    out.insert(constants_at, [f"    {name} = {n.dtype}.type({value!r})" for value, name in constants.names.items()])
+    out()
+    out()
+    _emit_gradients(n, out)
+
+
+def _emit_step_gemms(n: KernelNames, out: Source, level: int) -> None:
+    """The adjoints of this level's GEMM operands, M^T delta, for the loop below."""
+    plan = n.plan
+    d = plan.d
+    for operand, products in plan.step_groups.items():
+        if products[0].stage != level:
+            continue
+        src = f"{n.buffer_of(operand)}[{n.t}, {n.lo}:{n.hi}].reshape({n.rows}, {width(n, products)})"
+        out.comment(f"step GEMM: {stacked(products, transposed=True)} @ the adjoints of its products", 2)
+        if d.kind(operand) == Kind.PREV:
+            carry = n.ident[d.carries[d.quantities[operand].base].name]
+            if plan.gemm_is_carry_only(operand):
+                out(f"step_gemm({src}, {n.matrix[operand]}, {carry}[{n.lo}:{n.hi}])", 2)
+                continue
+            scratch = n.ident[d.gemm_t[operand].name]
+            out(f"step_gemm({src}, {n.matrix[operand]}, {scratch})", 2)
+            out.comment(f"... added to the carry of {d.quantities[operand].base}", 2)
+            _emit_add_rows(n, out, carry, scratch, 2)
+        else:
+            out(f"step_gemm({src}, {n.matrix[operand]}, {n.ident[d.gemm_t[operand].name]})", 2)
+
+
+def _emit_add_rows(n: KernelNames, out: Source, target: str, scratch: str, indent: int) -> None:
+    """``target[lo:hi] += scratch`` as a loop over row views: no temporary array."""
+    target_row, scratch_row = n.namer.fresh(f"{target}_row"), n.namer.fresh(f"{scratch}_row")
+    out(f"for {n.b} in range({n.lo}, {n.hi}):", indent)
+    out(f"{target_row} = {target}[{n.b}]", indent + 1)
+    out(f"{scratch_row} = {scratch}[{n.b} - {n.lo}]", indent + 1)
+    out(f"for {n.j} in range({n.size('H')}):", indent + 1)
+    out(f"{target_row}[{n.j}] += {scratch_row}[{n.j}]", indent + 2)
+
+
+def _emit_gradients(n: KernelNames, out: Source) -> None:
+    plan = n.plan
+    d = plan.d
+    x = d.input.name
+    T, B, D, H, lo, hi = n.T, n.B, n.size("D"), n.size("H"), n.lo, n.hi
+    args = (
+        [lo, hi, n.x, n.matrix[x]]
+        + saved(n)
+        + [n.adjoint_buffer[b.operands] for b in plan.buffers]
+        + [n.dx]
+        + [n.grad_matrix[op] for op in plan.groups]
+    )
+    out(KERNEL)
+    out.signature("backward_gradients", args)
+    out('"""After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: dx, and', 1)
+    out('the weight gradients summed over those rows. One GEMM each."""', 1)
+    out(f"{T}, {B}, {D} = {n.x}.shape", 1)
+    out(f"{H} = {n.seq[d.spec.output]}.shape[2]", 1)
+    for operand, products in plan.groups.items():
+        flat = f"{n.buffer_of(operand)}.reshape({T} * {B}, {width(n, products)})[{lo}:{hi}]"
+        if operand == x:
+            src = f"{n.x}.reshape({T} * {B}, {D})[{lo}:{hi}]"
+        else:
+            src = f"{operand_source(n, operand, all_steps=True)}.reshape({T} * {B}, {H})[{lo}:{hi}]"
+        out.comment(
+            f"weight gradient: the adjoints of {stacked(products)} @ {operand}, times {operand}^T, summed over steps", 1
+        )
+        out(f"np.dot({flat}.T, {src}, {n.grad_matrix[operand]})", 1)
+    x_flat = f"{n.buffer_of(x)}.reshape({T} * {B}, {width(n, plan.input_group)})[{lo}:{hi}]"
+    out.comment(f"input gradient: {stacked(plan.input_group, transposed=True)} @ the adjoints of its products", 1)
+    out(f"np.dot({x_flat}, {n.matrix[x]}, {n.dx}.reshape({T} * {B}, {D})[{lo}:{hi}])", 1)

@@ -1,0 +1,157 @@
+"""The forward kernels of a cell's module: buffers, the input projection, the recurrence."""
+
+from __future__ import annotations
+
+import sympy
+
+from symlstm.backends.numba.loops import LoopNest, row_sources
+from symlstm.backends.numba.names import KernelNames
+from symlstm.backends.numba.printer import ConstantNames
+from symlstm.backends.numba.source import Source
+from symlstm.ir.nodes import Kind, Product
+
+#: nogil: the runtime runs ranges of rows on threads of their own. contract: a * b + c may become
+#: one fused multiply-add (one rounding instead of two), which halves the cost of the polynomials
+#: in kernel_math; no other fast-math licence (no reassociation, NaN and inf stay IEEE).
+KERNEL = '@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})'
+
+
+def stacked(products: tuple[Product, ...], transposed: bool = False) -> str:
+    """``[R_i; R_f; R_g; R_o]``: the matrices of a concatenated GEMM, as a comment shows them."""
+    names = [p.matrix for p in products]
+    text = names[0] if len(names) == 1 else f"[{'; '.join(names)}]"
+    return text + ("^T" if transposed else "")
+
+
+def width(names: KernelNames, products: tuple[Product, ...]) -> str:
+    """The columns of a group's GEMM result: ``H`` or ``4 * H``."""
+    size = names.size(names.plan.d.size(products[0].name))
+    return size if len(products) == 1 else f"{len(products)} * {size}"
+
+
+def operand_source(names: KernelNames, operand: str, all_steps: bool = False) -> str:
+    """The (rows, in) block a GEMM multiplies at step t, or all T steps as (T, B, in)."""
+    d, n = names.plan.d, names
+    state = d.state_of_operand(operand)
+    if state is not None:  # seq[t] is the state at t-1, seq[t + 1] the one at t
+        if d.kind(operand) == Kind.PREV:
+            return f"{n.seq[state]}[:{n.T}]" if all_steps else f"{n.seq[state]}[{n.t}, {n.lo}:{n.hi}]"
+        return f"{n.seq[state]}[1:]" if all_steps else f"{n.seq[state]}[{n.t} + 1, {n.lo}:{n.hi}]"
+    return n.keep[operand] if all_steps else f"{n.keep[operand]}[{n.t}, {n.lo}:{n.hi}]"
+
+
+def forward_outputs(names: KernelNames) -> list[str]:
+    """Arrays ``forward_steps`` fills: the state sequences, then the stored values."""
+    plan = names.plan
+    return list(names.seq.values()) + [names.keep[name] for name in plan.stored + plan.kept_products]
+
+
+def _empty(names: KernelNames, shape: str, allocate: str = "np.empty") -> str:
+    return f"{allocate}(({shape}), {names.dtype})"
+
+
+def emit_forward(names: KernelNames, out: Source) -> None:
+    plan, n = names.plan, names
+    d = plan.d
+    x = d.input.name
+    H = n.size("H")
+    out(f"def forward_buffers({n.T}, {n.B}, {H}, {n.dtype}, {n.empty}=np.empty):")
+    out('"""Uninitialised arrays of one forward pass, by name, from ``empty``: the input projection', 1)
+    out('and what forward_steps fills (state sequences with the initial state at index 0, stored values)."""', 1)
+    out("return {", 1)
+    out(f'"{n.proj[x]}": {_empty(n, f"{n.T}, {n.B}, {len(plan.input_group)}, {H}", n.empty)},', 2)
+    for s in d.spec.states:
+        out(f'"{n.seq[s]}": {_empty(n, f"{n.T} + 1, {n.B}, {n.size(d.size(s))}", n.empty)},', 2)
+    for name in plan.stored + plan.kept_products:
+        out(f'"{n.keep[name]}": {_empty(n, f"{n.T}, {n.B}, {n.size(d.size(name))}", n.empty)},', 2)
+    out("}", 1)
+    out()
+    out()
+    D = n.size("D")
+    out(KERNEL)
+    out.signature("forward_inputs", [n.lo, n.hi, n.x, n.matrix_T[x], n.proj[x]])
+    out('"""The input projection of all T steps at once, for the rows lo:hi of the (T*B, D) inputs:', 1)
+    out(f'one GEMM, (hi - lo, D) @ (D, {width(n, plan.input_group)})."""', 1)
+    out(f"{n.T}, {n.B}, {D} = {n.x}.shape", 1)
+    out.comment(f"input projection: {stacked(plan.input_group)} @ {x}, for every step", 1)
+    out(
+        f"np.dot({n.x}.reshape({n.T} * {n.B}, {D})[{n.lo}:{n.hi}], {n.matrix_T[x]}, "
+        f"{n.proj[x]}.reshape({n.T} * {n.B}, {n.matrix_T[x]}.shape[1])[{n.lo}:{n.hi}])",
+        1,
+    )
+    out()
+    out()
+    step_groups = plan.step_groups
+    args = (
+        [n.lo, n.hi, n.proj[x]]
+        + [n.matrix_T[op] for op in step_groups]
+        + [n.ident[v] for v in d.spec.vectors]
+        + forward_outputs(n)
+    )
+    out(KERNEL)
+    out.signature("forward_steps", args)
+    out('"""Run all T steps for the batch rows lo:hi; the state sequences hold the initial states', 1)
+    out('at index 0. Writes only those rows, so disjoint ranges can run at the same time."""', 1)
+    out(f"{n.T} = {n.proj[x]}.shape[0]", 1)
+    out(f"{H} = {n.proj[x]}.shape[3]", 1)
+    out(f"{n.rows} = {n.hi} - {n.lo}", 1)
+    out(f"{n.dtype} = {n.proj[x]}.dtype", 1)
+    constants = ConstantNames(n.namer.fresh)
+    constants_at = len(out.lines)
+    if step_groups:
+        out.comment("the results of the step GEMMs, for this range of rows", 1)
+    for operand, products in step_groups.items():
+        out(f"{n.proj[operand]} = {_empty(n, f'{n.rows}, {len(products)}, {H}')}", 1)
+    if plan.forward_crossing:
+        out.comment("values one loop computes and a later one reads", 1)
+    for name in plan.forward_crossing:
+        out(f"{n.crossing[name]} = {_empty(n, f'{n.rows}, {n.size(d.size(name))}')}", 1)
+    by_level = plan.by_level(d.forward)
+    equations = {eq.target: eq for eq in d.spec.equations}
+    out(f"for {n.t} in range({n.T}):", 1)
+    for level in sorted(by_level):
+        for operand, products in step_groups.items():
+            if products[0].stage == level:
+                out.comment(f"step GEMM: {stacked(products)} @ {operand}", 2)
+                out(
+                    f"step_gemm({operand_source(n, operand)}, {n.matrix_T[operand]}, "
+                    f"{n.proj[operand]}.reshape({n.rows}, {width(n, products)}))",
+                    2,
+                )
+        body = by_level[level]
+        defined = {a.name for a in body}
+        nest = LoopNest(n, row_sources(n, defined, backward=False), constants, d.size(body[0].name))
+        commented: set[str] = set()
+        for a in body:
+            q = d.quantities[a.name]
+            owner = q.base if q.kind in (Kind.VALUE, Kind.PREACT) else None
+            comment = None
+            if owner in equations and owner not in commented:
+                commented.add(owner)
+                comment = f"{owner} = {_comment_text(equations[owner].text)}"
+            elif q.kind == Kind.OPERAND:
+                comment = f"{a.name}: the operand of {q.base} @ (...)"
+            nest.compute(a.name, a.expr, comment)
+        for a in body:
+            if a.name in d.spec.states:
+                nest.store(n.row(a.name), f"{n.seq[a.name]}[{n.t} + 1, {n.b}]", a.target)
+            if a.name in plan.stored:
+                nest.store(n.row(a.name), f"{n.keep[a.name]}[{n.t}, {n.b}]", a.target)
+            if a.name in plan.forward_crossing:
+                nest.store(n.row(a.name), f"{n.crossing[a.name]}[{n.b} - {n.lo}]", a.target)
+        for name in plan.kept_products:
+            if d.levels[name] == level:
+                view = n.namer.fresh(f"{n.ident[name]}_kept")
+                nest.store(view, f"{n.keep[name]}[{n.t}, {n.b}]", sympy.Symbol(name, real=True))
+        out.comment(
+            "elementwise: "
+            + ", ".join(a.name for a in body if d.kind(a.name) == Kind.VALUE or d.kind(a.name) == Kind.OPERAND),
+            2,
+        )
+        nest.emit(out, 2, defined)
+    out.insert(constants_at, [f"    {name} = {n.dtype}.type({value!r})" for value, name in constants.names.items()])
+
+
+def _comment_text(text: str) -> str:
+    """Spec text on one comment line."""
+    return " ".join(text.split())
