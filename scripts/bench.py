@@ -1,4 +1,4 @@
-"""Benchmark symlstm against PyTorch; the same as `symlstm bench` (see symlstm/bench.py)."""
+"""Benchmark symlstm against PyTorch; the same as `symlstm bench` (see symlstm/tools/bench.py)."""
 
 import sys
 

@@ -148,7 +148,7 @@ def backward_steps(
     H = dys.shape[2]
     rows = hi - lo
     dtype = dys.dtype
-    one_2 = dtype.type(1.0)
+    one = dtype.type(1.0)
     # the gradients of the parameter vectors, summed over steps and rows
     grad_p_i = np.zeros(H, dtype)
     grad_b_i = np.zeros(H, dtype)
@@ -175,12 +175,12 @@ def backward_steps(
                 tmp0 = tanh(c_row[j])
                 tmp1 = d_h * o_row[j]
                 # adjoint of the pre-activation of o
-                d_o_bar = tmp0 * tmp1 * (one_2 - o_row[j])
+                d_o_bar = tmp0 * tmp1 * (one - o_row[j])
                 # adjoint of c
-                d_c = carry_c_row[j] + d_o_bar * p_o[j] + tmp1 * (one_2 - tmp0**2)
+                d_c = carry_c_row[j] + d_o_bar * p_o[j] + tmp1 * (one - tmp0**2)
                 # adjoint of the pre-activation of g
-                d_g_bar = d_c * i_row[j] * (one_2 - g_row[j]**2)
-                tmp2 = d_c * (one_2 - i_row[j])
+                d_g_bar = d_c * i_row[j] * (one - g_row[j]**2)
+                tmp2 = d_c * (one - i_row[j])
                 # adjoint of the pre-activation of i
                 d_i_bar = i_row[j] * tmp2 * (-c_prev_row[j] + g_row[j])
                 delta_x_h_prev_d_i_bar[j] = d_i_bar

@@ -143,7 +143,7 @@ def backward_steps(
     H = dys.shape[2]
     rows = hi - lo
     dtype = dys.dtype
-    one_2 = dtype.type(1.0)
+    one = dtype.type(1.0)
     # the gradients of the parameter vectors, summed over steps and rows
     grad_b_r = np.zeros(H, dtype)
     grad_b_z = np.zeros(H, dtype)
@@ -170,16 +170,16 @@ def backward_steps(
             for j in range(H):
                 # adjoint of h
                 d_h = carry_h_row[j] + d_h_above_row[j]
-                tmp0 = one_2 - z_row[j]
+                tmp0 = one - z_row[j]
                 # adjoint of the pre-activation of n
-                d_n_bar = d_h * tmp0 * (one_2 - n_row[j]**2)
+                d_n_bar = d_h * tmp0 * (one - n_row[j]**2)
                 tmp1 = d_h * z_row[j]
                 # adjoint of the pre-activation of z
                 d_z_bar = tmp0 * tmp1 * (h_prev_row[j] - n_row[j])
                 # adjoint of R_n @ h_prev
                 d_R_n_h_prev = d_n_bar * r_row[j]
                 # adjoint of the pre-activation of r
-                d_r_bar = d_R_n_h_prev * (one_2 - r_row[j]) * (R_n_h_prev_row[j] + b_hn[j])
+                d_r_bar = d_R_n_h_prev * (one - r_row[j]) * (R_n_h_prev_row[j] + b_hn[j])
                 delta_x_d_r_bar[j] = d_r_bar
                 delta_x_d_z_bar[j] = d_z_bar
                 delta_x_d_n_bar[j] = d_n_bar

@@ -1,1 +1,1 @@
-"""interop"""
+"""PyTorch weights <-> symlstm parameters (``pytorch``); torch is imported only when used."""

@@ -24,9 +24,10 @@ import sympy
 
 from symlstm.ir.names import Namer
 from symlstm.ir.nodes import Assignment, Kind, Product, Quantity
+from symlstm.ir.sizes import check_assignable, expression_size
 from symlstm.lang.primitives import Activation
 from symlstm.lang.sizes import Size
-from symlstm.lang.spec import INPUT, PREV_SUFFIX, CellSpec, MatVec, symbol
+from symlstm.lang.spec import INPUT, PREV_SUFFIX, CellSpec, MatVec, SpecError, equation_label, symbol
 
 
 @dataclass(frozen=True)
@@ -124,14 +125,16 @@ class _Lowering:
     def level_of(self, expr: sympy.Expr) -> int:
         return max((self.levels.get(s.name, 0) for s in expr.free_symbols), default=0)
 
-    def add(self, name: str, expr: sympy.Expr, quantity: Quantity) -> sympy.Symbol:
+    def add(self, name: str, expr: sympy.Expr, quantity: Quantity, where: str) -> sympy.Symbol:
+        size = expression_size(expr, lambda s: self.quantities[s].size, where)
+        check_assignable(size, quantity.size, f"{quantity.kind.value} {name!r}", where)
         self.quantities[name] = quantity
         self.levels[name] = self.level_of(expr)
         target = symbol(name)
         self.assignments.append(Assignment(target, expr))
         return target
 
-    def product(self, node: MatVec) -> sympy.Symbol:
+    def product(self, node: MatVec, where: str) -> sympy.Symbol:
         matrix = node.matrix.name
         rows = self.spec.matrices[matrix][0]
         operand = node.operand
@@ -139,7 +142,13 @@ class _Lowering:
             operand_name = operand.name
         else:  # a composite operand gets a name of its own, so the GEMM reads one buffer
             operand_name = self.names.fresh(f"{matrix}_in")
-            self.add(operand_name, operand, Quantity(Kind.OPERAND, matrix, self.spec.matrices[matrix][1]))
+            self.add(operand_name, operand, Quantity(Kind.OPERAND, matrix, self.spec.matrices[matrix][1]), where)
+        columns = self.spec.matrices[matrix][1]
+        if self.quantities[operand_name].size != columns:
+            raise SpecError(
+                f"{where}: {matrix} has {columns} columns but multiplies {operand_name!r} of size "
+                f"{self.quantities[operand_name].size}"
+            )
         key = (matrix, operand_name)
         if key not in self.products:
             kind = self.quantities[operand_name].kind
@@ -152,14 +161,15 @@ class _Lowering:
 
     def lower(self) -> None:
         for eq in self.spec.equations:
+            where = equation_label(eq.target, eq.text)
             size = self.spec.sizes[eq.target]
-            expr = eq.expr.replace(lambda e: isinstance(e, MatVec), self.product)
+            expr = eq.expr.replace(lambda e: isinstance(e, MatVec), functools.partial(self.product, where=where))
             if isinstance(expr, Activation) and not isinstance(expr.args[0], sympy.Symbol):
                 preact = self.add(
-                    self.names.fresh(eq.target + "_bar"), expr.args[0], Quantity(Kind.PREACT, eq.target, size)
+                    self.names.fresh(eq.target + "_bar"), expr.args[0], Quantity(Kind.PREACT, eq.target, size), where
                 )
                 expr = type(expr)(preact)
-            self.add(eq.target, expr, Quantity(Kind.VALUE, eq.target, size))
+            self.add(eq.target, expr, Quantity(Kind.VALUE, eq.target, size), where)
 
 
 def spec_namer(spec: CellSpec) -> Namer:

@@ -7,7 +7,7 @@ each time is the median over all repeats. Implementations:
 - ``symlstm``: the cell's generated kernels, forward + backward over the whole sequence;
 - ``torch-nn``: ``torch.nn.LSTM``/``GRU``/``RNN`` (float32 runs oneDNN's fused primitive);
 - ``torch-loop``: the same cell written as PyTorch code with a Python loop over time and autograd
-  (``symlstm.torch_reference``), what trying a new cell costs without symlstm;
+  (``symlstm.verify.torch_reference``), what trying a new cell costs without symlstm;
 - ``gemm``: only the matrix products a cell's kernels perform, with the same shapes and the same
   BLAS calls: the unavoidable part of the work.
 
@@ -116,7 +116,10 @@ def _gemm_step(cell_name, size, dtype):
     import symlstm
 
     T, B, D, H = size
-    groups = dict(symlstm.cell(cell_name).kernels.MATRIX_GROUPS)
+    from symlstm.ir.derive import derive
+    from symlstm.ir.plan import StoragePlan
+
+    groups = StoragePlan(derive(symlstm.cell(cell_name).spec)).groups
     if sorted(groups) != ["h_prev", "x"]:
         raise ValueError(f"the GEMM-only run supports cells whose products multiply x and h_prev, not {sorted(groups)}")
     rng = np.random.default_rng(0)
@@ -210,7 +213,7 @@ def _run_worker(impl: Impl, sizes, repeats, budget) -> dict:
     cmd = [
         sys.executable,
         "-m",
-        "symlstm.bench",
+        "symlstm.tools.bench",
         "--worker",
         impl.label,
         "--sizes",

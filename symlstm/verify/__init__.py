@@ -1,1 +1,2 @@
-"""verify"""
+"""Verification: finite differences and a Taylor test (``gradcheck``), and hand-written PyTorch
+versions of the built-in cells (``torch_reference``)."""

@@ -12,7 +12,7 @@ activation functions. Every preset extends the default ``symlstm.toml`` (or the 
     [symbols]
     c = '\\mathbf{s}'
 
-``Notation`` turns those templates into LaTeX strings; the printer in ``symlstm.latex`` asks it
+``Notation`` turns those templates into LaTeX strings; the printer in ``symlstm.backends.latex.printer`` asks it
 for every symbol, so there is one code path for all presets.
 """
 

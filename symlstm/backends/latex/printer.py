@@ -5,7 +5,7 @@ Vectors and matrices are bold, ``\\odot`` is the elementwise product, pre-activa
 the derivation's own assignments; the adjoint a state receives from step t+1 (the kernel's carry)
 is written out as the t+1 terms it stands for, e.g. ``\\mathbf{R}_i^\\top \\delta\\bar{\\mathbf{i}}_{t+1}``.
 
-How each symbol looks is data: a ``Notation`` preset (``symlstm.notation``; ``greff``, ``pytorch``,
+How each symbol looks is data: a ``Notation`` preset (``symlstm.backends.latex.notation``; ``greff``, ``pytorch``,
 ``d2l`` or a user's TOML file) supplies the templates, and every function here takes one
 (default: ``symlstm``). The printer's logic is the same for all presets.
 """

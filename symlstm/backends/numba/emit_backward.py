@@ -3,10 +3,9 @@ weight and input gradients as one GEMM each after it."""
 
 from __future__ import annotations
 
-from symlstm.backends.numba.emit_forward import KERNEL, _empty, operand_source, stacked, width
+from symlstm.backends.numba.emit_forward import KERNEL, allocation, operand_source, recurrence_prologue, stacked, width
 from symlstm.backends.numba.loops import LoopNest, row_sources
 from symlstm.backends.numba.names import KernelNames
-from symlstm.backends.numba.printer import ConstantNames
 from symlstm.backends.numba.source import Source
 from symlstm.ir.nodes import Kind
 
@@ -42,7 +41,7 @@ def emit_backward(names: KernelNames, out: Source) -> None:
     out(f"def backward_buffers({n.T}, {n.B}, {H}, {n.dtype}, {n.empty}=np.empty):")
     out('"""Uninitialised buffers, from ``empty``, for the adjoints of the products of each operand', 1)
     out('group over all steps: what backward_steps writes and backward_gradients multiplies."""', 1)
-    shapes = [_empty(n, f"{n.T}, {n.B}, {b.width}, {H}", n.empty) for b in plan.buffers]
+    shapes = [allocation(n, f"{n.T}, {n.B}, {b.width}, {H}", n.empty) for b in plan.buffers]
     out(f"return ({', '.join(shapes)}{',' if len(shapes) == 1 else ''})", 1)
     out()
     out()
@@ -53,12 +52,7 @@ def emit_backward(names: KernelNames, out: Source) -> None:
     out('"""Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final', 1)
     out("state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only", 1)
     out('those rows and returns the gradients of the vectors summed over them."""', 1)
-    out(f"{n.T} = {n.dys}.shape[0]", 1)
-    out(f"{H} = {n.dys}.shape[2]", 1)
-    out(f"{n.rows} = {n.hi} - {n.lo}", 1)
-    out(f"{n.dtype} = {n.dys}.dtype", 1)
-    constants = ConstantNames(n.namer.fresh)
-    constants_at = len(out.lines)
+    constants, constants_at = recurrence_prologue(n, out, n.dys, size_axis=2)
     if spec.vectors:
         out.comment("the gradients of the parameter vectors, summed over steps and rows", 1)
     for v in spec.vectors:
@@ -67,11 +61,11 @@ def emit_backward(names: KernelNames, out: Source) -> None:
     if scratch:
         out.comment("the results of the step GEMMs M^T delta, for this range of rows", 1)
     for operand in scratch:
-        out(f"{n.ident[d.gemm_t[operand].name]} = {_empty(n, f'{n.rows}, {n.size(d.size(operand))}')}", 1)
+        out(f"{n.ident[d.gemm_t[operand].name]} = {allocation(n, f'{n.rows}, {n.size(d.size(operand))}')}", 1)
     if plan.backward_crossing:
         out.comment("adjoints one loop computes and another reads", 1)
     for name in plan.backward_crossing:
-        out(f"{n.crossing[name]} = {_empty(n, f'{n.rows}, {n.size(d.size(name))}')}", 1)
+        out(f"{n.crossing[name]} = {allocation(n, f'{n.rows}, {n.size(d.size(name))}')}", 1)
 
     grads = [(n.grad[v], e) for v, e in d.param_grads.items()]
     by_level = plan.by_level(d.backward)
@@ -115,12 +109,13 @@ def emit_backward(names: KernelNames, out: Source) -> None:
                     nest.accumulations.append((name, e))  # reads the adjoint rows just written
                 else:
                     nest.statements.append((f"{name}[{n.j}]", "+=", e, None))
-        owners = [d.quantities[a.name].base for a in body if d.kind(d.adjoint_of(a.name)) != Kind.PRODUCT]
+        primals = [d.adjoint_of(a.name) for a in body]
+        owners = [d.quantities[p].base if d.kind(p) == Kind.PREACT else p for p in primals if d.kind(p) != Kind.PRODUCT]
         out.comment("elementwise: the adjoints of " + (", ".join(dict.fromkeys(owners)) or "products"), 2)
         nest.emit(out, 2, defined)
         _emit_step_gemms(n, out, level)
     out(f"return ({', '.join(n.grad[v] for v in spec.vectors)}{',' if len(spec.vectors) == 1 else ''})", 1)
-    out.insert(constants_at, [f"    {name} = {n.dtype}.type({value!r})" for value, name in constants.names.items()])
+    out.insert(constants_at, constants.definitions(n.dtype, indent=1))
     out()
     out()
     _emit_gradients(n, out)

@@ -46,7 +46,19 @@ def forward_outputs(names: KernelNames) -> list[str]:
     return list(names.seq.values()) + [names.keep[name] for name in plan.stored + plan.kept_products]
 
 
-def _empty(names: KernelNames, shape: str, allocate: str = "np.empty") -> str:
+def recurrence_prologue(n: KernelNames, out: Source, array: str, size_axis: int) -> tuple[ConstantNames, int]:
+    """The first lines of a recurrence kernel: T, H, the rows of its range and the dtype, read off
+    ``array``. Returns the kernel's constants (locals of this kernel) and the line where their
+    definitions go once the body has used them."""
+    out(f"{n.T} = {array}.shape[0]", 1)
+    out(f"{n.size('H')} = {array}.shape[{size_axis}]", 1)
+    out(f"{n.rows} = {n.hi} - {n.lo}", 1)
+    out(f"{n.dtype} = {array}.dtype", 1)
+    return ConstantNames(n.namer.child().fresh), len(out.lines)
+
+
+def allocation(names: KernelNames, shape: str, allocate: str = "np.empty") -> str:
+    """Source that allocates an uninitialised array of ``shape`` in the kernel's dtype."""
     return f"{allocate}(({shape}), {names.dtype})"
 
 
@@ -59,11 +71,11 @@ def emit_forward(names: KernelNames, out: Source) -> None:
     out('"""Uninitialised arrays of one forward pass, by name, from ``empty``: the input projection', 1)
     out('and what forward_steps fills (state sequences with the initial state at index 0, stored values)."""', 1)
     out("return {", 1)
-    out(f'"{n.proj[x]}": {_empty(n, f"{n.T}, {n.B}, {len(plan.input_group)}, {H}", n.empty)},', 2)
+    out(f'"{n.proj[x]}": {allocation(n, f"{n.T}, {n.B}, {len(plan.input_group)}, {H}", n.empty)},', 2)
     for s in d.spec.states:
-        out(f'"{n.seq[s]}": {_empty(n, f"{n.T} + 1, {n.B}, {n.size(d.size(s))}", n.empty)},', 2)
+        out(f'"{n.seq[s]}": {allocation(n, f"{n.T} + 1, {n.B}, {n.size(d.size(s))}", n.empty)},', 2)
     for name in plan.stored + plan.kept_products:
-        out(f'"{n.keep[name]}": {_empty(n, f"{n.T}, {n.B}, {n.size(d.size(name))}", n.empty)},', 2)
+        out(f'"{n.keep[name]}": {allocation(n, f"{n.T}, {n.B}, {n.size(d.size(name))}", n.empty)},', 2)
     out("}", 1)
     out()
     out()
@@ -92,20 +104,15 @@ def emit_forward(names: KernelNames, out: Source) -> None:
     out.signature("forward_steps", args)
     out('"""Run all T steps for the batch rows lo:hi; the state sequences hold the initial states', 1)
     out('at index 0. Writes only those rows, so disjoint ranges can run at the same time."""', 1)
-    out(f"{n.T} = {n.proj[x]}.shape[0]", 1)
-    out(f"{H} = {n.proj[x]}.shape[3]", 1)
-    out(f"{n.rows} = {n.hi} - {n.lo}", 1)
-    out(f"{n.dtype} = {n.proj[x]}.dtype", 1)
-    constants = ConstantNames(n.namer.fresh)
-    constants_at = len(out.lines)
+    constants, constants_at = recurrence_prologue(n, out, n.proj[x], size_axis=3)
     if step_groups:
         out.comment("the results of the step GEMMs, for this range of rows", 1)
     for operand, products in step_groups.items():
-        out(f"{n.proj[operand]} = {_empty(n, f'{n.rows}, {len(products)}, {H}')}", 1)
+        out(f"{n.proj[operand]} = {allocation(n, f'{n.rows}, {len(products)}, {H}')}", 1)
     if plan.forward_crossing:
         out.comment("values one loop computes and a later one reads", 1)
     for name in plan.forward_crossing:
-        out(f"{n.crossing[name]} = {_empty(n, f'{n.rows}, {n.size(d.size(name))}')}", 1)
+        out(f"{n.crossing[name]} = {allocation(n, f'{n.rows}, {n.size(d.size(name))}')}", 1)
     by_level = plan.by_level(d.forward)
     equations = {eq.target: eq for eq in d.spec.equations}
     out(f"for {n.t} in range({n.T}):", 1)
@@ -149,7 +156,7 @@ def emit_forward(names: KernelNames, out: Source) -> None:
             2,
         )
         nest.emit(out, 2, defined)
-    out.insert(constants_at, [f"    {name} = {n.dtype}.type({value!r})" for value, name in constants.names.items()])
+    out.insert(constants_at, constants.definitions(n.dtype, indent=1))
 
 
 def _comment_text(text: str) -> str:

@@ -65,8 +65,12 @@ class LoopNest:
         #: one: a loop with fewer arrays needs fewer overlap checks, and so still vectorizes
         self.accumulations: list[tuple[str, sympy.Expr]] = []
         self.written: dict[str, str] = {}  # symbol -> the row view the main loop stored it in
+        self.aliases: dict[str, str] = {}  # symbol -> the symbol it equals (no statement of its own)
 
     def compute(self, name: str, expr: sympy.Expr, comment: str | None = None) -> None:
+        if isinstance(expr, sympy.Symbol):  # only another name for a value: read that one instead
+            self.aliases[name] = expr.name
+            return
         self.statements.append((self.names.ident[name], "=", expr, comment))
 
     def store(self, view: str, source: str, expr: sympy.Expr, op: str = "=") -> None:
@@ -78,10 +82,15 @@ class LoopNest:
         n, j = self.names, self.names.j
         reads = {name: f"{view}[{j}]" for name, (view, _) in self.rows.items()}
         reads.update({name: n.ident[name] for name in locals_})
+        for name, same in self.aliases.items():
+            reads[name] = reads[same]
         reads.update({v: f"{n.ident[v]}[{j}]" for v in n.plan.d.spec.vectors})
         used = set()
         for expr in [s[2] for s in self.statements] + [e for _, e in self.accumulations]:
             used |= {s.name for s in getattr(expr, "free_symbols", ())}
+        for name, same in reversed(self.aliases.items()):  # an alias reads what it stands for
+            if name in used:
+                used.add(same)
         views = {view: src for name, (view, src) in self.rows.items() if name in used}
         views.update(self.stores)
         out(f"for {n.b} in range({n.lo}, {n.hi}):", indent)

@@ -116,6 +116,10 @@ class ConstantNames:
             self.names[value] = self.fresh(self.WELL_KNOWN.get(value, f"const_{len(self.names)}"))
         return self.names[value]
 
+    def definitions(self, dtype: str, indent: int) -> list[str]:
+        """The lines that make the constants used so far, in the kernel's dtype."""
+        return [f"{'    ' * indent}{name} = {dtype}.type({value!r})" for value, name in self.names.items()]
+
 
 def kernels_used(exprs: Iterable[sympy.Expr]) -> list[str]:
     """The kernel_math functions the expressions call, in PRIMITIVE_KERNELS order."""

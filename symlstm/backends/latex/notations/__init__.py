@@ -1,1 +1,1 @@
-"""Built-in notation presets for the LaTeX printer, one TOML table each (see ``symlstm.notation``)."""
+"""Built-in notation presets for the LaTeX printer, one TOML table each (see ``symlstm.backends.latex.notation``)."""

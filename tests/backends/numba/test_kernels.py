@@ -3,11 +3,12 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-GENERATED = Path(__file__).resolve().parents[1] / "generated"
+from conftest import ROOT
+
+GENERATED = ROOT / "generated"
 
 # LLVM's loop-vectorizer reports each loop it vectorized; the kernels' own loops are the
 # elementwise ``for j in range(H)`` loops of forward_steps and backward_steps (matrix products

@@ -13,10 +13,10 @@ import tomllib
 
 import numpy as np
 import pytest
+from latex_reader import Reader
 
 import symlstm
 from conftest import ROOT, require_pdflatex
-from latex_reader import Reader
 from symlstm.backends.latex.document import latex_document, latex_equations
 from symlstm.backends.latex.notation import NotationError, load_notation, preset_names
 from symlstm.backends.latex.printer import LatexError
@@ -25,7 +25,7 @@ from symlstm.ir.derive import derive
 from symlstm.lang.spec import parse_spec
 from symlstm.tools.cli import main
 
-GOLDEN = ROOT / "tests" / "golden"
+GOLDEN = ROOT / "tests" / "backends" / "latex" / "golden"
 PRESETS = ["symlstm", "greff", "pytorch", "d2l"]
 
 
