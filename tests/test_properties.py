@@ -128,6 +128,13 @@ def check_pipeline(spec: CellSpec) -> None:
     'name = "two"\nstate = ["h", "c"]\n[equations]\nu = "tanh(W @ x + R @ h_prev)"\n'
     'c = "sigmoid(M1 @ u + M2 @ u) * c_prev"\nh = "tanh(M3 @ u + M4 @ c_prev + b1)"\n'
 )
+# found by hypothesis 6.170: d_c is only the carry, which the same loop overwrites; reading the
+# carry's row in its place after the store gave p1 a wrong gradient
+@example(
+    'name = "carry"\nstate = ["h", "c"]\n[equations]\nu1 = "identity(M1 @ x + 0.5)"\n'
+    'c = "sigmoid(p1) * c_prev + (1 - sigmoid(p1)) * sigmoid(2)"\n'
+    'h = "sigmoid(M4 @ u1) * h_prev + (1 - sigmoid(M4 @ u1)) * sigmoid(tanh(M3 @ (b2 * h_prev)) / 0.5)"\n'
+)
 def test_random_valid_specs_pass_finite_differences(text):
     spec = parse_spec(text)
     check_pipeline(spec)

@@ -199,10 +199,10 @@ def backward_steps(
         step_gemm(delta_h_prev[t, lo:hi].reshape(rows, 3 * H), M_h_prev, gemmT_h_prev)
         # ... added to the carry of h
         for b in range(lo, hi):
-            carry_h_row_2 = carry_h[b]
-            gemmT_h_prev_row_2 = gemmT_h_prev[b - lo]
+            carry_h_row = carry_h[b]
+            gemmT_h_prev_row = gemmT_h_prev[b - lo]
             for j in range(H):
-                carry_h_row_2[j] += gemmT_h_prev_row_2[j]
+                carry_h_row[j] += gemmT_h_prev_row[j]
     return (grad_b_r, grad_b_z, grad_b_n, grad_b_hn)
 
 

@@ -24,18 +24,21 @@ import sympy
 
 
 class Activation(sympy.Function):
-    """A one-argument elementwise function whose derivative is a function of its output."""
+    """A one-argument elementwise function whose derivative is written in terms of its output
+    (or, where that is not possible, of its input)."""
 
     nargs = 1
     #: the name a spec uses to call it; also the name of its kernels
     spec_name: str = ""
+    #: True when ``derivative`` takes the input z rather than the output y
+    derivative_of_input: bool = False
 
     @classmethod
-    def derivative_from_output(cls, y: sympy.Expr) -> sympy.Expr:
+    def derivative(cls, value: sympy.Expr) -> sympy.Expr:
         raise NotImplementedError
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
-        return self.derivative_from_output(self)
+        return self.derivative(self.args[0] if self.derivative_of_input else self)
 
 
 class OutputFunction(sympy.Function):
@@ -77,6 +80,8 @@ class Primitive:
 
 #: name -> primitive, in registration order
 PRIMITIVES: dict[str, Primitive] = {}
+#: spec name -> SymPy class, the whitelist of callable names in a spec (filled by ``register``)
+FUNCTIONS: dict[str, type[sympy.Function]] = {"identity": Identity}
 
 
 def register(
@@ -88,10 +93,13 @@ def register(
     latex: str,
     label: str,
     gate: bool = False,
+    of_input: bool = False,
     doc: str = "",
 ) -> type[sympy.Function]:
     """Define the SymPy class of a primitive and record it. ``derivative`` maps the output y to
-    dy/dz; ``None`` registers a derivative helper (a function of an output, never differentiated)."""
+    dy/dz (with ``of_input=True``, the input z: for functions like sin, whose derivative is no
+    function of the output); ``None`` registers a derivative helper (a function of an output,
+    never differentiated). A function a spec may call becomes a word of the spec language."""
     if name in PRIMITIVES:
         raise ValueError(f"the primitive {name!r} is registered twice")
     if derivative is None:
@@ -103,10 +111,13 @@ def register(
             {
                 "spec_name": name,
                 "__doc__": doc,
-                "derivative_from_output": classmethod(lambda _cls, y: derivative(y)),
+                "derivative": classmethod(lambda _cls, value: derivative(value)),
+                "derivative_of_input": of_input,
             },
         )
     PRIMITIVES[name] = Primitive(name, cls, numpy, latex, label, gate, callable_from_spec=derivative is not None)
+    if derivative is not None:
+        FUNCTIONS[name] = cls
     return cls
 
 
@@ -170,9 +181,3 @@ HardSigmoid = register(
     gate=True,
     doc="PyTorch's ``Hardsigmoid``: y = clip(z/6 + 1/2, 0, 1).",
 )
-
-#: spec name -> SymPy class, the whitelist of callable names in a spec
-FUNCTIONS: dict[str, type[sympy.Function]] = {
-    **{p.name: p.cls for p in PRIMITIVES.values() if p.callable_from_spec},
-    "identity": Identity,
-}

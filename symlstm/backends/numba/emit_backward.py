@@ -41,7 +41,9 @@ def emit_backward(names: KernelNames, out: Source) -> None:
     out(f"def backward_buffers({n.T}, {n.B}, {H}, {n.dtype}, {n.empty}=np.empty):")
     out('"""Uninitialised buffers, from ``empty``, for the adjoints of the products of each operand', 1)
     out('group over all steps: what backward_steps writes and backward_gradients multiplies."""', 1)
-    shapes = [allocation(n, f"{n.T}, {n.B}, {b.width}, {H}", n.empty) for b in plan.buffers]
+    shapes = [
+        allocation(n, f"{n.T}, {n.B}, {b.width}, {n.size(d.size(b.adjoints[0].name))}", n.empty) for b in plan.buffers
+    ]
     out(f"return ({', '.join(shapes)}{',' if len(shapes) == 1 else ''})", 1)
     out()
     out()
@@ -138,19 +140,19 @@ def _emit_step_gemms(n: KernelNames, out: Source, level: int) -> None:
             scratch = n.ident[d.gemm_t[operand].name]
             out(f"step_gemm({src}, {n.matrix[operand]}, {scratch})", 2)
             out.comment(f"... added to the carry of {d.quantities[operand].base}", 2)
-            _emit_add_rows(n, out, carry, scratch, 2)
+            _emit_add_rows(n, out, d.carries[d.quantities[operand].base].name, d.gemm_t[operand].name, 2)
         else:
             out(f"step_gemm({src}, {n.matrix[operand]}, {n.ident[d.gemm_t[operand].name]})", 2)
 
 
 def _emit_add_rows(n: KernelNames, out: Source, target: str, scratch: str, indent: int) -> None:
-    """``target[lo:hi] += scratch`` as a loop over row views: no temporary array."""
-    target_row, scratch_row = n.namer.fresh(f"{target}_row"), n.namer.fresh(f"{scratch}_row")
+    """``target[lo:hi] += scratch`` for two IR symbols' arrays, as a loop over row views: no
+    temporary array."""
     out(f"for {n.b} in range({n.lo}, {n.hi}):", indent)
-    out(f"{target_row} = {target}[{n.b}]", indent + 1)
-    out(f"{scratch_row} = {scratch}[{n.b} - {n.lo}]", indent + 1)
-    out(f"for {n.j} in range({n.size('H')}):", indent + 1)
-    out(f"{target_row}[{n.j}] += {scratch_row}[{n.j}]", indent + 2)
+    out(f"{n.row(target)} = {n.ident[target]}[{n.b}]", indent + 1)
+    out(f"{n.row(scratch)} = {n.ident[scratch]}[{n.b} - {n.lo}]", indent + 1)
+    out(f"for {n.j} in range({n.size(n.plan.d.size(target))}):", indent + 1)
+    out(f"{n.row(target)}[{n.j}] += {n.row(scratch)}[{n.j}]", indent + 2)
 
 
 def _emit_gradients(n: KernelNames, out: Source) -> None:
@@ -176,7 +178,8 @@ def _emit_gradients(n: KernelNames, out: Source) -> None:
         if operand == x:
             src = f"{n.x}.reshape({T} * {B}, {D})[{lo}:{hi}]"
         else:
-            src = f"{operand_source(n, operand, all_steps=True)}.reshape({T} * {B}, {H})[{lo}:{hi}]"
+            columns = n.size(d.size(operand))
+            src = f"{operand_source(n, operand, all_steps=True)}.reshape({T} * {B}, {columns})[{lo}:{hi}]"
         out.comment(
             f"weight gradient: the adjoints of {stacked(products)} @ {operand}, times {operand}^T, summed over steps", 1
         )

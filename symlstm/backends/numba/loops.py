@@ -65,13 +65,28 @@ class LoopNest:
         #: one: a loop with fewer arrays needs fewer overlap checks, and so still vectorizes
         self.accumulations: list[tuple[str, sympy.Expr]] = []
         self.written: dict[str, str] = {}  # symbol -> the row view the main loop stored it in
-        self.aliases: dict[str, str] = {}  # symbol -> the symbol it equals (no statement of its own)
+        #: symbol -> the symbol it is only another name for (``d_c = carry_c``): read that one
+        #: instead, unless this nest overwrites it (the carry's row is written back in the same loop)
+        self.aliases: dict[str, str] = {}
 
     def compute(self, name: str, expr: sympy.Expr, comment: str | None = None) -> None:
-        if isinstance(expr, sympy.Symbol):  # only another name for a value: read that one instead
+        if isinstance(expr, sympy.Symbol):
             self.aliases[name] = expr.name
-            return
         self.statements.append((self.names.ident[name], "=", expr, comment))
+
+    def _resolve_aliases(self) -> dict[str, str]:
+        """The aliases that can be read in place of a statement: those whose value is not a row
+        this nest writes. Their statements are dropped."""
+        written_views = set(self.stores)
+        safe = {}
+        for name, same in self.aliases.items():
+            row = self.rows.get(same)
+            if row is not None and row[0] in written_views:
+                continue  # read before the store overwrites it: keep ``name = same`` as a local
+            safe[name] = same
+        idents = {self.names.ident[name] for name in safe}
+        self.statements = [s for s in self.statements if not (s[1] == "=" and s[0] in idents)]
+        return safe
 
     def store(self, view: str, source: str, expr: sympy.Expr, op: str = "=") -> None:
         self.stores.setdefault(view, source)
@@ -82,13 +97,14 @@ class LoopNest:
         n, j = self.names, self.names.j
         reads = {name: f"{view}[{j}]" for name, (view, _) in self.rows.items()}
         reads.update({name: n.ident[name] for name in locals_})
-        for name, same in self.aliases.items():
+        aliases = self._resolve_aliases()
+        for name, same in aliases.items():
             reads[name] = reads[same]
         reads.update({v: f"{n.ident[v]}[{j}]" for v in n.plan.d.spec.vectors})
         used = set()
         for expr in [s[2] for s in self.statements] + [e for _, e in self.accumulations]:
             used |= {s.name for s in getattr(expr, "free_symbols", ())}
-        for name, same in reversed(self.aliases.items()):  # an alias reads what it stands for
+        for name, same in reversed(aliases.items()):  # an alias reads what it stands for
             if name in used:
                 used.add(same)
         views = {view: src for name, (view, src) in self.rows.items() if name in used}
