@@ -14,7 +14,13 @@ import keyword
 from collections.abc import Iterable, Iterator
 
 #: names no generated identifier may take in any Python source symlstm writes
-PYTHON_WORDS = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
+PYTHON_WORDS = (
+    frozenset(keyword.kwlist)
+    | frozenset(keyword.softkwlist)
+    | frozenset(dir(builtins))
+    # and what newer Pythons add, so that the generated text is the same under every version
+    | frozenset({"type", "PythonFinalizationError", "_IncompleteInputError"})
+)
 
 
 class Namer:

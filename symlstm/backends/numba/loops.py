@@ -85,7 +85,10 @@ class LoopNest:
                 continue  # read before the store overwrites it: keep ``name = same`` as a local
             safe[name] = same
         idents = {self.names.ident[name] for name in safe}
-        self.statements = [s for s in self.statements if not (s[1] == "=" and s[0] in idents)]
+        kept = [s for s in self.statements if not (s[1] == "=" and s[0] in idents)]
+        if not kept:  # a loop of nothing but aliases (a value nobody reads): keep its statements
+            return {}
+        self.statements = kept
         return safe
 
     def store(self, view: str, source: str, expr: sympy.Expr, op: str = "=") -> None:
@@ -97,10 +100,10 @@ class LoopNest:
         n, j = self.names, self.names.j
         reads = {name: f"{view}[{j}]" for name, (view, _) in self.rows.items()}
         reads.update({name: n.ident[name] for name in locals_})
+        reads.update({v: f"{n.ident[v]}[{j}]" for v in n.plan.d.spec.vectors})
         aliases = self._resolve_aliases()
         for name, same in aliases.items():
             reads[name] = reads[same]
-        reads.update({v: f"{n.ident[v]}[{j}]" for v in n.plan.d.spec.vectors})
         used = set()
         for expr in [s[2] for s in self.statements] + [e for _, e in self.accumulations]:
             used |= {s.name for s in getattr(expr, "free_symbols", ())}
