@@ -57,10 +57,6 @@ class Derivation:
     #: operand name -> the GEMM-adjoint symbol (sum of M^T delta over its products)
     gemm_t: Mapping[str, sympy.Symbol]
 
-    @property
-    def num_levels(self) -> int:
-        return 1 + max((self.levels[a.name] for a in self.forward), default=0)
-
     def kind(self, name: str) -> Kind:
         return self.quantities[name].kind
 

@@ -68,16 +68,19 @@ def _sum_row(p: VectorLatexPrinter, lhs: str, expr: sympy.Expr) -> Row:
     return Row(lhs, sum_lines(p.term_strings(expr)))
 
 
+def _assignment_rows(d: Derivation, assignments, notation: Notation | str | None) -> dict[str, Row]:
+    p = VectorLatexPrinter(d, notation=notation)
+    return {a.name: _sum_row(p, p.symbol_latex(a.name), a.expr) for a in assignments}
+
+
 def forward_rows(d: Derivation, notation: Notation | str | None = None) -> dict[str, Row]:
     """The forward assignments, by the name they assign."""
-    p = VectorLatexPrinter(d, notation=notation)
-    return {a.name: _sum_row(p, p.symbol_latex(a.name), a.expr) for a in d.forward}
+    return _assignment_rows(d, d.forward, notation)
 
 
 def backward_rows(d: Derivation, notation: Notation | str | None = None) -> dict[str, Row]:
     """The backward assignments, by the name they assign."""
-    p = VectorLatexPrinter(d, notation=notation)
-    return {a.name: _sum_row(p, p.symbol_latex(a.name), a.expr) for a in d.backward}
+    return _assignment_rows(d, d.backward, notation)
 
 
 def gradient_rows(d: Derivation, notation: Notation | str | None = None) -> dict[str, Row]:
@@ -87,14 +90,10 @@ def gradient_rows(d: Derivation, notation: Notation | str | None = None) -> dict
     n = load_notation(notation)
     p = VectorLatexPrinter(d, notation=n)
     x = d.input.name
-
-    def operand(name: str) -> str:
-        return n.vector(x, "t") if name == x else p.symbol_latex(name)
-
     rows = {}
     for matrix in d.spec.matrices:
         terms = [
-            n.outer(p.doprint(d.product_deltas[prod.name]), operand(prod.operand))
+            n.outer(p.doprint(d.product_deltas[prod.name]), p.symbol_latex(prod.operand))
             for prod in d.products
             if prod.matrix == matrix
         ]

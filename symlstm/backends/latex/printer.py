@@ -240,15 +240,13 @@ def ordered_terms(d: Derivation, expr: sympy.Expr) -> list[sympy.Expr]:
     return sorted(terms, key=lambda term: (rank(term), term.could_extract_minus_sign()))
 
 
-def join_terms(terms: list[str], per_line: int = 0) -> str:
-    """Join signed terms; with ``per_line`` break long sums over aligned continuation lines."""
+def join_terms(terms: list[str]) -> str:
+    """Join signed terms (``+ a``, ``- b``) into one sum (``equations.sum_lines`` breaks long ones)."""
     out = ""
     for k, term in enumerate(terms):
         sign, body = term[0], term[2:]
         if k == 0:
             out = body if sign == "+" else f"-{body}"
             continue
-        if per_line and k % per_line == 0:
-            out += r" \\ &\qquad"
         out += f" {sign} {body}"
     return out
