@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from symlstm.backends.base import Gradients, Kernels, Trace
+from symlstm.lang.sizes import evaluate
 from symlstm.lang.spec import CellSpec
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -91,12 +92,16 @@ class ForwardCache:
 
     spec_sha256: str
     dtype: np.dtype
-    shape: tuple[int, int, int, int]  # T, B, D, H
+    steps: int  # T
+    batch: int  # B
+    #: the value of every size name of the cell for this call (D, H, ...)
+    sizes: Mapping[str, int]
     x: np.ndarray
+    inputs: Mapping[str, np.ndarray]  # the extra per-step inputs, (T, B, size) each
     packed: Any  # the parameters in the kernels' own form (``Kernels.pack``)
     trace: Trace | None  # None when checkpointing (or T = 0)
-    #: with ``forward(..., checkpoint=k)``: k, and per state an (ceil(T/k), B, H) array holding the
-    #: state at steps 0, k, 2k, ...
+    #: with ``forward(..., checkpoint=k)``: k, and per state an (ceil(T/k), B, size) array holding
+    #: the state at steps 0, k, 2k, ...
     checkpoint: int | None = None
     checkpoints: tuple[np.ndarray, ...] = ()
 
@@ -117,7 +122,7 @@ class Cell:
         self.spec = spec
         self.kernels = kernels
         self._param_labels = {name: f"params[{name!r}]" for name in spec.param_names}
-        self._param_shapes = functools.lru_cache(maxsize=8)(spec.param_shapes)
+        self._shapes = functools.lru_cache(maxsize=8)(self._shapes_of)
 
     def __repr__(self) -> str:
         return f"<symlstm cell {self.name!r}: {self.title}>"
@@ -135,27 +140,73 @@ class Cell:
         return self.spec.states
 
     @property
+    def input_names(self) -> tuple[str, ...]:
+        """The extra per-step inputs (``[inputs]`` of the spec), given to ``forward(inputs=...)``."""
+        return tuple(self.spec.inputs)
+
+    @property
     def param_names(self) -> tuple[str, ...]:
         return self.spec.param_names
 
-    def param_shapes(self, D: int, H: int) -> dict[str, tuple[int, ...]]:
-        return self.spec.param_shapes(_positive(D, "D"), _positive(H, "H"))
+    @property
+    def size_names(self) -> tuple[str, ...]:
+        """D, H and the spec's other size names (e.g. P), which ``param_shapes`` and
+        ``init_params`` take as keywords."""
+        return self.spec.size_names
 
-    def num_params(self, D: int, H: int) -> int:
-        return sum(int(np.prod(s)) for s in self.param_shapes(D, H).values())
+    def param_shapes(self, D: int, H: int, **sizes: int) -> dict[str, tuple[int, ...]]:
+        return self.spec.param_shapes(_positive(D, "D"), _positive(H, "H"), **sizes)
 
-    def init_params(self, D: int, H: int, dtype=np.float64, seed: int | None = 0) -> dict[str, np.ndarray]:
+    def state_sizes(self, D: int, H: int, **sizes: int) -> dict[str, int]:
+        """state -> its number of units; each ``state0[s]`` is (B, that)."""
+        return self.spec.state_sizes(_positive(D, "D"), _positive(H, "H"), **sizes)
+
+    def num_params(self, D: int, H: int, **sizes: int) -> int:
+        return sum(int(np.prod(s)) for s in self.param_shapes(D, H, **sizes).values())
+
+    def init_params(
+        self, D: int, H: int, dtype=np.float64, seed: int | None = 0, **sizes: int
+    ) -> dict[str, np.ndarray]:
         """Uniform(-1/sqrt(H), 1/sqrt(H)) for every parameter, as PyTorch initialises nn.LSTM."""
         dtype = np.dtype(dtype)
         if dtype not in SUPPORTED_DTYPES:
             raise TypeError(f"dtype {dtype} is not supported; use float32 or float64")
-        shapes = self.param_shapes(D, H)
+        shapes = self.param_shapes(D, H, **sizes)
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(int(H))
         return {name: rng.uniform(-bound, bound, size=shape).astype(dtype) for name, shape in shapes.items()}
 
     # -- validation ---------------------------------------------------------------------------
-    def _check_params(self, params: Mapping, D: int, dtype: np.dtype) -> tuple[dict[str, np.ndarray], int]:
+    def _shapes_of(self, bindings: tuple[tuple[str, int], ...]) -> dict[str, tuple[int, ...]]:
+        sizes = dict(bindings)
+        return self.spec.param_shapes(sizes.pop("D"), sizes.pop("H"), **sizes)
+
+    def _read_sizes(self, arrays: Mapping[str, np.ndarray], D: int, states0) -> dict[str, tuple[int, str]]:
+        """The value of each size name and where it was read: off the first parameter (or
+        initial state) that has it. The shapes are checked against all of them afterwards."""
+        sizes: dict[str, tuple[int, str]] = {"D": (D, "x")}
+        for name, array in arrays.items():
+            declared = self.spec.matrices.get(name) or (self.spec.sizes[name],)
+            if array.ndim == len(declared):
+                for size, value in zip(declared, array.shape):
+                    if isinstance(size, str) and value >= 1:
+                        sizes.setdefault(size, (value, self._param_labels[name]))
+        if isinstance(states0, Mapping):
+            for s in self.state_names:
+                size, value = self.spec.sizes[s], np.shape(states0.get(s))
+                if isinstance(size, str) and len(value) == 2 and value[1] >= 1:
+                    sizes.setdefault(size, (value[1], f"state0[{s!r}]"))
+        missing = [name for name in self.size_names if name not in sizes]
+        if missing:
+            raise ValueError(
+                f"cell {self.name!r}: the sizes {missing} cannot be read from the parameters; "
+                "give the initial states (state0), whose shapes carry them"
+            )
+        return sizes
+
+    def _check_params(
+        self, params: Mapping, D: int, dtype: np.dtype, states0
+    ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
         if not isinstance(params, Mapping):
             raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
         missing = [n for n in self.param_names if n not in params]
@@ -165,42 +216,73 @@ class Cell:
                 f"params for cell {self.name!r}: missing {missing}, unexpected {extra}; "
                 f"expected exactly {list(self.param_names)}"
             )
-        first = self.param_names[0]
-        first_array = _as_float_array(params[first], f"params[{first!r}]", dtype)
-        if first_array.ndim < 1 or first_array.shape[0] < 1:
-            raise ValueError(f"params[{first!r}] has shape {first_array.shape}; it cannot be empty")
-        H = first_array.shape[0]
-        shapes = self._param_shapes(D, H)
-        checked = {}
-        for name in self.param_names:
-            label = self._param_labels[name]
-            array = _as_float_array(params[name], label, dtype)
+        checked = {n: _as_float_array(params[n], self._param_labels[n], dtype) for n in self.param_names}
+        read = self._read_sizes(checked, D, states0)
+        sizes = {name: value for name, (value, _) in read.items()}
+        try:
+            shapes = self._shapes(tuple(sizes.items()))
+        except ValueError as err:
+            raise ValueError(f"params for cell {self.name!r}: {err}") from None
+        for name, array in checked.items():
             if array.shape != shapes[name]:  # (the message only when it is needed: this runs every call)
-                _check_shape(array, shapes[name], label, f"for D={D} (from x) and H={H} (from params[{first!r}])")
-            checked[name] = array
-        return checked, H
+                where = " and ".join(f"{k}={v} (from {source})" for k, (v, source) in read.items())
+                _check_shape(array, shapes[name], self._param_labels[name], f"for {where}")
+        return checked, sizes
 
-    def _check_states(self, states, B: int, H: int, dtype: np.dtype, what: str) -> list[np.ndarray]:
+    def _state_shapes(self, B: int, sizes: Mapping[str, int]) -> list[tuple[int, int]]:
+        return [(B, evaluate(self.spec.sizes[s], sizes)) for s in self.state_names]
+
+    def _check_states(self, states, shapes: list[tuple[int, int]], dtype: np.dtype, what: str) -> list[np.ndarray]:
         if states is None:
-            return [np.zeros((B, H), dtype) for _ in self.state_names]
+            return [np.zeros(shape, dtype) for shape in shapes]
         if not isinstance(states, Mapping):
-            raise TypeError(f"{what} must be None or a dict {{state name: (B, H) array}}")
+            raise TypeError(f"{what} must be None or a dict {{state name: (B, size) array}}")
         if set(states) != set(self.state_names):
             raise ValueError(f"{what} has keys {sorted(map(str, states))}; expected {list(self.state_names)}")
         out = []
-        for s in self.state_names:
+        for s, shape in zip(self.state_names, shapes):
             array = _as_float_array(states[s], f"{what}[{s!r}]", dtype)
-            _check_shape(array, (B, H), f"{what}[{s!r}]", "(B, H)")
+            _check_shape(array, shape, f"{what}[{s!r}]", f"(B, {self.spec.sizes[s]})")
             out.append(array)
         return out
 
+    def _check_inputs(self, inputs, T: int, B: int, sizes: Mapping[str, int], dtype) -> dict[str, np.ndarray]:
+        expected = self.input_names
+        if inputs is None:
+            inputs = {}
+        if not isinstance(inputs, Mapping):
+            raise TypeError(
+                f"inputs must be None or a dict {{input name: (T, B, size) array}}, got {type(inputs).__name__}"
+            )
+        missing = [n for n in expected if n not in inputs]
+        extra = sorted(str(n) for n in inputs if n not in expected)
+        if missing or extra:
+            have = f"this cell's extra inputs are {list(expected)}" if expected else "this cell has no extra inputs"
+            raise ValueError(f"inputs for cell {self.name!r}: missing {missing}, unexpected {extra}; {have}")
+        out = {}
+        for name in expected:
+            array = _as_float_array(inputs[name], f"inputs[{name!r}]", dtype)
+            shape = (T, B, evaluate(self.spec.inputs[name], sizes))
+            _check_shape(array, shape, f"inputs[{name!r}]", f"(T, B, {self.spec.inputs[name]}), time-major like x")
+            out[name] = _owned(array, inputs[name])
+        return out
+
     # -- the API --------------------------------------------------------------------------------
-    def forward(self, x, params: Mapping, state0: Mapping | None = None, *, checkpoint: int | None = None):
+    def forward(
+        self,
+        x,
+        params: Mapping,
+        state0: Mapping | None = None,
+        *,
+        inputs: Mapping | None = None,
+        checkpoint: int | None = None,
+    ):
         """Run over a sequence. ``x`` is (T, B, D); returns ``(ys, state, cache)``.
 
-        ``ys`` is (T, B, H) = h_1..h_T; ``state`` maps each state name to its final (B, H) value;
-        ``state0`` None means zeros. ``checkpoint=k`` keeps only the states at steps 0, k, 2k, ...
-        for the backward, which then recomputes the rest (see the module docstring).
+        ``ys`` is (T, B, size of the output state) = h_1..h_T; ``state`` maps each state name to
+        its final (B, size) value; ``state0`` None means zeros. ``inputs`` gives the spec's extra
+        per-step inputs, each (T, B, size). ``checkpoint=k`` keeps only the states at steps 0, k,
+        2k, ... for the backward, which then recomputes the rest (see the module docstring).
         """
         original_x = x
         x = _as_float_array(x, "x")
@@ -211,38 +293,42 @@ class Cell:
             raise ValueError(f"x has shape {x.shape}; the batch B and the input size D must be >= 1")
         k = _checkpoint_interval(checkpoint)
         dtype = x.dtype
-        params, H = self._check_params(params, D, dtype)
-        states0 = self._check_states(state0, B, H, dtype, "state0")
+        params, sizes = self._check_params(params, D, dtype, state0)
+        states0 = self._check_states(state0, self._state_shapes(B, sizes), dtype, "state0")
+        extra = self._check_inputs(inputs, T, B, sizes, dtype)
         x = _owned(x, original_x)
-        packed = self.kernels.pack(params)
+        packed = self.kernels.pack(params, sizes)
+        cache = functools.partial(ForwardCache, self.spec.sha256, dtype, T, B, sizes, x, extra, packed)
         if T == 0:
-            cache = ForwardCache(self.spec.sha256, dtype, (T, B, D, H), x, packed, None)
-            return np.zeros((0, B, H), dtype), {s: v.copy() for s, v in zip(self.state_names, states0)}, cache
+            ys = np.zeros((0, B, states0[0].shape[1]), dtype)
+            return ys, {s: v.copy() for s, v in zip(self.state_names, states0)}, cache(None)
         if k is not None:
-            ys, final, checkpoints = self._checkpointed_forward(x, packed, states0, k)
-            cache = ForwardCache(self.spec.sha256, dtype, (T, B, D, H), x, packed, None, k, checkpoints)
-            return ys, dict(zip(self.state_names, final)), cache
-        trace = self.kernels.forward(x, packed, states0)
+            ys, final, checkpoints = self._checkpointed_forward(x, packed, states0, extra, k)
+            return ys, dict(zip(self.state_names, final)), cache(None, k, checkpoints)
+        trace = self.kernels.forward(x, packed, states0, extra)
         ys = trace.states[0][1:].copy()
         state = {s: seq[-1].copy() for s, seq in zip(self.state_names, trace.states)}
-        return ys, state, ForwardCache(self.spec.sha256, dtype, (T, B, D, H), x, packed, trace)
+        return ys, state, cache(trace)
 
     @staticmethod
     def _segments(T: int, k: int) -> list[tuple[int, int]]:
         return [(t0, min(t0 + k, T)) for t0 in range(0, T, k)]
 
-    def _checkpointed_forward(self, x, packed, states0, k):
+    @staticmethod
+    def _steps(inputs: Mapping[str, np.ndarray], t0: int, t1: int) -> dict[str, np.ndarray]:
+        return {name: array[t0:t1] for name, array in inputs.items()}
+
+    def _checkpointed_forward(self, x, packed, states0, inputs, k):
         """Run segment by segment, keeping the outputs and each segment's initial states only."""
         T, B, _ = x.shape
-        H = states0[0].shape[1]
         segments = self._segments(T, k)
-        checkpoints = tuple(np.empty((len(segments), B, H), x.dtype) for _ in self.state_names)
-        ys = np.empty((T, B, H), x.dtype)
+        checkpoints = tuple(np.empty((len(segments), *s.shape), x.dtype) for s in states0)
+        ys = np.empty((T, *states0[0].shape), x.dtype)
         current = list(states0)
         for n, (t0, t1) in enumerate(segments):
             for stored, value in zip(checkpoints, current):
                 stored[n] = value
-            trace = self.kernels.forward(x[t0:t1], packed, current)
+            trace = self.kernels.forward(x[t0:t1], packed, current, self._steps(inputs, t0, t1))
             ys[t0:t1] = trace.states[0][1:]
             current = [seq[-1].copy() for seq in trace.states]
             del trace  # one segment's activations at a time
@@ -251,17 +337,16 @@ class Cell:
     def _checkpointed_backward(self, cache: ForwardCache, dys, dlast) -> Gradients:
         """Backward over the segments in reverse: recompute each one's activations from its stored
         initial states, backpropagate through it, carry the state gradient to the one before."""
-        T, B, D, H = cache.shape
         x = cache.x
-        dx = np.empty((T, B, D), cache.dtype)
+        dx = np.empty_like(x)
         total: dict[str, np.ndarray] = {}
         carried = list(dlast)
         assert cache.checkpoint is not None
-        segments = self._segments(T, cache.checkpoint)
+        segments = self._segments(cache.steps, cache.checkpoint)
         for n in range(len(segments) - 1, -1, -1):
             t0, t1 = segments[n]
             start = [np.ascontiguousarray(stored[n]) for stored in cache.checkpoints]
-            trace = self.kernels.forward(x[t0:t1], cache.packed, start)
+            trace = self.kernels.forward(x[t0:t1], cache.packed, start, self._steps(cache.inputs, t0, t1))
             grads = self.kernels.backward(x[t0:t1], cache.packed, trace, dys[t0:t1], carried)
             del trace
             dx[t0:t1] = grads.dx
@@ -274,21 +359,23 @@ class Cell:
         return Gradients(dx, total, tuple(carried))
 
     def backward(self, dys, cache: ForwardCache, dstate: Mapping | None = None):
-        """Backpropagate. ``dys`` is dL/dys (T, B, H) or None for zeros; ``dstate`` maps state
-        names to dL/d(final state) or is None. Returns ``(dx, dparams, dstate0)``."""
+        """Backpropagate. ``dys`` is dL/dys (T, B, size of the output) or None for zeros;
+        ``dstate`` maps state names to dL/d(final state) or is None. Returns
+        ``(dx, dparams, dstate0)``; the extra inputs are data and get no gradient."""
         if not isinstance(cache, ForwardCache) or cache.spec_sha256 != self.spec.sha256:
             raise TypeError(f"cache must be the third value returned by this cell's ({self.name}) forward")
-        T, B, D, H = cache.shape
-        dtype = cache.dtype
+        T, B, dtype = cache.steps, cache.batch, cache.dtype
+        state_shapes = self._state_shapes(B, cache.sizes)
+        ys_shape = (T, *state_shapes[0])
         if dys is None:
-            dys = np.zeros((T, B, H), dtype)
+            dys = np.zeros(ys_shape, dtype)
         dys = _as_float_array(dys, "dys", dtype)
-        _check_shape(dys, (T, B, H), "dys", "(T, B, H), the shape of ys")
-        dlast = self._check_states(dstate, B, H, dtype, "dstate")
+        _check_shape(dys, ys_shape, "dys", f"(T, B, {self.spec.sizes[self.state_names[0]]}), the shape of ys")
+        dlast = self._check_states(dstate, state_shapes, dtype, "dstate")
         if T == 0:
-            shapes = self._param_shapes(D, H)
+            shapes = self._shapes(tuple(cache.sizes.items()))
             grads = Gradients(
-                np.zeros((0, B, D), dtype),
+                np.zeros_like(cache.x),
                 {n: np.zeros(shapes[n], dtype) for n in self.param_names},
                 tuple(d.copy() for d in dlast),
             )
@@ -327,8 +414,11 @@ class BatchFirstCell:
             raise ValueError(f"{what} has shape {array.shape}; expected (B, T, features), batch first")
         return array.transpose(1, 0, 2)
 
-    def forward(self, x, params: Mapping, state0: Mapping | None = None, *, checkpoint: int | None = None):
-        ys, state, cache = self.cell.forward(self._swap(x, "x"), params, state0, checkpoint=checkpoint)
+    def forward(self, x, params: Mapping, state0: Mapping | None = None, *, inputs=None, checkpoint: int | None = None):
+        """``inputs`` are batch first too: (B, T, size) each."""
+        if isinstance(inputs, Mapping):
+            inputs = {name: self._swap(array, f"inputs[{name!r}]") for name, array in inputs.items()}
+        ys, state, cache = self.cell.forward(self._swap(x, "x"), params, state0, inputs=inputs, checkpoint=checkpoint)
         return ys.transpose(1, 0, 2), state, cache
 
     def backward(self, dys, cache: ForwardCache, dstate: Mapping | None = None):

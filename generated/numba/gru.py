@@ -19,6 +19,9 @@ SPEC_NAME = 'gru'
 SPEC_SHA256 = '1ea3aa8f76db08cfc56857c55c0a3480cdd00227af8cdabfb8357b1d3fb85a35'
 STATES = ('h',)
 VECTORS = ('b_r', 'b_z', 'b_n', 'b_hn')
+#: the sizes every kernel takes, in this order, and the per-step arrays the step kernels read
+SIZE_NAMES = ('D', 'H')
+STEP_INPUTS = ()
 #: operand -> the matrices stacked (in this order) into its concatenated GEMM
 MATRIX_GROUPS = (('x', ('W_r', 'W_z', 'W_n')), ('h_prev', ('R_r', 'R_z', 'R_n')))
 #: arrays forward_steps fills; SAVED is what the backward reads, in its argument order
@@ -28,7 +31,7 @@ SAVED = ('seq_h', 'keep_r', 'keep_z', 'keep_n', 'keep_R_n_h_prev')
 INPUT_PROJECTION = 'proj_x'
 
 
-def forward_buffers(T, B, H, dtype, empty=np.empty):
+def forward_buffers(T, B, D, H, dtype, empty=np.empty):
     """Uninitialised arrays of one forward pass, by name, from ``empty``: the input projection
     and what forward_steps fills (state sequences with the initial state at index 0, stored values)."""
     return {
@@ -54,6 +57,8 @@ def forward_inputs(lo, hi, x, M_x_T, proj_x):
 def forward_steps(
     lo,
     hi,
+    D,
+    H,
     proj_x,
     M_h_prev_T,
     b_r,
@@ -69,7 +74,6 @@ def forward_steps(
     """Run all T steps for the batch rows lo:hi; the state sequences hold the initial states
     at index 0. Writes only those rows, so disjoint ranges can run at the same time."""
     T = proj_x.shape[0]
-    H = proj_x.shape[3]
     rows = hi - lo
     dtype = proj_x.dtype
     one = dtype.type(1.0)
@@ -111,7 +115,7 @@ def forward_steps(
                 R_n_h_prev_kept[j] = R_n_h_prev_row[j]
 
 
-def backward_buffers(T, B, H, dtype, empty=np.empty):
+def backward_buffers(T, B, D, H, dtype, empty=np.empty):
     """Uninitialised buffers, from ``empty``, for the adjoints of the products of each operand
     group over all steps: what backward_steps writes and backward_gradients multiplies."""
     return (empty((T, B, 3, H), dtype), empty((T, B, 3, H), dtype))
@@ -121,6 +125,8 @@ def backward_buffers(T, B, H, dtype, empty=np.empty):
 def backward_steps(
     lo,
     hi,
+    D,
+    H,
     M_h_prev,
     b_r,
     b_z,
@@ -140,7 +146,6 @@ def backward_steps(
     state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only
     those rows and returns the gradients of the vectors summed over them."""
     T = dys.shape[0]
-    H = dys.shape[2]
     rows = hi - lo
     dtype = dys.dtype
     one = dtype.type(1.0)
@@ -210,6 +215,8 @@ def backward_steps(
 def backward_gradients(
     lo,
     hi,
+    D,
+    H,
     x,
     M_x,
     seq_h,
@@ -225,8 +232,7 @@ def backward_gradients(
 ):
     """After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: dx, and
     the weight gradients summed over those rows. One GEMM each."""
-    T, B, D = x.shape
-    H = seq_h.shape[2]
+    T, B = x.shape[:2]
     # weight gradient: the adjoints of [W_r; W_z; W_n] @ x, times x^T, summed over steps
     np.dot(delta_x.reshape(T * B, 3 * H)[lo:hi].T, x.reshape(T * B, D)[lo:hi], grad_M_x)
     # weight gradient: the adjoints of [R_r; R_z; R_n] @ h_prev, times h_prev^T, summed over steps

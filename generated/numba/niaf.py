@@ -21,6 +21,9 @@ SPEC_NAME = 'niaf'
 SPEC_SHA256 = '8a43e83e759ae9bc6dd84c61cc7bc9a66ff1c0bf7d24b5d1d32ec38cf8108eb2'
 STATES = ('h', 'c')
 VECTORS = ('p_i', 'b_i', 'p_f', 'b_f', 'b_g', 'p_o', 'b_o')
+#: the sizes every kernel takes, in this order, and the per-step arrays the step kernels read
+SIZE_NAMES = ('D', 'H')
+STEP_INPUTS = ()
 #: operand -> the matrices stacked (in this order) into its concatenated GEMM
 MATRIX_GROUPS = (('x', ('W_i', 'W_f', 'W_g', 'W_o')), ('h_prev', ('R_i', 'R_f', 'R_g', 'R_o')))
 #: arrays forward_steps fills; SAVED is what the backward reads, in its argument order
@@ -30,7 +33,7 @@ SAVED = ('seq_h', 'seq_c', 'keep_i', 'keep_f', 'keep_g', 'keep_o')
 INPUT_PROJECTION = 'proj_x'
 
 
-def forward_buffers(T, B, H, dtype, empty=np.empty):
+def forward_buffers(T, B, D, H, dtype, empty=np.empty):
     """Uninitialised arrays of one forward pass, by name, from ``empty``: the input projection
     and what forward_steps fills (state sequences with the initial state at index 0, stored values)."""
     return {
@@ -57,6 +60,8 @@ def forward_inputs(lo, hi, x, M_x_T, proj_x):
 def forward_steps(
     lo,
     hi,
+    D,
+    H,
     proj_x,
     M_h_prev_T,
     p_i,
@@ -76,7 +81,6 @@ def forward_steps(
     """Run all T steps for the batch rows lo:hi; the state sequences hold the initial states
     at index 0. Writes only those rows, so disjoint ranges can run at the same time."""
     T = proj_x.shape[0]
-    H = proj_x.shape[3]
     rows = hi - lo
     dtype = proj_x.dtype
     # the results of the step GEMMs, for this range of rows
@@ -125,7 +129,7 @@ def forward_steps(
                 h_row[j] = h
 
 
-def backward_buffers(T, B, H, dtype, empty=np.empty):
+def backward_buffers(T, B, D, H, dtype, empty=np.empty):
     """Uninitialised buffers, from ``empty``, for the adjoints of the products of each operand
     group over all steps: what backward_steps writes and backward_gradients multiplies."""
     return (empty((T, B, 4, H), dtype),)
@@ -135,6 +139,8 @@ def backward_buffers(T, B, H, dtype, empty=np.empty):
 def backward_steps(
     lo,
     hi,
+    D,
+    H,
     M_h_prev,
     p_i,
     b_i,
@@ -158,7 +164,6 @@ def backward_steps(
     state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only
     those rows and returns the gradients of the vectors summed over them."""
     T = dys.shape[0]
-    H = dys.shape[2]
     rows = hi - lo
     dtype = dys.dtype
     one = dtype.type(1.0)
@@ -230,6 +235,8 @@ def backward_steps(
 def backward_gradients(
     lo,
     hi,
+    D,
+    H,
     x,
     M_x,
     seq_h,
@@ -245,8 +252,7 @@ def backward_gradients(
 ):
     """After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: dx, and
     the weight gradients summed over those rows. One GEMM each."""
-    T, B, D = x.shape
-    H = seq_h.shape[2]
+    T, B = x.shape[:2]
     # weight gradient: the adjoints of [W_i; W_f; W_g; W_o] @ x, times x^T, summed over steps
     np.dot(delta_x_h_prev.reshape(T * B, 4 * H)[lo:hi].T, x.reshape(T * B, D)[lo:hi], grad_M_x)
     # weight gradient: the adjoints of [R_i; R_f; R_g; R_o] @ h_prev, times h_prev^T, summed over steps

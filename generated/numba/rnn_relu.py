@@ -16,6 +16,9 @@ SPEC_NAME = 'rnn_relu'
 SPEC_SHA256 = '53c5ecc1cf1496d9c47bd01cef251fef596f242a92f41c25797f6297c8a3a532'
 STATES = ('h',)
 VECTORS = ('b_h',)
+#: the sizes every kernel takes, in this order, and the per-step arrays the step kernels read
+SIZE_NAMES = ('D', 'H')
+STEP_INPUTS = ()
 #: operand -> the matrices stacked (in this order) into its concatenated GEMM
 MATRIX_GROUPS = (('x', ('W_h',)), ('h_prev', ('R_h',)))
 #: arrays forward_steps fills; SAVED is what the backward reads, in its argument order
@@ -25,7 +28,7 @@ SAVED = ('seq_h',)
 INPUT_PROJECTION = 'proj_x'
 
 
-def forward_buffers(T, B, H, dtype, empty=np.empty):
+def forward_buffers(T, B, D, H, dtype, empty=np.empty):
     """Uninitialised arrays of one forward pass, by name, from ``empty``: the input projection
     and what forward_steps fills (state sequences with the initial state at index 0, stored values)."""
     return {
@@ -44,11 +47,10 @@ def forward_inputs(lo, hi, x, M_x_T, proj_x):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def forward_steps(lo, hi, proj_x, M_h_prev_T, b_h, seq_h):
+def forward_steps(lo, hi, D, H, proj_x, M_h_prev_T, b_h, seq_h):
     """Run all T steps for the batch rows lo:hi; the state sequences hold the initial states
     at index 0. Writes only those rows, so disjoint ranges can run at the same time."""
     T = proj_x.shape[0]
-    H = proj_x.shape[3]
     rows = hi - lo
     dtype = proj_x.dtype
     # the results of the step GEMMs, for this range of rows
@@ -68,19 +70,18 @@ def forward_steps(lo, hi, proj_x, M_h_prev_T, b_h, seq_h):
                 h_row[j] = h
 
 
-def backward_buffers(T, B, H, dtype, empty=np.empty):
+def backward_buffers(T, B, D, H, dtype, empty=np.empty):
     """Uninitialised buffers, from ``empty``, for the adjoints of the products of each operand
     group over all steps: what backward_steps writes and backward_gradients multiplies."""
     return (empty((T, B, 1, H), dtype),)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def backward_steps(lo, hi, M_h_prev, b_h, seq_h, dys, carry_h, delta_x_h_prev):
+def backward_steps(lo, hi, D, H, M_h_prev, b_h, seq_h, dys, carry_h, delta_x_h_prev):
     """Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final
     state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only
     those rows and returns the gradients of the vectors summed over them."""
     T = dys.shape[0]
-    H = dys.shape[2]
     rows = hi - lo
     dtype = dys.dtype
     # the gradients of the parameter vectors, summed over steps and rows
@@ -106,11 +107,10 @@ def backward_steps(lo, hi, M_h_prev, b_h, seq_h, dys, carry_h, delta_x_h_prev):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def backward_gradients(lo, hi, x, M_x, seq_h, delta_x_h_prev, dx, grad_M_x, grad_M_h_prev):
+def backward_gradients(lo, hi, D, H, x, M_x, seq_h, delta_x_h_prev, dx, grad_M_x, grad_M_h_prev):
     """After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: dx, and
     the weight gradients summed over those rows. One GEMM each."""
-    T, B, D = x.shape
-    H = seq_h.shape[2]
+    T, B = x.shape[:2]
     # weight gradient: the adjoints of W_h @ x, times x^T, summed over steps
     np.dot(delta_x_h_prev.reshape(T * B, H)[lo:hi].T, x.reshape(T * B, D)[lo:hi], grad_M_x)
     # weight gradient: the adjoints of R_h @ h_prev, times h_prev^T, summed over steps

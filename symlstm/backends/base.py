@@ -9,7 +9,7 @@ C-contiguous arrays of one float dtype with the shapes the spec's sizes give, an
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -26,6 +26,8 @@ class Trace:
     states: tuple[np.ndarray, ...]
     #: every array the backward reads (the state sequences among them), in the backend's own order
     arrays: tuple[np.ndarray, ...]
+    #: the extra per-step inputs the forward read, by name: the backward reads them too
+    inputs: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
@@ -44,12 +46,16 @@ class Gradients:
 class Kernels(Protocol):
     """A cell's compiled forward and backward passes over whole batched sequences."""
 
-    def pack(self, params: Mapping[str, np.ndarray]) -> Any:
-        """The parameters in the form the kernels read (e.g. stacked matrices); done once per
-        ``forward`` and kept in its cache for the backward."""
+    def pack(self, params: Mapping[str, np.ndarray], sizes: Mapping[str, int]) -> Any:
+        """The parameters in the form the kernels read (e.g. stacked matrices), with the value of
+        every size name (``D``, ``H``, ...); done once per ``forward`` and kept in its cache for
+        the backward."""
 
-    def forward(self, x: np.ndarray, packed: Any, states0: Sequence[np.ndarray]) -> Trace:
-        """Run all T >= 1 steps of ``x`` (T, B, D) from the initial states (B, size)."""
+    def forward(
+        self, x: np.ndarray, packed: Any, states0: Sequence[np.ndarray], inputs: Mapping[str, np.ndarray]
+    ) -> Trace:
+        """Run all T >= 1 steps of ``x`` (T, B, D) from the initial states (B, size of each),
+        reading the extra per-step inputs (T, B, size), by name."""
 
     def backward(
         self, x: np.ndarray, packed: Any, trace: Trace, dys: np.ndarray, dfinal: Sequence[np.ndarray]

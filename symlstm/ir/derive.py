@@ -25,6 +25,7 @@ import sympy
 from symlstm.ir.names import Namer
 from symlstm.ir.nodes import Assignment, Kind, Product, Quantity
 from symlstm.ir.sizes import check_assignable, expression_size
+from symlstm.lang.nodes import UnitMean, UnitSum
 from symlstm.lang.primitives import Activation
 from symlstm.lang.sizes import Size
 from symlstm.lang.spec import INPUT, PREV_SUFFIX, CellSpec, MatVec, SpecError, equation_label, symbol
@@ -56,6 +57,8 @@ class Derivation:
     carries: Mapping[str, sympy.Symbol]
     #: operand name -> the GEMM-adjoint symbol (sum of M^T delta over its products)
     gemm_t: Mapping[str, sympy.Symbol]
+    #: dL/dx_t through the uses of x outside products (x elementwise), or 0
+    input_adjoint: sympy.Expr = sympy.Integer(0)
 
     def kind(self, name: str) -> Kind:
         return self.quantities[name].kind
@@ -117,13 +120,19 @@ class _Lowering:
             self.quantities[s + PREV_SUFFIX] = Quantity(Kind.PREV, s, spec.sizes[s])
         for v in spec.vectors:
             self.quantities[v] = Quantity(Kind.PARAM, v, spec.sizes[v])
+        for name, size in spec.inputs.items():
+            self.quantities[name] = Quantity(Kind.DATA, name, size)
+        self.size_symbols: dict[Size, sympy.Symbol] = {}
 
     def level_of(self, expr: sympy.Expr) -> int:
         return max((self.levels.get(s.name, 0) for s in expr.free_symbols), default=0)
 
+    def size_of(self, expr: sympy.Expr, where: str) -> Size:
+        return expression_size(expr, lambda s: self.quantities[s].size, where, self.spec.requirements)
+
     def add(self, name: str, expr: sympy.Expr, quantity: Quantity, where: str) -> sympy.Symbol:
-        size = expression_size(expr, lambda s: self.quantities[s].size, where)
-        check_assignable(size, quantity.size, f"{quantity.kind.value} {name!r}", where)
+        size = self.size_of(expr, where)
+        check_assignable(size, quantity.size, f"{quantity.kind.value} {name!r}", where, self.spec.requirements)
         self.quantities[name] = quantity
         self.levels[name] = self.level_of(expr)
         target = symbol(name)
@@ -155,11 +164,40 @@ class _Lowering:
             self.products[key] = Product(symbol(name), matrix, operand_name, stage)
         return self.products[key].symbol
 
+    def count(self, size: Size) -> sympy.Expr:
+        """The number of units of ``size``, as mean() divides by it: a number, or the symbol of a
+        size name (a ``Kind.SIZE`` quantity)."""
+        if isinstance(size, int):
+            return sympy.Integer(size)
+        if size not in self.size_symbols:
+            name = self.names.fresh(f"n_{size}")
+            self.quantities[name] = Quantity(Kind.SIZE, size, 1)
+            self.size_symbols[size] = symbol(name)
+        return self.size_symbols[size]
+
+    def reduction(self, node: sympy.Expr, target: str, where: str) -> sympy.Expr:
+        """``sum(e)`` becomes a symbol of its own (the kernels compute it in a pass over the units
+        of e); ``mean(e)`` that symbol over the size of e."""
+        argument = node.args[0]
+        name = self.add(
+            self.names.fresh(f"{target}_sum"), UnitSum(argument), Quantity(Kind.REDUCTION, target, 1), where
+        )
+        if isinstance(node, UnitMean):
+            return name / self.count(self.size_of(argument, where))
+        return name
+
     def lower(self) -> None:
         for eq in self.spec.equations:
             where = equation_label(eq.target, eq.text)
             size = self.spec.sizes[eq.target]
-            expr = eq.expr.replace(lambda e: isinstance(e, MatVec), functools.partial(self.product, where=where))
+
+            def lowered(node: sympy.Expr, target: str = eq.target, where: str = where) -> sympy.Expr:
+                if isinstance(node, MatVec):
+                    return self.product(node, where)
+                return self.reduction(node, target, where)
+
+            # bottom up: the arguments of a node are lowered before the node itself
+            expr = eq.expr.replace(lambda e: isinstance(e, (MatVec, UnitSum, UnitMean)), lowered)
             if isinstance(expr, Activation) and not isinstance(expr.args[0], sympy.Symbol):
                 preact = self.add(
                     self.names.fresh(eq.target + "_bar"), expr.args[0], Quantity(Kind.PREACT, eq.target, size), where
@@ -195,13 +233,22 @@ def derive(spec: CellSpec) -> Derivation:
             users.setdefault(s, []).append(a)
     deltas: dict[sympy.Symbol, sympy.Symbol] = {}
 
+    def size_of(expr: sympy.Expr) -> Size:
+        return expression_size(expr, lambda name: quantities[name].size, "the backward pass", spec.requirements)
+
     def adjoint_terms(s: sympy.Symbol) -> list[sympy.Expr]:
-        terms = []
+        """The terms of dL/ds: per use of s, the user's adjoint times the partial derivative. A
+        size-1 quantity used by vectors gets the sum of their terms over the units."""
+        terms, unit_terms = [], []
         for user in users.get(s, ()):
             if user.target in deltas:
                 partial = sympy.diff(user.expr, s).xreplace(outputs)
                 if partial != 0:
-                    terms.append(deltas[user.target] * partial)
+                    term = deltas[user.target] * partial
+                    scalar = quantities[s.name].size == 1 and size_of(term) != 1
+                    (unit_terms if scalar else terms).append(term)
+        if unit_terms:
+            terms.append(UnitSum(sympy.Add(*unit_terms)))
         return terms
 
     def new_symbol(hint: str, quantity: Quantity, level: int) -> sympy.Symbol:
@@ -269,7 +316,13 @@ def derive(spec: CellSpec) -> Derivation:
             terms.append(gemm_t_symbol(prev))
         prev_adjoints[s] = sympy.Add(*terms)
     param_grads = {v: sympy.Add(*adjoint_terms(symbol(v))) for v in spec.vectors}
+    input_adjoint = sympy.Add(*adjoint_terms(symbol(INPUT)))
     backward = _inline_activation_adjoints(backward, forward, spec, operands, quantities)
+    tails = [(s + PREV_SUFFIX, e) for s, e in prev_adjoints.items()] + list(param_grads.items())
+    backward, tails = _lower_backward_reductions(backward, [*tails, (INPUT, input_adjoint)], names, quantities, levels)
+    prev_adjoints = dict(zip(prev_adjoints, tails[: len(prev_adjoints)]))
+    param_grads = dict(zip(param_grads, tails[len(prev_adjoints) : -1]))
+    input_adjoint = tails[-1]
     return Derivation(
         spec=spec,
         forward=tuple(forward),
@@ -285,6 +338,7 @@ def derive(spec: CellSpec) -> Derivation:
         output_grad=output_grad,
         carries=carries,
         gemm_t=gemm_t,
+        input_adjoint=input_adjoint,
     )
 
 
@@ -314,3 +368,28 @@ def _inline_activation_adjoints(backward, forward, spec, operands, quantities) -
             continue
         kept.append(Assignment(a.target, expr))
     return kept
+
+
+def _lower_backward_reductions(backward, tails, names, quantities, levels):
+    """Give every ``UnitSum`` of the backward pass an assignment of its own, just before the
+    assignment that reads it (in its loop), as the forward lowering does for sum() and mean().
+    ``tails`` are (whose adjoint, expression) evaluated at the end of the loop of level 0 (the
+    carries, the parameter gradients, the input's adjoint); their sums are computed in that loop."""
+    out: list[Assignment] = []
+
+    def lowered(expr: sympy.Expr, of: str, level: int) -> sympy.Expr:
+        def one(node: sympy.Expr) -> sympy.Symbol:
+            name = names.fresh(f"sum_d_{of}")
+            quantities[name] = Quantity(Kind.REDUCTION, quantities[of].base, 1, of=of)
+            levels[name] = level
+            out.append(Assignment(symbol(name), node))
+            return symbol(name)
+
+        return expr.replace(lambda e: isinstance(e, UnitSum), one)
+
+    for a in backward:
+        of = quantities[a.name].of
+        assert of is not None
+        expr = lowered(a.expr, of, levels[a.name])
+        out.append(Assignment(a.target, expr))
+    return out, [lowered(expr, owner, 0) for owner, expr in tails]

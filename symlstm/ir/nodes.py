@@ -19,6 +19,7 @@ class Kind(enum.Enum):
     """What a symbol of the derivation stands for."""
 
     INPUT = "input"  # x_t
+    DATA = "data"  # an extra per-step input named in [inputs] (a mask, a time step): no gradient
     VALUE = "value"  # a vector the spec computes: a state or an intermediate, named ``base``
     OPERAND = "operand"  # a composite right operand of ``@``, given a name of its own
     PREACT = "preact"  # the argument of the activation that computes ``base``
@@ -29,6 +30,8 @@ class Kind(enum.Enum):
     CARRY = "carry"  # the adjoint of state ``base`` arriving from step t + 1
     GEMM_T = "gemm_t"  # the sum of M^T delta over the products whose operand is ``operand``
     OUTPUT_GRAD = "output_grad"  # dL/d(output state) at step t, arriving from above
+    REDUCTION = "reduction"  # the sum over units of one expression (size 1); in the backward, part of ``of``'s adjoint
+    SIZE = "size"  # the number of units ``base`` (a size name such as H) as a number, for mean()
 
     @property
     def is_adjoint(self) -> bool:
@@ -37,11 +40,23 @@ class Kind(enum.Enum):
     @property
     def is_forward_value(self) -> bool:
         """Computed by the forward pass of a step (and so possibly stored for the backward)."""
-        return self in (Kind.VALUE, Kind.OPERAND, Kind.PREACT)
+        return self in (Kind.VALUE, Kind.OPERAND, Kind.PREACT, Kind.REDUCTION)
 
 
 #: kinds whose symbols carry a time index when typeset
-TIMED_KINDS = frozenset({Kind.INPUT, Kind.VALUE, Kind.OPERAND, Kind.PREACT, Kind.PREV, Kind.DELTA, Kind.OUTPUT_GRAD})
+TIMED_KINDS = frozenset(
+    {
+        Kind.INPUT,
+        Kind.DATA,
+        Kind.VALUE,
+        Kind.OPERAND,
+        Kind.PREACT,
+        Kind.PREV,
+        Kind.DELTA,
+        Kind.OUTPUT_GRAD,
+        Kind.REDUCTION,
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,8 @@ class StoragePlan:
         d = self.d
         self.groups = d.operand_groups()
         needed: set[str] = set()
-        for e in [a.expr for a in d.backward] + list(d.prev_adjoints.values()) + list(d.param_grads.values()):
+        tails = [*d.prev_adjoints.values(), *d.param_grads.values(), d.input_adjoint]
+        for e in [a.expr for a in d.backward] + tails:
             needed |= {s.name for s in e.free_symbols}
         self.stored = tuple(
             a.name
@@ -137,7 +138,7 @@ class StoragePlan:
     def _backward_crossing(self) -> tuple[str, ...]:
         d = self.d
         level_of = {a.name: d.levels[a.name] for a in d.backward}
-        tail = list(d.prev_adjoints.values()) + list(d.param_grads.values())
+        tail = [*d.prev_adjoints.values(), *d.param_grads.values(), d.input_adjoint]
         out: list[str] = []
         for level, body in self.by_level(d.backward).items():
             exprs = [a.expr for a in body] + (tail if level == 0 else [])

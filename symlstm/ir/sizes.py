@@ -1,50 +1,64 @@
 """The size of an expression from the sizes of its symbols, checked as the derivation builds it.
 
-Elementwise operations need operands of one size; a size-1 operand (a number, or a vector of one
-unit) broadcasts. A matrix product has the size of its matrix's rows. A mismatch is a
-``SpecError`` naming the equation and both sizes.
+Elementwise operations need operands of one size; a size-1 operand (a number, a reduction, or a
+vector of one unit) broadcasts. Two sizes the spec requires to be equal at run time (``D`` and
+``H`` where x is used elementwise) count as one. A mismatch is a ``SpecError`` naming the
+equation and both sizes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import sympy
 
-from symlstm.lang.sizes import Size
+from symlstm.lang.infer_sizes import Requirement
+from symlstm.lang.nodes import UnitMean, UnitSum
+from symlstm.lang.sizes import INPUT_SIZE, Size
 from symlstm.lang.spec import SpecError
 
 
-def expression_size(expr: sympy.Expr, size_of: Callable[[str], Size], where: str) -> Size:
-    if isinstance(expr, sympy.Symbol):
-        return size_of(expr.name)
-    if expr.is_number:
-        return 1
-    if isinstance(expr, (sympy.Add, sympy.Mul)):
-        return broadcast([expression_size(a, size_of, where) for a in expr.args], where)
-    if isinstance(expr, sympy.Pow):
-        return expression_size(expr.base, size_of, where)
-    if isinstance(expr, sympy.Function) and len(expr.args) == 1:  # elementwise functions
-        return expression_size(expr.args[0], size_of, where)
-    raise SpecError(f"{where}: cannot tell the size of {type(expr).__name__} {expr}")
+def expression_size(
+    expr: sympy.Expr, size_of: Callable[[str], Size], where: str, requirements: Iterable[Requirement] = ()
+) -> Size:
+    equal = [set(r.sizes) for r in requirements]
+
+    def size(e: sympy.Expr) -> Size:
+        if isinstance(e, sympy.Symbol):
+            return size_of(e.name)
+        if e.is_number or isinstance(e, (UnitSum, UnitMean)):
+            return 1
+        if isinstance(e, sympy.Pow):
+            return size(e.base)
+        if isinstance(e, (sympy.Add, sympy.Mul, sympy.Function)):  # elementwise
+            return broadcast([size(a) for a in e.args], where, equal)
+        raise SpecError(f"{where}: cannot tell the size of {type(e).__name__} {e}")
+
+    return size(expr)
 
 
-def broadcast(sizes: list[Size], where: str) -> Size:
+def broadcast(sizes: list[Size], where: str, equal: list[set[Size]] | None = None) -> Size:
     """The common size of elementwise operands (size 1 broadcasts)."""
     found: Size = 1
     for size in sizes:
         if size == 1 or size == found:
             continue
-        if found != 1:
+        if found == 1:
+            found = size
+        elif equal and {found, size} in equal:
+            found = size if found == INPUT_SIZE else found  # the size that is not x's
+        else:
             raise SpecError(
                 f"{where}: an elementwise operation combines a vector of size {found} with one of "
                 f"size {size}; operands must have the same size (or size 1)"
             )
-        found = size
     return found
 
 
-def check_assignable(size: Size, target_size: Size, what: str, where: str) -> None:
+def check_assignable(
+    size: Size, target_size: Size, what: str, where: str, requirements: Iterable[Requirement] = ()
+) -> None:
     """A value of ``size`` may be stored as ``what`` of ``target_size`` (a size-1 value broadcasts)."""
-    if size not in (1, target_size):
-        raise SpecError(f"{where}: {what} has size {target_size}, but its expression has size {size}")
+    if size in (1, target_size) or any(set(r.sizes) == {size, target_size} for r in requirements):
+        return
+    raise SpecError(f"{where}: {what} has size {target_size}, but its expression has size {size}")

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import keyword
-import math
+import numbers
 import re
 import tomllib
 import warnings
@@ -19,53 +18,33 @@ from pathlib import Path
 
 import sympy
 
-from symlstm.lang.primitives import FUNCTIONS
-from symlstm.lang.sizes import HIDDEN_SIZE, INPUT_SIZE, Size, shape
+from symlstm.lang.errors import SpecError, equation_label
+from symlstm.lang.expressions import (
+    ExpressionBuilder,
+    check_constants,
+    check_products,
+    check_variable_name,
+    validate_name,
+)
+from symlstm.lang.infer_sizes import Requirement, infer_sizes
+from symlstm.lang.nodes import INPUT, PREV_SUFFIX, MatVec, symbol
+from symlstm.lang.sizes import HIDDEN_SIZE, INPUT_SIZE, Size, evaluate, shape
 
-INPUT = "x"
-PREV_SUFFIX = "_prev"
+__all__ = ["INPUT", "PREV_SUFFIX", "CellSpec", "Equation", "MatVec", "SpecError", "equation_label", "parse_spec"]
+__all__ += ["symbol", "validate_name"]
+
 MAX_EQUATION_CHARS = 2000
-MAX_EXPRESSION_DEPTH = 40
 MAX_EQUATIONS = 200
-MAX_INT_EXPONENT = 8
 MAX_SPEC_BYTES = 100_000
-MAX_NAME_CHARS = 64
 #: syntax-tree nodes in all equations together (the LSTM's six equations have ~60); with the
 #: limit on factors this bounds the derivation's time (a product of n factors has n terms of
 #: n - 1 factors in its derivative) to seconds
 MAX_SPEC_NODES = 2000
-MAX_PRODUCT_FACTORS = 32
 MAX_TEXT_CHARS = 300  # title and each reference
 MAX_REFERENCES = 50
-#: largest magnitude of a number in an equation after SymPy folds its constants (1e300 * 1e300 would
-#: print as ``inf`` in a kernel; the headroom keeps the derivatives' constants finite too)
-MAX_CONSTANT = 1e100
+MAX_SIZE = 1_000_000  # a fixed size in [sizes] or [inputs]
 
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*\Z")
-_TOP_LEVEL_KEYS = {"name", "title", "references", "state", "equations"}
-
-
-class SpecError(ValueError):
-    """A spec that cannot be turned into a cell; the message says where and why."""
-
-
-class MatVec(sympy.Function):
-    """``M @ v``: a matrix-vector product, the only non-elementwise operation in a cell."""
-
-    nargs = 2
-
-    @property
-    def matrix(self) -> sympy.Symbol:
-        return self.args[0]
-
-    @property
-    def operand(self) -> sympy.Expr:
-        return self.args[1]
-
-
-def symbol(name: str) -> sympy.Symbol:
-    """The SymPy symbol of a spec name (one place, so every stage agrees on assumptions)."""
-    return sympy.Symbol(name, real=True)
+_TOP_LEVEL_KEYS = {"name", "title", "references", "state", "equations", "sizes", "inputs"}
 
 
 @dataclass(frozen=True)
@@ -92,6 +71,10 @@ class CellSpec:
     sha256: str
     #: the size of every vector: the input, the states, the intermediates and the parameter vectors
     sizes: dict[str, Size] = field(hash=False, default_factory=dict)
+    #: the extra per-step inputs (data, no gradient) and their sizes, from ``[inputs]``
+    inputs: dict[str, Size] = field(hash=False, default_factory=dict)
+    #: sizes that must be equal at run time (x used elementwise with a vector of size H)
+    requirements: tuple[Requirement, ...] = ()
 
     @property
     def output(self) -> str:
@@ -101,29 +84,53 @@ class CellSpec:
     def param_names(self) -> tuple[str, ...]:
         return tuple(self.matrices) + self.vectors
 
-    def param_shapes(self, D: int, H: int) -> dict[str, tuple[int, ...]]:
-        bindings = {INPUT_SIZE: D, HIDDEN_SIZE: H}
+    @property
+    def size_names(self) -> tuple[str, ...]:
+        """The size names the spec uses: D and H, then the others (e.g. P) in order of appearance."""
+        found = [INPUT_SIZE, HIDDEN_SIZE]
+        for size in [*self.sizes.values(), *(s for matrix in self.matrices.values() for s in matrix)]:
+            if isinstance(size, str) and size not in found:
+                found.append(size)
+        return tuple(found)
+
+    def bind_sizes(self, D: int, H: int, **sizes: int) -> dict[str, int]:
+        """The value of every size name, checked: each a positive integer, none missing or
+        unknown, the requirements met. Raises ``ValueError`` naming the problem."""
+        bindings = {INPUT_SIZE: D, HIDDEN_SIZE: H, **sizes}
+        names = self.size_names
+        unknown = sorted(set(bindings) - set(names))
+        if unknown:
+            raise ValueError(f"cell {self.name!r} has no size named {unknown}; its sizes are {list(names)}")
+        for name in names:
+            value = bindings.get(name)
+            if value is None:
+                raise ValueError(f"cell {self.name!r} needs the size {name!r}: give it as {name}=<positive integer>")
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"the size {name} must be a positive integer, got {value!r}")
+            bindings[name] = int(value)
+        for requirement in self.requirements:
+            a, b = (evaluate(s, bindings) for s in requirement.sizes)
+            if a != b:
+                first, second = requirement.sizes
+                raise ValueError(
+                    f"cell {self.name!r} needs {first} == {second} ({requirement.where} uses the input x "
+                    f"elementwise), but {first}={a} and {second}={b}"
+                )
+        return bindings
+
+    def param_shapes(self, D: int, H: int, **sizes: int) -> dict[str, tuple[int, ...]]:
+        bindings = self.bind_sizes(D, H, **sizes)
         shapes: dict[str, tuple[int, ...]] = {}
-        for name, sizes in self.matrices.items():
-            shapes[name] = shape(sizes, bindings)
+        for name, matrix in self.matrices.items():
+            shapes[name] = shape(matrix, bindings)
         for name in self.vectors:
             shapes[name] = shape((self.sizes[name],), bindings)
         return shapes
 
-
-def validate_name(name: object, what: str) -> str:
-    """An identifier that is safe to use in generated source and file names."""
-    if not isinstance(name, str) or not _NAME.match(name) or keyword.iskeyword(name):
-        shown = repr(name) if not isinstance(name, str) or len(name) <= 80 else repr(name[:80]) + "..."
-        raise SpecError(
-            f"{what} {shown} is not a valid name: use ASCII letters and digits, optionally joined by "
-            "single underscores, starting with a letter (e.g. 'W_i', 'c', 'gate2')"
-        )
-    if len(name) > MAX_NAME_CHARS:
-        raise SpecError(
-            f"{what} {name[:20]!r}... is {len(name)} characters long; names may have at most {MAX_NAME_CHARS}"
-        )
-    return name
+    def state_sizes(self, D: int, H: int, **sizes: int) -> dict[str, int]:
+        """state -> its number of units."""
+        bindings = self.bind_sizes(D, H, **sizes)
+        return {s: evaluate(self.sizes[s], bindings) for s in self.states}
 
 
 def _check_text(value: object, what: str) -> str:
@@ -140,182 +147,6 @@ def _check_text(value: object, what: str) -> str:
             f"{value.index(bad)}; it must be a single line of printable text"
         )
     return value
-
-
-def equation_label(target: str, text: str, limit: int = 160) -> str:
-    """How messages name an equation: ``equation h = 'o * tanh(c)'`` (long text shortened)."""
-    shown = text if len(text) <= limit else text[:limit] + " ..."
-    return f"equation {target} = {shown!r}"
-
-
-def _check_variable_name(name: str, where: str) -> None:
-    """The words of the spec language are ``x``, ``<state>_prev`` and the function names; every
-    other valid name is the user's (generated names come from a namer that avoids them)."""
-    validate_name(name, f"{where}: name")
-    if name in FUNCTIONS:
-        raise SpecError(f"{where}: {name!r} is a function name and cannot be used as a variable")
-    if name == INPUT:
-        raise SpecError(f"{where}: {INPUT!r} is the input; give this quantity another name")
-
-
-class _ExpressionBuilder:
-    """Turns one equation's ``ast`` into SymPy, accepting only whitelisted nodes."""
-
-    _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@"}
-
-    def __init__(self, target: str, text: str, known: set[str], states: tuple[str, ...]):
-        self.where = equation_label(target, text)
-        self.known = known
-        self.states = states
-        self.names: list[tuple[str, str]] = []  # (name, role) with role in {"matrix", "value"}
-
-    def fail(self, message: str, node: ast.AST | None = None) -> SpecError:
-        col = getattr(node, "col_offset", None)
-        at = f" (at column {col + 1})" if col is not None else ""
-        return SpecError(f"{self.where}: {message}{at}")
-
-    def build(self, node: ast.AST, depth: int = 0) -> sympy.Expr:
-        if depth > MAX_EXPRESSION_DEPTH:
-            raise self.fail(f"expression nested deeper than {MAX_EXPRESSION_DEPTH} levels")
-        if isinstance(node, ast.Expression):
-            return self.build(node.body, depth + 1)
-        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
-            return self.chain(node, depth)
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
-            return self.matvec(node, depth)
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
-            return self.build(node.left, depth + 1) ** self.exponent(node.right)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            operand = self.build(node.operand, depth + 1)
-            return -operand if isinstance(node.op, ast.USub) else operand
-        if isinstance(node, ast.Call):
-            return self.call(node, depth)
-        if isinstance(node, ast.Constant):
-            return self.constant(node)
-        if isinstance(node, ast.Name):
-            return self.name(node)
-        raise self.fail(
-            f"{self.describe(node)} is not allowed; an equation may use names, numbers, "
-            "+ - * / ** @, parentheses and calls of " + ", ".join(sorted(FUNCTIONS)),
-            node,
-        )
-
-    def chain(self, node: ast.BinOp, depth: int) -> sympy.Expr:
-        """``a + b - c + ...`` or ``a * b / c * ...``: Python parses these as a left-leaning tree as
-        deep as the chain is long; walk its left spine in a loop, so a long sum counts as one level
-        of nesting (and builds one SymPy Add instead of a nested one)."""
-        additive = isinstance(node.op, (ast.Add, ast.Sub))
-        ops = (ast.Add, ast.Sub) if additive else (ast.Mult, ast.Div)
-        rights: list[tuple[ast.BinOp, ast.AST]] = []
-        left: ast.AST = node
-        while isinstance(left, ast.BinOp) and isinstance(left.op, ops):
-            rights.append((left, left.right))
-            left = left.left
-        terms = [self.build(left, depth + 1)]
-        for parent, right in reversed(rights):
-            value = self.build(right, depth + 1)
-            if isinstance(parent.op, ast.Sub):
-                value = -value
-            elif isinstance(parent.op, ast.Div):
-                if value == 0:
-                    raise self.fail("division by zero", parent)
-                value = 1 / value
-            terms.append(value)
-        return sympy.Add(*terms) if additive else sympy.Mul(*terms)
-
-    @staticmethod
-    def describe(node: ast.AST) -> str:
-        if isinstance(node, ast.BinOp):
-            return f"the operator {type(node.op).__name__}"
-        if isinstance(node, ast.UnaryOp):
-            return f"the unary operator {type(node.op).__name__}"
-        return f"a {type(node).__name__} expression"
-
-    def constant(self, node: ast.Constant) -> sympy.Expr:
-        value = node.value
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(f"the constant {value!r} is not a real number", node)
-        if isinstance(value, int):
-            if abs(value) > 10**15:
-                raise self.fail(f"the integer {value} is too large", node)
-            return sympy.Integer(value)
-        if not math.isfinite(value):
-            raise self.fail(f"the constant {value!r} is not finite", node)
-        return sympy.Float(repr(value))
-
-    def exponent(self, node: ast.AST) -> sympy.Expr:
-        sign = 1
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            sign, node = -1, node.operand
-        if (
-            not isinstance(node, ast.Constant)
-            or isinstance(node.value, bool)
-            or not isinstance(node.value, (int, float))
-        ):
-            raise self.fail("an exponent must be a number (e.g. c**2)", node)
-        value = sign * node.value
-        if isinstance(value, int):
-            if abs(value) > MAX_INT_EXPONENT:
-                raise self.fail(f"the exponent {value} is larger than {MAX_INT_EXPONENT}", node)
-            return sympy.Integer(value)
-        if not math.isfinite(value) or abs(value) > MAX_INT_EXPONENT:
-            raise self.fail(f"the exponent {value} must be finite and at most {MAX_INT_EXPONENT}", node)
-        return sympy.Float(repr(value))
-
-    def call(self, node: ast.Call, depth: int) -> sympy.Expr:
-        allowed = ", ".join(sorted(FUNCTIONS))
-        if not isinstance(node.func, ast.Name):
-            raise self.fail(f"only the functions {allowed} can be called", node)
-        func = node.func.id
-        if func not in FUNCTIONS:
-            raise self.fail(f"unknown function {func!r}; allowed functions: {allowed}", node)
-        if node.keywords or len(node.args) != 1 or isinstance(node.args[0], ast.Starred):
-            raise self.fail(f"{func}() takes exactly one positional argument", node)
-        return FUNCTIONS[func](self.build(node.args[0], depth + 1))
-
-    def name(self, node: ast.Name) -> sympy.Expr:
-        name = node.id
-        if name == INPUT:
-            raise self.fail(
-                "the input x can only be used as the right operand of a matrix product, e.g. 'W_i @ x'", node
-            )
-        if name in FUNCTIONS:
-            raise self.fail(f"{name} is a function: call it, e.g. {name}(z)", node)
-        if name.endswith(PREV_SUFFIX):
-            state = name[: -len(PREV_SUFFIX)]
-            if state not in self.states:
-                raise self.fail(
-                    f"{name!r} refers to last step's value of {state!r}, which is not a "
-                    f"state; states: {list(self.states)}",
-                    node,
-                )
-            self.names.append((name, "value"))
-            return symbol(name)
-        _check_variable_name(name, self.where)
-        self.names.append((name, "value"))
-        return symbol(name)
-
-    def matvec(self, node: ast.BinOp, depth: int) -> sympy.Expr:
-        if not isinstance(node.left, ast.Name):
-            raise self.fail("the left operand of @ must be a weight matrix name (write 'W @ x', not 'x @ W')", node)
-        matrix = node.left.id
-        if matrix == INPUT or matrix.endswith(PREV_SUFFIX) or matrix in self.known:
-            raise self.fail(
-                f"the left operand of @ must be a weight matrix, but {matrix!r} is a "
-                "vector; write 'W @ x', not 'x @ W'",
-                node,
-            )
-        _check_variable_name(matrix, self.where)
-        self.names.append((matrix, "matrix"))
-        if isinstance(node.right, ast.Name) and node.right.id == INPUT:
-            operand = symbol(INPUT)
-        else:
-            operand = self.build(node.right, depth + 1)
-            if any(isinstance(a, MatVec) for a in sympy.preorder_traversal(operand)):
-                raise self.fail(
-                    "nested matrix products are not supported; name the inner product in an equation of its own", node
-                )
-        return MatVec(symbol(matrix), operand)
 
 
 def _read_text(source: str | bytes | Path) -> tuple[str, str]:
@@ -373,7 +204,7 @@ def parse_spec(source: str | bytes | Path) -> CellSpec:
     if not isinstance(states, list) or not states:
         raise SpecError(f'{label}: state must be a non-empty list of names, e.g. state = ["h", "c"]')
     for s in states:
-        _check_variable_name(validate_name(s, "state"), f"{label}: state")
+        check_variable_name(validate_name(s, "state"), f"{label}: state")
         if s.endswith(PREV_SUFFIX):
             raise SpecError(f"{label}: state {s!r} must not end in {PREV_SUFFIX!r}")
     if len(set(states)) != len(states):
@@ -385,17 +216,85 @@ def parse_spec(source: str | bytes | Path) -> CellSpec:
         raise SpecError(f'{label}: [equations] must be a table of name = "expression" lines')
     if len(table) > MAX_EQUATIONS:
         raise SpecError(f"{label}: more than {MAX_EQUATIONS} equations")
+    inputs = _size_table(data.get("inputs", {}), "inputs", label)
+    for name_ in inputs:
+        check_variable_name(name_, f"{label}: [inputs]")
+        if name_ in states or name_ in table or name_.endswith(PREV_SUFFIX):
+            raise SpecError(
+                f"{label}: [inputs] names {name_!r}, which is a state or has an equation; an extra input "
+                "is data given at every step: give it a name of its own"
+            )
+    equations, vectors, matrix_order = _parse_equations(table, states, frozenset(inputs), label)
+    declared = _size_table(data.get("sizes", {}), "sizes", label)
+    sizeable = set(states) | {eq.target for eq in equations} | set(vectors)
+    for name_ in declared:
+        if name_ not in sizeable:
+            what = "a matrix (its shape follows from its use)" if name_ in matrix_order else "not a vector of the spec"
+            raise SpecError(
+                f"{label}: [sizes] gives a size to {name_!r}, which is {what}; [sizes] may name states, "
+                f"intermediates and parameter vectors: {sorted(sizeable)}"
+            )
+    inference = infer_sizes(
+        [(eq.target, eq.expr, equation_label(eq.target, eq.text)) for eq in equations], states, declared, inputs
+    )
+    for name_ in inputs:
+        if not any(symbol(name_) in eq.expr.free_symbols for eq in equations):
+            raise SpecError(f"{label}: the extra input {name_!r} is not used by any equation")
+    sizes = {k: v for k, v in inference.sizes.items() if not k.endswith(PREV_SUFFIX)}
+    matrices: dict[str, tuple[Size, Size]] = {}
+    for m in matrix_order:
+        rows, columns = inference.matrices[m]
+        assert rows is not None and columns is not None
+        matrices[m] = (rows, columns)
+    return CellSpec(
+        name=name,
+        title=title,
+        references=tuple(references),
+        states=states,
+        equations=tuple(equations),
+        matrices=matrices,
+        vectors=tuple(vectors),
+        source=text,
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        sizes=sizes,
+        inputs=inputs,
+        requirements=tuple(inference.requirements),
+    )
 
+
+def _size_table(table: object, key: str, label: str) -> dict[str, Size]:
+    """``[sizes]`` or ``[inputs]``: name -> a size name ("H", "D", "P", ...) or a positive integer."""
+    if not isinstance(table, dict):
+        raise SpecError(f'{label}: [{key}] must be a table of name = size lines, e.g. h = "P" or dt = 1')
+    out: dict[str, Size] = {}
+    for name, size in table.items():
+        validate_name(name, f"{label}: [{key}] name")
+        if isinstance(size, bool) or not isinstance(size, (str, int)):
+            raise SpecError(
+                f'{label}: [{key}] {name} = {size!r}: a size is a size name such as "H", "D" or "P", '
+                "or a positive integer"
+            )
+        if isinstance(size, int) and not 1 <= size <= MAX_SIZE:
+            raise SpecError(f"{label}: [{key}] {name} = {size}: a fixed size must be between 1 and {MAX_SIZE}")
+        if isinstance(size, str):
+            validate_name(size, f"{label}: [{key}] {name}: the size name")
+        out[name] = size
+    return out
+
+
+def _parse_equations(
+    table: dict, states: tuple[str, ...], inputs: frozenset[str], label: str
+) -> tuple[list[Equation], list[str], list[str]]:
+    """The equations in order, the parameter vectors and the matrices in order of first use."""
     equations: list[Equation] = []
     nodes = 0
     defined: set[str] = set()
     roles: dict[str, str] = {}
-    matrix_shape: dict[str, tuple[Size, Size]] = {}
     vectors: list[str] = []
     matrix_order: list[str] = []
     for target, text_ in table.items():
         where = f"equation {target!r}"
-        _check_variable_name(target, where)
+        check_variable_name(target, where)
         if target in roles:
             raise SpecError(f"{where}: {target!r} is already used as a parameter by an earlier equation")
         if target.endswith(PREV_SUFFIX):
@@ -425,30 +324,23 @@ def parse_spec(source: str | bytes | Path) -> CellSpec:
                 f"{equation_label(target, text_)}: the equations up to this one have {nodes} "
                 f"operations and names; a spec may have at most {MAX_SPEC_NODES}"
             )
-        builder = _ExpressionBuilder(target, text_, defined, states)
+        builder = ExpressionBuilder(target, text_, defined, states, inputs)
         try:
             expr = builder.build(tree)
         except RecursionError:
             raise SpecError(f"{equation_label(target, text_)}: expression too deeply nested") from None
-        _check_constants(expr, f"{equation_label(target, text_)}")
-        _check_products(expr, f"{equation_label(target, text_)}")
+        check_constants(expr, f"{equation_label(target, text_)}")
+        check_products(expr, f"{equation_label(target, text_)}")
         for used, role in builder.names:
-            _classify(used, role, target, text_, defined, table, roles, states)
+            if role != "input":
+                _classify(used, role, target, text_, defined, table, roles, states)
         for mv in sorted(expr.atoms(MatVec), key=sympy.default_sort_key):
-            # every vector is H but the input (D); the next issue infers sizes from context
-            columns = INPUT_SIZE if mv.operand == symbol(INPUT) else HIDDEN_SIZE
-            matrix = mv.matrix.name
             if isinstance(mv.operand, sympy.Symbol) and roles.get(mv.operand.name) == "vector":
                 raise SpecError(
-                    f"{equation_label(target, text_)}: '{matrix} @ {mv.operand.name}' multiplies "
+                    f"{equation_label(target, text_)}: '{mv.matrix.name} @ {mv.operand.name}' multiplies "
                     f"the parameter vector {mv.operand.name!r}, which is the same at every step; "
                     "use a bias vector instead, or multiply x, a state's _prev value or a "
                     "computed vector"
-                )
-            if matrix_shape.setdefault(matrix, (HIDDEN_SIZE, columns)) != (HIDDEN_SIZE, columns):
-                raise SpecError(
-                    f"{equation_label(target, text_)}: the matrix {matrix!r} multiplies "
-                    "both the input x (H x D) and a hidden vector (H x H); use two matrices"
                 )
         for used, role in builder.names:
             order = vectors if roles.get(used) == "vector" else matrix_order if role == "matrix" else None
@@ -461,48 +353,8 @@ def parse_spec(source: str | bytes | Path) -> CellSpec:
         if s not in defined:
             raise SpecError(f"state {s!r} has no equation; add '{s} = \"...\"' to [equations]")
     if not any(mv.operand == symbol(INPUT) for eq in equations for mv in eq.expr.atoms(MatVec)):
-        raise SpecError(f"{label}: no equation uses the input x (through a product like 'W @ x')")
-    matrices = {m: matrix_shape[m] for m in matrix_order}
-    sizes: dict[str, Size] = {INPUT: INPUT_SIZE}
-    sizes.update({eq.target: HIDDEN_SIZE for eq in equations})
-    sizes.update({v: HIDDEN_SIZE for v in vectors})
-    return CellSpec(
-        name=name,
-        title=title,
-        references=tuple(references),
-        states=states,
-        equations=tuple(equations),
-        matrices=matrices,
-        vectors=tuple(vectors),
-        source=text,
-        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        sizes=sizes,
-    )
-
-
-def _check_constants(expr: sympy.Expr, where: str) -> None:
-    """Reject numbers that cannot become float64 constants of a kernel (e.g. ``0 ** -1`` or
-    ``1e300 * 1e300`` after SymPy folds them)."""
-    if expr.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
-        raise SpecError(
-            f"{where}: the expression divides by zero or is infinite after simplification ({sympy.sstr(expr)[:120]})"
-        )
-    for number in expr.atoms(sympy.Number):
-        value = float(number)
-        if not math.isfinite(value) or abs(value) > MAX_CONSTANT:
-            raise SpecError(
-                f"{where}: the constant {sympy.N(number, 3)} (after multiplying out the "
-                f"numbers in the equation) is larger than {MAX_CONSTANT:g} in magnitude"
-            )
-
-
-def _check_products(expr: sympy.Expr, where: str) -> None:
-    for node in sympy.preorder_traversal(expr):
-        if isinstance(node, sympy.Mul) and len(node.args) > MAX_PRODUCT_FACTORS:
-            raise SpecError(
-                f"{where}: a product of {len(node.args)} factors; at most "
-                f"{MAX_PRODUCT_FACTORS} are allowed (name part of it in an equation of its own)"
-            )
+        raise SpecError(f"{label}: no equation uses the input x through a product like 'W @ x'")
+    return equations, vectors, matrix_order
 
 
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")

@@ -15,10 +15,12 @@ Taylor test then checks, over all arguments at once, that the remainder
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from symlstm.lang.sizes import evaluate
 from symlstm.runtime import Cell
 
 
@@ -71,8 +73,8 @@ class GradcheckReport:
         return "\n".join(rows)
 
 
-def _loss(cell: Cell, x, params, state0, wy, wstate) -> float:
-    ys, state, _ = cell.forward(x, params, state0)
+def _loss(cell: Cell, x, params, state0, inputs, wy, wstate) -> float:
+    ys, state, _ = cell.forward(x, params, state0, inputs=inputs)
     return float(np.sum(wy * ys) + sum(np.sum(wstate[s] * state[s]) for s in cell.state_names))
 
 
@@ -81,8 +83,9 @@ def gradcheck(
     *,
     T: int = 5,
     B: int = 2,
-    D: int = 3,
+    D: int | None = None,
     H: int = 4,
+    sizes: Mapping[str, int] | None = None,
     seed: int = 0,
     eps: float = 1e-4,
     rtol: float = 1e-7,
@@ -90,23 +93,36 @@ def gradcheck(
 ) -> GradcheckReport:
     """Check ``cell.backward`` in float64 on a random small problem; see the module docstring.
 
-    ``checkpoint=k`` checks the gradients of a ``forward(..., checkpoint=k)`` run instead.
-    NaN or Inf anywhere makes the check fail, and the report names the quantities.
+    D defaults to 3, or to H where the cell uses x elementwise (which needs D == H); the cell's
+    other size names (e.g. P) default to 2, 3, ... unless ``sizes`` gives them. The extra
+    per-step inputs are drawn uniformly from (0.1, 0.9), which suits masks and time steps; they
+    are data, not checked. ``checkpoint=k`` checks the gradients of a ``forward(...,
+    checkpoint=k)`` run instead. NaN or Inf anywhere makes the check fail, and the report names
+    the quantities.
     """
-    for label, value in (("T", T), ("B", B), ("D", D), ("H", H)):
+    if D is None:
+        D = H if cell.spec.requirements else 3
+    others = [name for name in cell.size_names if name not in ("D", "H")]
+    sizes = {name: 2 + k for k, name in enumerate(others)} | dict(sizes or {})
+    for label, value in (("T", T), ("B", B), ("D", D), ("H", H), *sizes.items()):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"gradcheck: {label} must be a positive integer, got {value!r}")
     for label, number in (("eps", eps), ("rtol", rtol)):
         if not (isinstance(number, (int, float)) and math.isfinite(number) and number > 0):
             raise ValueError(f"gradcheck: {label} must be a positive number, got {number!r}")
     rng = np.random.default_rng(seed)
-    params = {k: v * 2.0 for k, v in cell.init_params(D, H, np.float64, seed=seed).items()}
+    params = {k: v * 2.0 for k, v in cell.init_params(D, H, np.float64, seed=seed, **sizes).items()}
+    units = cell.state_sizes(D, H, **sizes)
     x = rng.standard_normal((T, B, D))
-    state0 = {s: rng.standard_normal((B, H)) * 0.5 for s in cell.state_names}
-    wy = rng.standard_normal((T, B, H))
-    wstate = {s: rng.standard_normal((B, H)) for s in cell.state_names}
+    state0 = {s: rng.standard_normal((B, units[s])) * 0.5 for s in cell.state_names}
+    bindings = cell.spec.bind_sizes(D, H, **sizes)
+    inputs = {
+        name: rng.uniform(0.1, 0.9, (T, B, evaluate(size, bindings))) for name, size in cell.spec.inputs.items()
+    }
+    wy = rng.standard_normal((T, B, units[cell.state_names[0]]))
+    wstate = {s: rng.standard_normal((B, units[s])) for s in cell.state_names}
 
-    _, _, cache = cell.forward(x, params, state0, checkpoint=checkpoint)
+    _, _, cache = cell.forward(x, params, state0, inputs=inputs, checkpoint=checkpoint)
     dx, dparams, dstate0 = cell.backward(wy, cache, wstate)
 
     # every differentiable argument, as (label, getter of a perturbed copy, gradient)
@@ -125,6 +141,7 @@ def gradcheck(
             moved("x", x),
             {n: moved(n, v) for n, v in params.items()},
             {s: moved(f"{s}0", v) for s, v in state0.items()},
+            inputs,
             wy,
             wstate,
         )

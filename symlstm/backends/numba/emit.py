@@ -24,6 +24,7 @@ from symlstm.backends.numba.names import KernelNames
 from symlstm.backends.numba.printer import kernels_used
 from symlstm.backends.numba.source import Source
 from symlstm.ir.derive import Derivation
+from symlstm.ir.nodes import Kind
 from symlstm.ir.plan import StoragePlan
 from symlstm.version import __version__
 
@@ -50,12 +51,17 @@ def emit_module(d: Derivation) -> str:
     out()
     helpers = sorted(kernels_used(exprs) + ["step_gemm"])
     out(f"from symlstm.backends.numba.kernel_math import {', '.join(helpers)}")
+    if any(d.kind(a.name) == Kind.REDUCTION for a in d.forward + d.backward):
+        out("from symlstm.backends.numba.reductions import unit_sum")
     out()
     out(f"GENERATOR_VERSION = {__version__!r}")
     out(f"SPEC_NAME = {spec.name!r}")
     out(f"SPEC_SHA256 = {spec.sha256!r}")
     out(f"STATES = {spec.states!r}")
     out(f"VECTORS = {tuple(spec.vectors)!r}")
+    out("#: the sizes every kernel takes, in this order, and the per-step arrays the step kernels read")
+    out(f"SIZE_NAMES = {spec.size_names!r}")
+    out(f"STEP_INPUTS = {tuple(names.step_inputs)!r}")
     out("#: operand -> the matrices stacked (in this order) into its concatenated GEMM")
     groups = tuple((op, tuple(p.matrix for p in ps)) for op, ps in plan.groups.items())
     out(f"MATRIX_GROUPS = {groups!r}")

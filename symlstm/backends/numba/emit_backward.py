@@ -3,7 +3,15 @@ weight and input gradients as one GEMM each after it."""
 
 from __future__ import annotations
 
-from symlstm.backends.numba.emit_forward import KERNEL, allocation, operand_source, recurrence_prologue, stacked, width
+from symlstm.backends.numba.emit_forward import (
+    KERNEL,
+    allocation,
+    buffers_signature,
+    operand_source,
+    recurrence_prologue,
+    stacked,
+    width,
+)
 from symlstm.backends.numba.loops import LoopNest, row_sources
 from symlstm.backends.numba.names import KernelNames
 from symlstm.backends.numba.source import Source
@@ -34,27 +42,33 @@ def emit_backward(names: KernelNames, out: Source) -> None:
     plan, n = names.plan, names
     d = plan.d
     spec = d.spec
-    H = n.size("H")
     step_groups = plan.step_groups
     carries = [n.ident[d.carries[s].name] for s in spec.states]
-    buffers = [n.adjoint_buffer[b.operands] for b in plan.buffers]
-    out(f"def backward_buffers({n.T}, {n.B}, {H}, {n.dtype}, {n.empty}=np.empty):")
+    buffers = [n.adjoint_buffer[b.operands] for b in plan.buffers] + ([n.dx_direct] if direct_input(n) else [])
+    out.signature("backward_buffers", buffers_signature(n))
     out('"""Uninitialised buffers, from ``empty``, for the adjoints of the products of each operand', 1)
-    out('group over all steps: what backward_steps writes and backward_gradients multiplies."""', 1)
+    if direct_input(n):
+        out("group over all steps: what backward_steps writes and backward_gradients multiplies", 1)
+        out('(and the part of dx from x used elementwise)."""', 1)
+    else:
+        out('group over all steps: what backward_steps writes and backward_gradients multiplies."""', 1)
     shapes = [
         allocation(n, f"{n.T}, {n.B}, {b.width}, {n.size(d.size(b.adjoints[0].name))}", n.empty) for b in plan.buffers
     ]
+    if direct_input(n):
+        shapes.append(allocation(n, f"{n.T}, {n.B}, {n.size(d.size(d.input.name))}", n.empty))
     out(f"return ({', '.join(shapes)}{',' if len(shapes) == 1 else ''})", 1)
     out()
     out()
     vectors = [n.ident[v] for v in spec.vectors]
-    args = [n.lo, n.hi] + [n.matrix[op] for op in step_groups] + vectors + saved(n) + [n.dys] + carries + buffers
+    args = [n.lo, n.hi, *n.size_args] + [n.matrix[op] for op in step_groups] + vectors + saved(n)
+    args += list(n.step_inputs.values()) + [n.dys] + carries + buffers
     out(KERNEL)
     out.signature("backward_steps", args)
     out('"""Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final', 1)
     out("state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only", 1)
     out('those rows and returns the gradients of the vectors summed over them."""', 1)
-    constants, constants_at = recurrence_prologue(n, out, n.dys, size_axis=2)
+    constants, local, constants_at = recurrence_prologue(n, out, n.dys)
     if spec.vectors:
         out.comment("the gradients of the parameter vectors, summed over steps and rows", 1)
     for v in spec.vectors:
@@ -86,38 +100,41 @@ def emit_backward(names: KernelNames, out: Source) -> None:
                 rows[name] = (n.row(name), f"{n.crossing[name]}[{n.b} - {n.lo}]")
         for g in d.gemm_t.values():
             rows[g.name] = (n.row(g.name), f"{n.ident[g.name]}[{n.b} - {n.lo}]")
-        nest = LoopNest(n, rows, constants, d.size(body[0].name))
+        nest = LoopNest(n, rows, constants, local)
         for a in body:
             nest.compute(a.name, a.expr, adjoint_comment(n, a.name))
         for a in body:
             if a.name in plan.backward_crossing:
-                nest.store(n.row(a.name), f"{n.crossing[a.name]}[{n.b} - {n.lo}]", a.target)
+                nest.store(n.row(a.name), f"{n.crossing[a.name]}[{n.b} - {n.lo}]", a.target, d.size(a.name))
         for buffer, name in zip(plan.buffers, buffers):
             for k, delta in enumerate(buffer.adjoints):
                 if level_of[delta.name] == level:
                     view = n.namer.fresh(f"{name}_{n.ident[delta.name]}")
-                    nest.store(view, f"{name}[{n.t}, {n.b}, {k}]", delta)
-                    nest.written.setdefault(delta.name, view)
+                    nest.store(view, f"{name}[{n.t}, {n.b}, {k}]", delta, d.size(delta.name))
         if level == 0:  # adjoints of last step's states (the carries) and the parameter gradients
             zero_gemm = {g: 0 for op, g in d.gemm_t.items() if d.kind(op) == Kind.PREV}
             for state, expr in d.prev_adjoints.items():
                 prev = d.prev_symbol(state).name
                 if not plan.gemm_is_carry_only(prev):
                     carry = d.carries[state].name
-                    nest.store(n.row(carry), f"{n.ident[carry]}[{n.b}]", expr.xreplace(zero_gemm))
-            for name, e in grads:
+                    nest.store(n.row(carry), f"{n.ident[carry]}[{n.b}]", expr.xreplace(zero_gemm), d.size(state))
+            for (vector, e), (name, _) in zip(d.param_grads.items(), grads):
                 deltas = {s.name for s in e.free_symbols if d.kind(s.name) == Kind.DELTA}
                 if deltas <= set(nest.written):
-                    nest.accumulations.append((name, e))  # reads the adjoint rows just written
+                    nest.accumulations.append((name, e, d.size(vector)))  # reads the adjoint rows just written
                 else:
-                    nest.statements.append((f"{name}[{n.j}]", "+=", e, None))
+                    nest.add_into(name, e, d.size(vector))
+            if direct_input(n):
+                x = d.input.name
+                view = n.namer.fresh(f"{n.dx_direct}_row")
+                nest.store(view, f"{n.dx_direct}[{n.t}, {n.b}]", d.input_adjoint, d.size(x))
         primals = [d.adjoint_of(a.name) for a in body]
         owners = [d.quantities[p].base if d.kind(p) == Kind.PREACT else p for p in primals if d.kind(p) != Kind.PRODUCT]
         out.comment("elementwise: the adjoints of " + (", ".join(dict.fromkeys(owners)) or "products"), 2)
         nest.emit(out, 2, defined)
         _emit_step_gemms(n, out, level)
     out(f"return ({', '.join(n.grad[v] for v in spec.vectors)}{',' if len(spec.vectors) == 1 else ''})", 1)
-    out.insert(constants_at, constants.definitions(n.dtype, indent=1))
+    out.insert(constants_at, constants.definitions(n.dtype, indent=1) + local.definitions(indent=1))
     out()
     out()
     _emit_gradients(n, out)
@@ -159,11 +176,12 @@ def _emit_gradients(n: KernelNames, out: Source) -> None:
     plan = n.plan
     d = plan.d
     x = d.input.name
-    T, B, D, H, lo, hi = n.T, n.B, n.size("D"), n.size("H"), n.lo, n.hi
+    T, B, D, lo, hi = n.T, n.B, n.size("D"), n.lo, n.hi
     args = (
-        [lo, hi, n.x, n.matrix[x]]
+        [lo, hi, *n.size_args, n.x, n.matrix[x]]
         + saved(n)
         + [n.adjoint_buffer[b.operands] for b in plan.buffers]
+        + ([n.dx_direct] if direct_input(n) else [])
         + [n.dx]
         + [n.grad_matrix[op] for op in plan.groups]
     )
@@ -171,8 +189,7 @@ def _emit_gradients(n: KernelNames, out: Source) -> None:
     out.signature("backward_gradients", args)
     out('"""After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: dx, and', 1)
     out('the weight gradients summed over those rows. One GEMM each."""', 1)
-    out(f"{T}, {B}, {D} = {n.x}.shape", 1)
-    out(f"{H} = {n.seq[d.spec.output]}.shape[2]", 1)
+    out(f"{T}, {B} = {n.x}.shape[:2]", 1)
     for operand, products in plan.groups.items():
         flat = f"{n.buffer_of(operand)}.reshape({T} * {B}, {width(n, products)})[{lo}:{hi}]"
         if operand == x:
@@ -187,3 +204,16 @@ def _emit_gradients(n: KernelNames, out: Source) -> None:
     x_flat = f"{n.buffer_of(x)}.reshape({T} * {B}, {width(n, plan.input_group)})[{lo}:{hi}]"
     out.comment(f"input gradient: {stacked(plan.input_group, transposed=True)} @ the adjoints of its products", 1)
     out(f"np.dot({x_flat}, {n.matrix[x]}, {n.dx}.reshape({T} * {B}, {D})[{lo}:{hi}])", 1)
+    if direct_input(n):
+        row = n.namer.fresh("r")
+        out.comment("... plus the adjoint of x where the step uses it elementwise", 1)
+        out(f"for {row} in range({lo}, {hi}):", 1)
+        out(f"{n.row(n.dx)} = {n.dx}.reshape({T} * {B}, {D})[{row}]", 2)
+        out(f"{n.row(n.dx_direct)} = {n.dx_direct}.reshape({T} * {B}, {D})[{row}]", 2)
+        out(f"for {n.j} in range({D}):", 2)
+        out(f"{n.row(n.dx)}[{n.j}] += {n.row(n.dx_direct)}[{n.j}]", 3)
+
+
+def direct_input(n: KernelNames) -> bool:
+    """True when x is used elementwise, so dx has a part besides the input projection's."""
+    return n.plan.d.input_adjoint != 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sympy
 
-from symlstm.backends.numba.loops import LoopNest, row_sources
+from symlstm.backends.numba.loops import KernelLocals, LoopNest, row_sources
 from symlstm.backends.numba.names import KernelNames
 from symlstm.backends.numba.printer import ConstantNames
 from symlstm.backends.numba.source import Source
@@ -46,15 +46,19 @@ def forward_outputs(names: KernelNames) -> list[str]:
     return list(names.seq.values()) + [names.keep[name] for name in plan.stored + plan.kept_products]
 
 
-def recurrence_prologue(n: KernelNames, out: Source, array: str, size_axis: int) -> tuple[ConstantNames, int]:
-    """The first lines of a recurrence kernel: T, H, the rows of its range and the dtype, read off
-    ``array``. Returns the kernel's constants (locals of this kernel) and the line where their
-    definitions go once the body has used them."""
+def recurrence_prologue(n: KernelNames, out: Source, array: str) -> tuple[ConstantNames, KernelLocals, int]:
+    """The first lines of a recurrence kernel: T, the rows of its range and the dtype, read off
+    ``array``. Returns the kernel's constants and its other locals (scratch rows, sizes as
+    numbers), and the line where their definitions go once the body has used them."""
     out(f"{n.T} = {array}.shape[0]", 1)
-    out(f"{n.size('H')} = {array}.shape[{size_axis}]", 1)
     out(f"{n.rows} = {n.hi} - {n.lo}", 1)
     out(f"{n.dtype} = {array}.dtype", 1)
-    return ConstantNames(n.namer.child().fresh), len(out.lines)
+    return ConstantNames(n.namer.child().fresh), KernelLocals(n), len(out.lines)
+
+
+def buffers_signature(n: KernelNames) -> list[str]:
+    """``def forward_buffers(T, B, D, H, ..., dtype, empty=np.empty):``"""
+    return [n.T, n.B, *n.size_args, n.dtype, f"{n.empty}=np.empty"]
 
 
 def allocation(names: KernelNames, shape: str, allocate: str = "np.empty") -> str:
@@ -66,8 +70,7 @@ def emit_forward(names: KernelNames, out: Source) -> None:
     plan, n = names.plan, names
     d = plan.d
     x = d.input.name
-    H = n.size("H")
-    out(f"def forward_buffers({n.T}, {n.B}, {H}, {n.dtype}, {n.empty}=np.empty):")
+    out.signature("forward_buffers", buffers_signature(n))
     out('"""Uninitialised arrays of one forward pass, by name, from ``empty``: the input projection', 1)
     out('and what forward_steps fills (state sequences with the initial state at index 0, stored values)."""', 1)
     out("return {", 1)
@@ -96,16 +99,17 @@ def emit_forward(names: KernelNames, out: Source) -> None:
     out()
     step_groups = plan.step_groups
     args = (
-        [n.lo, n.hi, n.proj[x]]
+        [n.lo, n.hi, *n.size_args, n.proj[x]]
         + [n.matrix_T[op] for op in step_groups]
         + [n.ident[v] for v in d.spec.vectors]
+        + list(n.step_inputs.values())
         + forward_outputs(n)
     )
     out(KERNEL)
     out.signature("forward_steps", args)
     out('"""Run all T steps for the batch rows lo:hi; the state sequences hold the initial states', 1)
     out('at index 0. Writes only those rows, so disjoint ranges can run at the same time."""', 1)
-    constants, constants_at = recurrence_prologue(n, out, n.proj[x], size_axis=3)
+    constants, local, constants_at = recurrence_prologue(n, out, n.proj[x])
     if step_groups:
         out.comment("the results of the step GEMMs, for this range of rows", 1)
     for operand, products in step_groups.items():
@@ -129,7 +133,7 @@ def emit_forward(names: KernelNames, out: Source) -> None:
                 )
         body = by_level[level]
         defined = {a.name for a in body}
-        nest = LoopNest(n, row_sources(n, defined, backward=False), constants, d.size(body[0].name))
+        nest = LoopNest(n, row_sources(n, defined, backward=False), constants, local)
         commented: set[str] = set()
         for a in body:
             q = d.quantities[a.name]
@@ -142,23 +146,24 @@ def emit_forward(names: KernelNames, out: Source) -> None:
                 comment = f"{a.name}: the operand of {q.base} @ (...)"
             nest.compute(a.name, a.expr, comment)
         for a in body:
+            size = d.size(a.name)
             if a.name in d.spec.states:
-                nest.store(n.row(a.name), f"{n.seq[a.name]}[{n.t} + 1, {n.b}]", a.target)
+                nest.store(n.row(a.name), f"{n.seq[a.name]}[{n.t} + 1, {n.b}]", a.target, size)
             if a.name in plan.stored:
-                nest.store(n.row(a.name), f"{n.keep[a.name]}[{n.t}, {n.b}]", a.target)
+                nest.store(n.row(a.name), f"{n.keep[a.name]}[{n.t}, {n.b}]", a.target, size)
             if a.name in plan.forward_crossing:
-                nest.store(n.row(a.name), f"{n.crossing[a.name]}[{n.b} - {n.lo}]", a.target)
+                nest.store(n.row(a.name), f"{n.crossing[a.name]}[{n.b} - {n.lo}]", a.target, size)
         for name in plan.kept_products:
             if d.levels[name] == level:
                 view = n.namer.fresh(f"{n.ident[name]}_kept")
-                nest.store(view, f"{n.keep[name]}[{n.t}, {n.b}]", sympy.Symbol(name, real=True))
+                nest.store(view, f"{n.keep[name]}[{n.t}, {n.b}]", sympy.Symbol(name, real=True), d.size(name))
         out.comment(
             "elementwise: "
             + ", ".join(a.name for a in body if d.kind(a.name) == Kind.VALUE or d.kind(a.name) == Kind.OPERAND),
             2,
         )
         nest.emit(out, 2, defined)
-    out.insert(constants_at, constants.definitions(n.dtype, indent=1))
+    out.insert(constants_at, constants.definitions(n.dtype, indent=1) + local.definitions(indent=1))
 
 
 def _comment_text(text: str) -> str:

@@ -1,14 +1,25 @@
-"""One loop nest of a step: ``for b in range(lo, hi):`` row views, then ``for j in range(H):`` the
-elementwise statements, then short accumulation loops.
+"""One loop nest of a step: ``for b in range(lo, hi):`` row views, then one or more passes over
+the units (``for j in range(H):``), then short accumulation loops.
 
-Loop bodies index 1-d row views bound before the ``j`` loop (``c_prev_row[j]``), never
+Loop bodies index 1-d row views bound before the ``j`` loops (``c_prev_row[j]``), never
 ``seq_c[t, b, j]``: LLVM does not vectorize a loop that writes into one array at offsets it cannot
 compare, and rows of distinct names only need runtime overlap checks. Concatenated GEMM results
 are kept as (..., n, H) blocks, so every row is a contiguous ``[t, b, k]`` view with unit stride
 known to the compiler (a sliced row ``[t, b, k*H:(k+1)*H]`` is not).
+
+Most nests are one pass. A reduction over units (``sum``, ``mean``, the adjoint of a size-1
+quantity) needs all units of its argument before anything that reads it, so the statements of a
+nest are put in *phases*: a statement runs in the first phase after the reductions it reads. Each
+phase is one pass per size over the units, after the phase's size-1 statements (plain scalars of
+the batch row). A reduction writes its argument into a scratch row in its pass and sums it after
+with ``unit_sum`` (vectorized: a sum accumulated in the loop would keep the whole loop scalar).
+Values one pass computes and a later one reads go through a scratch row too, unless they were
+stored in a row anyway.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import sympy
 
@@ -16,6 +27,8 @@ from symlstm.backends.numba.names import KernelNames
 from symlstm.backends.numba.printer import ConstantNames, NumbaPrinter
 from symlstm.backends.numba.source import Source
 from symlstm.ir.nodes import Kind
+from symlstm.ir.sizes import expression_size
+from symlstm.lang.nodes import UnitSum
 from symlstm.lang.sizes import Size
 
 #: (row view, what it views)
@@ -33,6 +46,8 @@ def row_sources(names: KernelNames, defined_here: set[str], backward: bool) -> d
             continue
         if q.kind == Kind.PREV:
             rows[name] = (n.row(name), f"{n.seq[q.base]}[{t}, {b}]")
+        elif q.kind in (Kind.INPUT, Kind.DATA) and name in n.step_inputs:
+            rows[name] = (n.row(name), f"{n.step_inputs[name]}[{t}, {b}]")
         elif q.kind == Kind.PRODUCT:
             operand, k = plan.group_index(name)
             if operand == d.input.name:
@@ -42,7 +57,7 @@ def row_sources(names: KernelNames, defined_here: set[str], backward: bool) -> d
                     rows[name] = (n.row(name), f"{n.keep[name]}[{t}, {b}]")
             else:
                 rows[name] = (n.row(name), f"{n.proj[operand]}[{b} - {lo}, {k}]")
-        elif q.kind.is_forward_value:
+        elif q.kind.is_forward_value and q.of is None:
             if name in d.spec.states:
                 rows[name] = (n.row(name), f"{n.seq[name]}[{t} + 1, {b}]")
             elif name in plan.stored:
@@ -52,72 +67,277 @@ def row_sources(names: KernelNames, defined_here: set[str], backward: bool) -> d
     return rows
 
 
+@dataclass
+class Statement:
+    #: what is assigned: the identifier of a symbol computed here, or an array (indexed [j], or
+    #: [0] for size 1)
+    lhs: str
+    op: str  # "=" or "+="
+    expr: sympy.Expr
+    comment: str | None
+    #: the number of units it runs over (1: a scalar of the batch row)
+    size: Size
+    #: the IR symbol it computes, if any
+    computes: str | None = None
+    #: an array element, not a local
+    indexed: bool = False
+    phase: int = 0
+
+
+@dataclass
+class KernelLocals:
+    """What a kernel defines once at its top for its nests: scratch rows (the arguments of
+    reductions, and values that cross from one pass to a later one), reused for every batch
+    row, and sizes as numbers of the kernel's dtype (mean() divides by them)."""
+
+    names: KernelNames
+    rows: list[tuple[str, Size]] = field(default_factory=list)
+    #: the IR symbols of sizes (``Kind.SIZE``) the kernel reads
+    sizes: list[str] = field(default_factory=list)
+
+    def scratch(self, hint: str, size: Size) -> str:
+        name = self.names.namer.fresh(hint)
+        self.rows.append((name, size))
+        return name
+
+    def size_value(self, symbol: str) -> str:
+        if symbol not in self.sizes:
+            self.sizes.append(symbol)
+        return self.names.ident[symbol]
+
+    def definitions(self, indent: int) -> list[str]:
+        n, pad = self.names, "    " * indent
+        d = n.plan.d
+        lines = [f"{pad}{n.ident[s]} = {n.dtype}.type({n.size(d.quantities[s].base)})" for s in self.sizes]
+        return lines + [f"{pad}{name} = np.empty({n.size(size)}, {n.dtype})" for name, size in self.rows]
+
+
 class LoopNest:
-    def __init__(self, names: KernelNames, rows: dict[str, Row], constants: ConstantNames, size: Size):
+    def __init__(self, names: KernelNames, rows: dict[str, Row], constants: ConstantNames, local: KernelLocals):
         self.names = names
         self.rows = dict(rows)
         self.constants = constants
-        self.size = size
-        #: (lhs, op, expr, comment) in order
-        self.statements: list[tuple[str, str, sympy.Expr, str | None]] = []
+        self.local = local
+        self.statements: list[Statement] = []
         self.stores: dict[str, str] = {}  # view -> what it views, for rows only written
         #: ``target[j] += expr`` over rows only, each run as a short loop of its own after the main
         #: one: a loop with fewer arrays needs fewer overlap checks, and so still vectorizes
-        self.accumulations: list[tuple[str, sympy.Expr]] = []
-        self.written: dict[str, str] = {}  # symbol -> the row view the main loop stored it in
+        self.accumulations: list[tuple[str, sympy.Expr, Size]] = []
+        self.written: dict[str, str] = {}  # symbol -> the row view a pass stored it in
         #: symbol -> the symbol it is only another name for (``d_c = carry_c``): read that one
         #: instead, unless this nest overwrites it (the carry's row is written back in the same loop)
         self.aliases: dict[str, str] = {}
 
+    def size_of(self, expr: sympy.Expr) -> Size:
+        d = self.names.plan.d
+        return self.canonical(expression_size(expr, d.size, "the kernel", d.spec.requirements))
+
+    def canonical(self, size: Size) -> Size:
+        """x's size D where the spec requires it to equal another size: that one, so that both
+        run in one pass."""
+        for requirement in self.names.plan.d.spec.requirements:
+            if size == requirement.sizes[0]:
+                return requirement.sizes[1]
+        return size
+
     def compute(self, name: str, expr: sympy.Expr, comment: str | None = None) -> None:
         if isinstance(expr, sympy.Symbol):
             self.aliases[name] = expr.name
-        self.statements.append((self.names.ident[name], "=", expr, comment))
+        d = self.names.plan.d
+        size = self.size_of(expr.args[0]) if isinstance(expr, UnitSum) else self.canonical(d.size(name))
+        self.statements.append(Statement(self.names.ident[name], "=", expr, comment, size, computes=name))
 
-    def _resolve_aliases(self) -> dict[str, str]:
-        """The aliases that can be read in place of a statement: those whose value is not a row
-        this nest writes. Their statements are dropped."""
+    def store(self, view: str, source: str, expr: sympy.Expr, size: Size, op: str = "=") -> None:
+        self.stores.setdefault(view, source)
+        self.statements.append(Statement(view, op, expr, None, self.canonical(size), indexed=True))
+        if isinstance(expr, sympy.Symbol) and op == "=":
+            self.written.setdefault(expr.name, view)
+
+    def add_into(self, array: str, expr: sympy.Expr, size: Size) -> None:
+        """``array[j] += expr`` in the pass where ``expr`` can be evaluated."""
+        self.statements.append(Statement(array, "+=", expr, None, self.canonical(size), indexed=True))
+
+    # -- scheduling ---------------------------------------------------------------------------------
+    def _substitute_aliases(self) -> None:
+        """Read what an alias stands for instead of copying it, where that is safe: the value is
+        a row nobody in this nest overwrites. Their statements are dropped (unless the nest would
+        be left with nothing)."""
         written_views = set(self.stores)
-        safe = {}
+        safe: dict[sympy.Symbol, sympy.Symbol] = {}
+        computed = {s.computes for s in self.statements}
         for name, same in self.aliases.items():
             row = self.rows.get(same)
-            if row is not None and row[0] in written_views:
-                continue  # read before the store overwrites it: keep ``name = same`` as a local
-            safe[name] = same
-        idents = {self.names.ident[name] for name in safe}
-        kept = [s for s in self.statements if not (s[1] == "=" and s[0] in idents)]
-        if not kept:  # a loop of nothing but aliases (a value nobody reads): keep its statements
-            return {}
+            if (row is None and same not in computed) or (row is not None and row[0] in written_views):
+                continue
+            safe[sympy.Symbol(name, real=True)] = sympy.Symbol(same, real=True)
+        if not safe:
+            return
+        dropped = {s.name for s in safe}
+        kept = [s for s in self.statements if s.computes not in dropped]
+        if not any(s.computes is not None or s.indexed for s in kept):
+            return
+        for s in kept:
+            s.expr = s.expr.xreplace(safe)
         self.statements = kept
-        return safe
+        self.written = {k: v for k, v in self.written.items() if k not in dropped}
+        for name, same in self.aliases.items():
+            if name in dropped and name in self.written:
+                self.written.setdefault(same, self.written[name])
 
-    def store(self, view: str, source: str, expr: sympy.Expr, op: str = "=") -> None:
-        self.stores.setdefault(view, source)
-        self.statements.append((f"{view}[{self.names.j}]", op, expr, None))
+    def _schedule(self) -> None:
+        """Give every statement its phase: after the reductions it reads (a reduction's value is
+        ready in the phase after its pass), and a store that overwrites a row after the last read
+        of that row's old value."""
+        ready: dict[str, int] = {}  # symbol computed here -> first phase that may read it
+        for s in self.statements:
+            deps = [ready[x.name] for x in s.expr.free_symbols if x.name in ready]
+            s.phase = max(deps, default=0)
+            if s.computes is not None:
+                ready[s.computes] = s.phase + (1 if isinstance(s.expr, UnitSum) else 0)
+        view_of = {name: view for name, (view, _) in self.rows.items()}
+        for s in self.statements:
+            if s.indexed and s.lhs in self.stores:
+                readers = [
+                    r.phase for r in self.statements if any(view_of.get(x.name) == s.lhs for x in r.expr.free_symbols)
+                ]
+                s.phase = max([s.phase, *readers])
 
+    # -- emission -----------------------------------------------------------------------------------
     def emit(self, out: Source, indent: int, locals_: set[str]) -> None:
         """``locals_``: the IR symbols this nest computes (read as locals, not rows)."""
+        del locals_  # the statements say what they compute
         n, j = self.names, self.names.j
-        reads = {name: f"{view}[{j}]" for name, (view, _) in self.rows.items()}
-        reads.update({name: n.ident[name] for name in locals_})
-        reads.update({v: f"{n.ident[v]}[{j}]" for v in n.plan.d.spec.vectors})
-        aliases = self._resolve_aliases()
-        for name, same in aliases.items():
-            reads[name] = reads[same]
-        used = set()
-        for expr in [s[2] for s in self.statements] + [e for _, e in self.accumulations]:
-            used |= {s.name for s in getattr(expr, "free_symbols", ())}
-        for name, same in reversed(aliases.items()):  # an alias reads what it stands for
-            if name in used:
-                used.add(same)
-        views = {view: src for name, (view, src) in self.rows.items() if name in used}
+        d = n.plan.d
+        self._substitute_aliases()
+        self._schedule()
+        used: set[str] = set()
+        for expr in [s.expr for s in self.statements] + [e for _, e, _ in self.accumulations]:
+            used |= {x.name for x in expr.free_symbols}
+        reads: dict[str, str] = {}
+        scalar_reads: list[str] = []
+        views: dict[str, str] = {}
+        for name, (view, src) in self.rows.items():
+            if name not in used:
+                continue
+            if d.size(name) == 1:  # one number per batch row: a local, read once
+                scalar_reads.append(f"{n.ident[name]} = {src[:-1]}, 0]")
+                reads[name] = n.ident[name]
+            else:
+                views[view] = src
+                reads[name] = f"{view}[{j}]"
+        for v in d.spec.vectors:
+            reads[v] = f"{n.ident[v]}[0]" if d.size(v) == 1 else f"{n.ident[v]}[{j}]"
+        for name in d.of_kind(Kind.SIZE):
+            reads[name] = self.local.size_value(name)
         views.update(self.stores)
         out(f"for {n.b} in range({n.lo}, {n.hi}):", indent)
         for view, src in views.items():
             out(f"{view} = {src}", indent + 1)
-        out(f"for {j} in range({n.size(self.size)}):", indent + 1)
-        out.block(self.statements, NumbaPrinter(reads, self.constants), indent + 2, n.temporaries())
-        reads.update({name: f"{view}[{j}]" for name, view in self.written.items()})
-        for target, expr in self.accumulations:
-            out(f"for {j} in range({n.size(self.size)}):", indent + 1)
-            out(f"{target}[{j}] += {NumbaPrinter(reads, self.constants).doprint(expr)}", indent + 2)
+        for line in scalar_reads:
+            out(line, indent + 1)
+        self._emit_phases(out, indent + 1, reads)
+        reads.update({name: f"{view}[{j}]" for name, view in self.written.items() if d.size(name) != 1})
+        for target, expr, size in self.accumulations:
+            printer = NumbaPrinter(reads, self.constants)
+            if size == 1:
+                out(f"{target}[0] += {printer.doprint(expr)}", indent + 1)
+            else:
+                out(f"for {j} in range({n.size(size)}):", indent + 1)
+                out(f"{target}[{j}] += {printer.doprint(expr)}", indent + 2)
+
+    def _emit_phases(self, out: Source, indent: int, reads: dict[str, str]) -> None:
+        n, j = self.names, self.names.j
+        # symbol -> (phase, size) of the pass computing it; a reduction's value is a scalar
+        computed_in: dict[str, tuple[int, Size]] = {
+            s.computes: (s.phase, 1 if isinstance(s.expr, UnitSum) else s.size)
+            for s in self.statements
+            if s.computes is not None
+        }
+        # values read in a later pass than their own: from the row their pass stored them in, or a scratch row
+        stored_in = {
+            s.expr.name: s.lhs
+            for s in self.statements
+            if s.indexed
+            and s.op == "="
+            and isinstance(s.expr, sympy.Symbol)
+            and s.lhs in self.stores
+            and computed_in.get(s.expr.name, (None,))[0] == s.phase
+        }
+        crossing: dict[str, str] = {}
+        for s in self.statements:
+            for x in s.expr.free_symbols:
+                home = computed_in.get(x.name)
+                if home is None or home[1] == 1 or (home[0], home[1]) == (s.phase, s.size):
+                    continue
+                if x.name not in crossing:
+                    crossing[x.name] = stored_in.get(x.name) or self.local.scratch(
+                        f"{n.ident[x.name]}_scratch", home[1]
+                    )
+        phases = sorted({s.phase for s in self.statements})
+        for phase in phases:
+            here = [s for s in self.statements if s.phase == phase]
+            scalars = [s for s in here if s.size == 1]
+            if scalars:
+                self._block(out, indent, scalars, reads, scalar=True)
+            sizes = list(dict.fromkeys(s.size for s in here if s.size != 1))
+            for size in sizes:
+                loop = [s for s in here if s.size == size]
+                sums: list[tuple[str, str]] = []
+                body: list[Statement] = []
+                for s in loop:
+                    if isinstance(s.expr, UnitSum):
+                        argument = s.expr.args[0]
+                        row = self._row_of(argument, crossing, stored_in, size)
+                        if row is None:
+                            row = self.local.scratch(f"{s.lhs}_terms", size)
+                            body.append(Statement(row, "=", argument, s.comment, size, indexed=True, phase=phase))
+                        sums.append((s.lhs, row))
+                        continue
+                    body.append(s)
+                    if s.computes in crossing and crossing[s.computes] not in self.stores:
+                        target = crossing[s.computes]
+                        body.append(
+                            Statement(target, "=", sympy.Symbol(s.computes, real=True), None, size, indexed=True)
+                        )
+                loop_reads = dict(reads)
+                for name, (p, sz) in computed_in.items():
+                    if sz != 1 and (p, sz) != (phase, size) and name in crossing:
+                        loop_reads[name] = f"{crossing[name]}[{j}]"
+                    elif sz != 1 and (p, sz) == (phase, size):
+                        loop_reads[name] = n.ident[name]
+                if body:
+                    out(f"for {j} in range({n.size(size)}):", indent)
+                    self._block(out, indent + 1, body, loop_reads, scalar=False)
+                for lhs, row in sums:
+                    out(f"{lhs} = unit_sum({row})", indent)
+                    reads[self._computed_name(lhs)] = lhs
+
+    def _computed_name(self, lhs: str) -> str:
+        return next(s.computes for s in self.statements if s.lhs == lhs and s.computes is not None)
+
+    def _row_of(self, argument, crossing, stored_in, size) -> str | None:
+        """A row already holding all units of a reduction's argument, if there is one."""
+        if not isinstance(argument, sympy.Symbol):
+            return None
+        name = argument.name
+        if name in self.rows and self.names.plan.d.size(name) == size:
+            return self.rows[name][0]
+        if name in stored_in:
+            return stored_in[name]
+        if name in crossing:  # kept in a scratch row for a later pass anyway
+            return crossing[name]
+        return None
+
+    def _block(self, out: Source, indent: int, statements: list[Statement], reads, scalar: bool) -> None:
+        n = self.names
+        index = "0" if scalar else n.j
+        lines = []
+        for s in statements:
+            lhs = f"{s.lhs}[{index}]" if s.indexed else s.lhs
+            lines.append((lhs, s.op, s.expr, s.comment))
+        scalar_locals = {s.computes: n.ident[s.computes] for s in statements if s.computes is not None}
+        printer_reads = dict(reads)
+        printer_reads.update(scalar_locals)
+        out.block(lines, NumbaPrinter(printer_reads, self.constants), indent, n.temporaries())
+        if scalar:
+            reads.update(scalar_locals)

@@ -15,7 +15,7 @@ from symlstm.ir.plan import StoragePlan
 from symlstm.lang.sizes import Size
 
 #: what the generated code refers to at module level
-MODULE_GLOBALS = frozenset({"np", "numba", "step_gemm", *PRIMITIVE_KERNELS})
+MODULE_GLOBALS = frozenset({"np", "numba", "step_gemm", "unit_sum", *PRIMITIVE_KERNELS})
 
 
 class KernelNames:
@@ -30,12 +30,16 @@ class KernelNames:
         self.t, self.b, self.j = fresh("t"), fresh("b"), fresh("j")
         self.lo, self.hi, self.rows = fresh("lo"), fresh("hi"), fresh("rows")
         self.T, self.B = fresh("T"), fresh("B")
-        self.sizes: dict[Size, str] = {"D": fresh("D"), "H": fresh("H")}
+        self.sizes: dict[Size, str] = {size: fresh(size) for size in d.spec.size_names}
         self.dtype, self.empty = fresh("dtype"), fresh("empty")
         # arrays: the input and its adjoint, dL/dys
         self.x = self.ident[d.input.name]
         self.dx, self.dys = fresh("dx"), fresh("dys")
         self.seq = {s: fresh(f"seq_{s}") for s in d.spec.states}
+        #: the per-step arrays the step kernels read elementwise: x (where it is used so) and the
+        #: extra inputs, name -> identifier
+        self.step_inputs = {name: self.ident[name] for name in step_input_names(d)}
+        self.dx_direct = fresh("dx_direct")
         self.keep = {name: fresh(f"keep_{name}") for name in plan.stored + plan.kept_products}
         self.proj = {op: fresh(f"proj_{op}") for op in plan.groups}
         self.matrix = {op: fresh(f"M_{op}") for op in plan.groups}
@@ -45,6 +49,11 @@ class KernelNames:
         self.adjoint_buffer = {b.operands: fresh("delta_" + "_".join(b.operands)) for b in plan.buffers}
         self.crossing = {name: fresh(f"buf_{name}") for name in plan.forward_crossing + plan.backward_crossing}
         self._rows: dict[str, str] = {}
+
+    @property
+    def size_args(self) -> list[str]:
+        """The sizes every kernel takes, as integers: D, H, then the spec's other size names."""
+        return [self.sizes[s] for s in self.plan.d.spec.size_names]
 
     def size(self, size: Size) -> str:
         return self.sizes[size] if isinstance(size, str) else str(size)
@@ -61,3 +70,10 @@ class KernelNames:
     def temporaries(self):
         """Fresh names ``tmp0, tmp1, ...`` for one block's CSE temporaries (locals of that block)."""
         return self.namer.child().numbered("tmp")
+
+
+def step_input_names(d) -> list[str]:
+    """x, where the spec uses it elementwise, and the extra per-step inputs."""
+    x = d.input.name
+    elementwise_x = any(d.input in a.expr.free_symbols for a in d.forward)
+    return ([x] if elementwise_x else []) + list(d.spec.inputs)

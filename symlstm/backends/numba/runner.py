@@ -27,6 +27,8 @@ class Packed:
     vectors: tuple[np.ndarray, ...]
     #: per group, the (name, first row, last row) of each matrix in the stack
     blocks: tuple[tuple[tuple[str, int, int], ...], ...]
+    #: the value of each size name, in the module's SIZE_NAMES order: every kernel takes them
+    sizes: tuple[int, ...] = ()
 
     @property
     def step_bytes(self) -> int:
@@ -41,7 +43,7 @@ class NumbaKernels:
         self.vectors: tuple[str, ...] = module.VECTORS
         self.num_states = len(module.STATES)
 
-    def pack(self, params: Mapping[str, np.ndarray]) -> Packed:
+    def pack(self, params: Mapping[str, np.ndarray], sizes: Mapping[str, int]) -> Packed:
         matrices, blocks = [], []
         for _, names in self.groups:
             matrices.append(_stacked([params[m] for m in names]))
@@ -51,12 +53,18 @@ class NumbaKernels:
                 row += params[m].shape[0]
             blocks.append(tuple(rows))
         vectors = tuple(params[v].copy() for v in self.vectors)
-        return Packed(tuple(matrices), vectors, tuple(blocks))
+        return Packed(tuple(matrices), vectors, tuple(blocks), tuple(sizes[name] for name in self.module.SIZE_NAMES))
 
-    def forward(self, x: np.ndarray, packed: Packed, states0: Sequence[np.ndarray]) -> Trace:
+    def step_inputs(self, x: np.ndarray, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """The per-step arrays the step kernels read: x where it is used elementwise, the extra inputs."""
+        return [x if name == "x" else inputs[name] for name in self.module.STEP_INPUTS]
+
+    def forward(
+        self, x: np.ndarray, packed: Packed, states0: Sequence[np.ndarray], inputs: Mapping[str, np.ndarray]
+    ) -> Trace:
         k = self.module
         T, B, _ = x.shape
-        buffers = k.forward_buffers(T, B, states0[0].shape[1], x.dtype, workspace.empty)
+        buffers = k.forward_buffers(T, B, *packed.sizes, x.dtype, workspace.empty)
         for name, state0 in zip(k.FORWARD_OUTPUTS, states0):
             buffers[name][0] = state0
         transposed = [_transposed(m) for m in packed.matrices]
@@ -64,13 +72,15 @@ class NumbaKernels:
             split.flat(k.forward_inputs, x, transposed[0], buffers[k.INPUT_PROJECTION])
             split.batch(
                 k.forward_steps,
+                *packed.sizes,
                 buffers[k.INPUT_PROJECTION],
                 *transposed[1:],
                 *packed.vectors,
+                *self.step_inputs(x, inputs),
                 *(buffers[name] for name in k.FORWARD_OUTPUTS),
             )
         saved = tuple(buffers[name] for name in k.SAVED)
-        return Trace(states=saved[: self.num_states], arrays=saved)
+        return Trace(states=saved[: self.num_states], arrays=saved, inputs=dict(inputs))
 
     def backward(
         self, x: np.ndarray, packed: Packed, trace: Trace, dys: np.ndarray, dfinal: Sequence[np.ndarray]
@@ -78,15 +88,24 @@ class NumbaKernels:
         k = self.module
         T, B, _ = x.shape
         carries = [d.copy() for d in dfinal]
-        deltas = k.backward_buffers(T, B, dys.shape[2], x.dtype, workspace.empty)
+        deltas = k.backward_buffers(T, B, *packed.sizes, x.dtype, workspace.empty)
         dx = np.empty_like(x)
         matrices = packed.matrices
+        sizes = packed.sizes
         with parallel.RowSplit(T, B, packed.step_bytes) as split:
             vector_parts = split.batch(
-                k.backward_steps, *matrices[1:], *packed.vectors, *trace.arrays, dys, *carries, *deltas
+                k.backward_steps,
+                *sizes,
+                *matrices[1:],
+                *packed.vectors,
+                *trace.arrays,
+                *self.step_inputs(x, trace.inputs),
+                dys,
+                *carries,
+                *deltas,
             )
             matrix_parts = [tuple(workspace.empty(m.shape, m.dtype) for m in matrices) for _ in split.flat_ranges]
-            split.flat(k.backward_gradients, x, matrices[0], *trace.arrays, *deltas, dx, per_range=matrix_parts)
+            split.flat(k.backward_gradients, *sizes, x, matrices[0], *trace.arrays, *deltas, dx, per_range=matrix_parts)
         grads: dict[str, np.ndarray] = {}
         for blocks, grad in zip(packed.blocks, _summed(matrix_parts)):
             for m, first, last in blocks:  # a matrix used in two groups gets both parts
