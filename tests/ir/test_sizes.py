@@ -26,6 +26,10 @@ def test_every_quantity_has_the_size_its_meaning_gives(name):
             assert q.size == d.size(d.adjoint_of(symbol_name))  # an adjoint has its primal's size
         elif q.kind in (Kind.VALUE, Kind.PREACT, Kind.PREV, Kind.PARAM, Kind.CARRY, Kind.OUTPUT_GRAD):
             assert q.size == spec.sizes[q.base]
+        elif q.kind == Kind.DATA:
+            assert q.size == spec.inputs[q.base]
+        elif q.kind in (Kind.REDUCTION, Kind.SIZE):
+            assert q.size == 1  # a sum over units, or a number of units: one number per batch row
         else:
             assert q.kind == Kind.GEMM_T and q.size == d.size(d.operand_of(symbol_name))
 

@@ -14,7 +14,8 @@ import symlstm
 from conftest import ROOT
 from symlstm.tools.cli import main
 
-MGU = ROOT / "examples" / "mgu.toml"
+#: a user cell with extra per-step inputs (its zoneout masks)
+ZONEOUT = ROOT / "examples" / "zoneout.toml"
 
 RUN = r"""
 import json, sys, time
@@ -24,7 +25,8 @@ t0 = time.perf_counter()
 cell = symlstm.cell(sys.argv[1])
 rng = np.random.default_rng(0)
 params = cell.init_params(3, 4, seed=0)
-ys, state, cache = cell.forward(rng.standard_normal((6, 2, 3)), params)
+masks = {name: (rng.uniform(0, 1, (6, 2, 4)) < 0.2).astype(float) for name in cell.input_names}
+ys, state, cache = cell.forward(rng.standard_normal((6, 2, 3)), params, inputs=masks)
 dx, dparams, _ = cell.backward(np.ones_like(ys), cache)
 k = cell.kernels.module
 KERNELS = ("forward_inputs", "forward_steps", "backward_steps", "backward_gradients")
@@ -54,9 +56,9 @@ def result(proc: subprocess.Popen) -> dict:
 
 @pytest.fixture
 def user_spec(tmp_path) -> Path:
-    path = tmp_path / "cells" / "mgu.toml"
+    path = tmp_path / "cells" / "zoneout.toml"
     path.parent.mkdir()
-    shutil.copy(MGU, path)
+    shutil.copy(ZONEOUT, path)
     return path
 
 
@@ -71,11 +73,11 @@ def test_user_cell_whole_pipeline_in_separate_processes(user_spec, tmp_path):
         timeout=600,
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "== mgu: passed" in check.stdout
+    assert "== zoneout: passed" in check.stdout
 
     first = result(run_cell(user_spec, cache))  # compiled kernels already cached by gradcheck
     module = Path(first["module"])
-    assert module.parent.parent == cache and module.name == "mgu.py"
+    assert module.parent.parent == cache and module.name == "zoneout.py"
     mtime = module.stat().st_mtime_ns
     second = result(run_cell(user_spec, cache))
     assert second["module"] == first["module"] and module.stat().st_mtime_ns == mtime
@@ -108,7 +110,7 @@ def test_damaged_cache_entry_is_rebuilt(user_spec, tmp_path, monkeypatch):
 def test_generate_for_a_user_spec(user_spec, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["generate", "--spec", str(user_spec), "--out", str(out)]) == 0
-    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.*")) == ["latex/mgu.tex", "numba/mgu.py"]
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.*")) == ["latex/zoneout.tex", "numba/zoneout.py"]
     assert main(["generate", "--spec", str(user_spec), "--out", str(out), "--check"]) == 0
 
 
