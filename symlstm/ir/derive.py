@@ -84,6 +84,11 @@ class Derivation:
         """Names of the symbols of the given kinds, in the order they were made."""
         return [name for name, q in self.quantities.items() if q.kind in kinds]
 
+    @functools.cached_property
+    def reductions(self) -> dict[str, sympy.Expr]:
+        """Reduction symbol -> its ``UnitSum(...)``, forward and backward."""
+        return {a.name: a.expr for a in (*self.forward, *self.backward) if self.kind(a.name) == Kind.REDUCTION}
+
     def prev_symbol(self, state: str) -> sympy.Symbol:
         return symbol(state + PREV_SUFFIX)
 

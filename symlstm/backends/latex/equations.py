@@ -27,6 +27,7 @@ def check_unambiguous(d: Derivation, notation: Notation | str | None = None) -> 
     names = [(d.input.name, n.vector(d.input.name, "t"))]
     names += [(s, n.vector(s, "t")) for s in d.spec.states]
     names += [(a.name, n.vector(a.name, "t")) for a in d.forward if d.kind(a.name) in (Kind.VALUE, Kind.OPERAND)]
+    names += [(name, n.vector(name, "t")) for name in d.spec.inputs]
     names += [(p, n.parameter(p)) for p in d.spec.param_names]
     for name, text in names:
         other = seen.setdefault(text, name)
@@ -70,7 +71,9 @@ def _sum_row(p: VectorLatexPrinter, lhs: str, expr: sympy.Expr) -> Row:
 
 def _assignment_rows(d: Derivation, assignments, notation: Notation | str | None) -> dict[str, Row]:
     p = VectorLatexPrinter(d, notation=notation)
-    return {a.name: _sum_row(p, p.symbol_latex(a.name), a.expr) for a in assignments}
+    # a reduction is written out where it is used (1^T v), not as an equation of its own
+    shown = [a for a in assignments if d.kind(a.name) != Kind.REDUCTION]
+    return {a.name: _sum_row(p, p.symbol_latex(a.name), a.expr) for a in shown}
 
 
 def forward_rows(d: Derivation, notation: Notation | str | None = None) -> dict[str, Row]:
@@ -107,7 +110,8 @@ def gradient_rows(d: Derivation, notation: Notation | str | None = None) -> dict
         n.product(n.parameter(prod.matrix), p.doprint(d.product_deltas[prod.name]), transposed=True)
         for prod in d.products_with_operand(x)
     ]
-    rows[x] = Row(n.delta(n.vector(x, "t")), (" + ".join(x_terms),))
+    direct = [p.doprint(d.input_adjoint)] if d.input_adjoint != 0 else []  # x used elementwise
+    rows[x] = Row(n.delta(n.vector(x, "t")), (" + ".join(x_terms + direct),))
     first = VectorLatexPrinter(d, step=1, notation=n)
     for state, expr in d.prev_adjoints.items():
         lhs = n.delta(n.vector(state, "0"))

@@ -70,8 +70,12 @@ class VectorLatexPrinter(Printer):
 
     def symbol_latex(self, name: str) -> str:
         q = self.quantity(name)
-        if q.kind in (Kind.VALUE, Kind.OPERAND, Kind.INPUT):
+        if q.kind in (Kind.VALUE, Kind.OPERAND, Kind.INPUT, Kind.DATA):
             return self.n.vector(name if q.kind == Kind.OPERAND else q.base, self.time())
+        if q.kind == Kind.REDUCTION:  # written out where it is used: 1^T (its argument)
+            return self.unit_sum(self.d.reductions[name].args[0])
+        if q.kind == Kind.SIZE:
+            return str(q.base)
         if q.kind == Kind.PREACT:
             return self.n.vector(q.base, self.time(), preact=True)
         if q.kind == Kind.PREV:
@@ -82,12 +86,19 @@ class VectorLatexPrinter(Printer):
             return self.n.product(self.n.parameter(q.base), self.operand_latex(self.d.operand_of(name)))
         if q.kind == Kind.DELTA:
             inner = self.symbol_latex(self.d.adjoint_of(name))
-            if self.quantity(self.d.adjoint_of(name)).kind == Kind.PRODUCT:
+            if self.quantity(self.d.adjoint_of(name)).kind in (Kind.PRODUCT, Kind.REDUCTION):
                 inner = f"({inner})"
             return self.n.delta(inner)
         if q.kind == Kind.OUTPUT_GRAD:
             return self.n.output_grad(self.time())
         raise LatexError(f"the symbol {name!r} ({q.kind.value}) is printed through its expansion")
+
+    def unit_sum(self, argument: sympy.Expr) -> str:
+        """The sum of a vector's units, ``1^T v``."""
+        text = self._print(argument)
+        if isinstance(argument, (sympy.Add, sympy.Mul)):
+            text = rf"\left({text}\right)"
+        return rf"\mathbf{{1}}^{{\top}} {text}"
 
     def operand_latex(self, operand: str) -> str:
         return self.symbol_latex(operand)
@@ -165,8 +176,12 @@ class VectorLatexPrinter(Printer):
             else:
                 num.append(f)
         num.sort(key=self.factor_rank)
-        parts = [self.paren_mul(f) for f in num]
+        # a number of units (mean's H) scales like a coefficient: no elementwise product sign
+        scalars = [f for f in num if isinstance(f, sympy.Symbol) and self.quantity(f.name).kind == Kind.SIZE]
+        parts = [self.paren_mul(f) for f in num if f not in scalars]
         text = f" {self.n.hadamard} ".join(parts) if parts else "1"
+        if scalars:
+            text = " ".join([*(self._print(f) for f in scalars), *([text] if parts else [])])
         if coeff != 1:
             text = f"{self._print(coeff)} {text}" if parts else self._print(coeff)
         if den:
