@@ -128,6 +128,7 @@ class _Lowering:
         for name, size in spec.inputs.items():
             self.quantities[name] = Quantity(Kind.DATA, name, size)
         self.size_symbols: dict[Size, sympy.Symbol] = {}
+        self.sums: dict[sympy.Expr, sympy.Symbol] = {}
 
     def level_of(self, expr: sympy.Expr) -> int:
         return max((self.levels.get(s.name, 0) for s in expr.free_symbols), default=0)
@@ -184,9 +185,11 @@ class _Lowering:
         """``sum(e)`` becomes a symbol of its own (the kernels compute it in a pass over the units
         of e); ``mean(e)`` that symbol over the size of e."""
         argument = node.args[0]
-        name = self.add(
-            self.names.fresh(f"{target}_sum"), UnitSum(argument), Quantity(Kind.REDUCTION, target, 1), where
-        )
+        if argument not in self.sums:  # one symbol per distinct sum, however often it is written
+            self.sums[argument] = self.add(
+                self.names.fresh(f"{target}_sum"), UnitSum(argument), Quantity(Kind.REDUCTION, target, 1), where
+            )
+        name = self.sums[argument]
         if isinstance(node, UnitMean):
             return name / self.count(self.size_of(argument, where))
         return name

@@ -25,10 +25,6 @@ class AdjointBuffer:
     operands: tuple[str, ...]
     adjoints: tuple[sympy.Symbol, ...]
 
-    @property
-    def width(self) -> int:
-        return len(self.adjoints)
-
 
 @dataclass
 class StoragePlan:

@@ -33,7 +33,7 @@ import numpy as np
 
 GRID = ((100, 1, 32, 32), (100, 16, 64, 64), (100, 32, 128, 128), (100, 64, 256, 256), (50, 64, 512, 512))
 QUICK_GRID = ((100, 1, 32, 32), (100, 16, 64, 64))
-TORCH_MODULES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+TORCH_MODULES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "lstmp": "LSTM"}
 UNSET_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
@@ -60,13 +60,18 @@ def _problem(T, B, D, H, dtype, seed=0):
     return rng.standard_normal((T, B, D)).astype(dtype), rng.standard_normal((T, B, H)).astype(dtype)
 
 
+def other_sizes(cell, H: int) -> dict[str, int]:
+    """The cell's size names besides D and H, at H/2 each (lstmp's projection P = H/2)."""
+    return {name: max(H // 2, 1) for name in cell.size_names if name not in ("D", "H")}
+
+
 def _symlstm_step(cell_name, size, dtype):
     import symlstm
 
     T, B, D, H = size
     cell = symlstm.cell(cell_name)
-    params = cell.init_params(D, H, dtype=dtype, seed=0)
-    x, dys = _problem(T, B, D, H, dtype)
+    params = cell.init_params(D, H, dtype=dtype, seed=0, **other_sizes(cell, H))
+    x, dys = _problem(T, B, D, cell.state_sizes(D, H, **other_sizes(cell, H))[cell.state_names[0]], dtype)
 
     def run():
         ys, _, cache = cell.forward(x, params)
@@ -80,8 +85,9 @@ def _torch_nn_step(cell_name, size, dtype):
     import torch
 
     T, B, D, H = size
-    module = getattr(torch.nn, TORCH_MODULES[cell_name])(D, H).to(getattr(torch, dtype))
-    x, dys = _problem(T, B, D, H, dtype)
+    projection = {"proj_size": H // 2} if cell_name == "lstmp" else {}
+    module = getattr(torch.nn, TORCH_MODULES[cell_name])(D, H, **projection).to(getattr(torch, dtype))
+    x, dys = _problem(T, B, D, projection.get("proj_size", H), dtype)
     xt, dyt = torch.tensor(x, requires_grad=True), torch.tensor(dys)
 
     def run():
@@ -99,10 +105,13 @@ def _torch_loop_step(cell_name, size, dtype):
 
     T, B, D, H = size
     cell = symlstm.cell(cell_name)
-    params = {k: torch.tensor(v, requires_grad=True) for k, v in cell.init_params(D, H, dtype=dtype, seed=0).items()}
-    x, dys = _problem(T, B, D, H, dtype)
+    sizes = other_sizes(cell, H)
+    arrays = cell.init_params(D, H, dtype=dtype, seed=0, **sizes)
+    params = {k: torch.tensor(v, requires_grad=True) for k, v in arrays.items()}
+    units = cell.state_sizes(D, H, **sizes)
+    x, dys = _problem(T, B, D, units[cell.state_names[0]], dtype)
     xt, dyt = torch.tensor(x, requires_grad=True), torch.tensor(dys)
-    state0 = {s: torch.zeros((B, H), dtype=getattr(torch, dtype)) for s in cell.state_names}
+    state0 = {s: torch.zeros((B, units[s]), dtype=getattr(torch, dtype)) for s in cell.state_names}
 
     def run():
         out, _ = run_reference(REFERENCE[cell_name], xt, params, state0)
@@ -120,7 +129,7 @@ def _gemm_step(cell_name, size, dtype):
     from symlstm.ir.plan import StoragePlan
 
     groups = StoragePlan(derive(symlstm.cell(cell_name).spec)).groups
-    if sorted(groups) != ["h_prev", "x"]:
+    if sorted(groups) != ["h_prev", "x"] or symlstm.cell(cell_name).size_names != ("D", "H"):
         raise ValueError(f"the GEMM-only run supports cells whose products multiply x and h_prev, not {sorted(groups)}")
     rng = np.random.default_rng(0)
     nx, nh = len(groups["x"]) * H, len(groups["h_prev"]) * H

@@ -116,9 +116,7 @@ def gradcheck(
     x = rng.standard_normal((T, B, D))
     state0 = {s: rng.standard_normal((B, units[s])) * 0.5 for s in cell.state_names}
     bindings = cell.spec.bind_sizes(D, H, **sizes)
-    inputs = {
-        name: rng.uniform(0.1, 0.9, (T, B, evaluate(size, bindings))) for name, size in cell.spec.inputs.items()
-    }
+    inputs = {name: rng.uniform(0.1, 0.9, (T, B, evaluate(size, bindings))) for name, size in cell.spec.inputs.items()}
     wy = rng.standard_normal((T, B, units[cell.state_names[0]]))
     wstate = {s: rng.standard_normal((B, units[s])) for s in cell.state_names}
 

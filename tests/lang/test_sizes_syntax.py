@@ -57,8 +57,8 @@ def test_inputs_table_and_x_elementwise():
     [
         (spec('h = "tanh(W @ x + R @ h_prev)"', tables='[sizes]\nq = "P"'), "which is not a vector of the spec"),
         (spec('h = "tanh(W @ x + R @ h_prev)"', tables='[sizes]\nW = "P"'), "which is a matrix"),
-        (spec('h = "tanh(W @ x + R @ h_prev)"', tables='[sizes]\nh = 0'), "between 1 and"),
-        (spec('h = "tanh(W @ x + R @ h_prev)"', tables='[sizes]\nh = 1.5'), "a size is a size name"),
+        (spec('h = "tanh(W @ x + R @ h_prev)"', tables="[sizes]\nh = 0"), "between 1 and"),
+        (spec('h = "tanh(W @ x + R @ h_prev)"', tables="[sizes]\nh = 1.5"), "a size is a size name"),
         (spec('h = "tanh(W @ x + R @ h_prev)"', tables='[sizes]\nh = "no good"'), "not a valid name"),
         (spec('a = "W @ x"\nh = "a * h_prev"', tables='[sizes]\na = "P"'), "vector of size P with one of size H"),
         (spec('h = "tanh(W @ x + sum(h_prev) * mean(2))"'), r"mean\(\) of a size-1 value"),
@@ -67,7 +67,7 @@ def test_inputs_table_and_x_elementwise():
         (spec('h = "tanh(W @ x + R @ m)"', tables='[inputs]\nm = "H"'), "extra input"),
         (spec('h = "tanh(W @ x)"', tables='[inputs]\nh = "H"'), "is a state or has an equation"),
         (spec('h = "tanh(W @ x + sum(h_prev, h_prev))"'), "exactly one positional argument"),
-        (spec('h = "tanh(W @ x + R @ h_prev)"', tables='[shapes]\nh = 1'), "unknown keys"),
+        (spec('h = "tanh(W @ x + R @ h_prev)"', tables="[shapes]\nh = 1"), "unknown keys"),
     ],
     ids=lambda v: v if len(v) < 60 else None,
 )

@@ -53,7 +53,8 @@ def emit_backward(names: KernelNames, out: Source) -> None:
     else:
         out('group over all steps: what backward_steps writes and backward_gradients multiplies."""', 1)
     shapes = [
-        allocation(n, f"{n.T}, {n.B}, {b.width}, {n.size(d.size(b.adjoints[0].name))}", n.empty) for b in plan.buffers
+        allocation(n, f"{n.T}, {n.B}, {n.block_layout([d.size(a.name) for a in b.adjoints])[0]}", n.empty)
+        for b in plan.buffers
     ]
     if direct_input(n):
         shapes.append(allocation(n, f"{n.T}, {n.B}, {n.size(d.size(d.input.name))}", n.empty))
@@ -107,10 +108,11 @@ def emit_backward(names: KernelNames, out: Source) -> None:
             if a.name in plan.backward_crossing:
                 nest.store(n.row(a.name), f"{n.crossing[a.name]}[{n.b} - {n.lo}]", a.target, d.size(a.name))
         for buffer, name in zip(plan.buffers, buffers):
+            _, index = n.block_layout([d.size(a.name) for a in buffer.adjoints])
             for k, delta in enumerate(buffer.adjoints):
                 if level_of[delta.name] == level:
                     view = n.namer.fresh(f"{name}_{n.ident[delta.name]}")
-                    nest.store(view, f"{name}[{n.t}, {n.b}, {k}]", delta, d.size(delta.name))
+                    nest.store(view, f"{name}[{n.t}, {n.b}, {index[k]}]", delta, d.size(delta.name))
         if level == 0:  # adjoints of last step's states (the carries) and the parameter gradients
             zero_gemm = {g: 0 for op, g in d.gemm_t.items() if d.kind(op) == Kind.PREV}
             for state, expr in d.prev_adjoints.items():

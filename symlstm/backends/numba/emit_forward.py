@@ -25,8 +25,7 @@ def stacked(products: tuple[Product, ...], transposed: bool = False) -> str:
 
 def width(names: KernelNames, products: tuple[Product, ...]) -> str:
     """The columns of a group's GEMM result: ``H`` or ``4 * H``."""
-    size = names.size(names.plan.d.size(products[0].name))
-    return size if len(products) == 1 else f"{len(products)} * {size}"
+    return names.size_sum([names.plan.d.size(p.name) for p in products])
 
 
 def operand_source(names: KernelNames, operand: str, all_steps: bool = False) -> str:
@@ -74,8 +73,8 @@ def emit_forward(names: KernelNames, out: Source) -> None:
     out('"""Uninitialised arrays of one forward pass, by name, from ``empty``: the input projection', 1)
     out('and what forward_steps fills (state sequences with the initial state at index 0, stored values)."""', 1)
     out("return {", 1)
-    rows_of = n.size(d.size(plan.input_group[0].name))
-    out(f'"{n.proj[x]}": {allocation(n, f"{n.T}, {n.B}, {len(plan.input_group)}, {rows_of}", n.empty)},', 2)
+    blocks, _ = n.product_layout(plan.input_group)
+    out(f'"{n.proj[x]}": {allocation(n, f"{n.T}, {n.B}, {blocks}", n.empty)},', 2)
     for s in d.spec.states:
         out(f'"{n.seq[s]}": {allocation(n, f"{n.T} + 1, {n.B}, {n.size(d.size(s))}", n.empty)},', 2)
     for name in plan.stored + plan.kept_products:
@@ -113,8 +112,8 @@ def emit_forward(names: KernelNames, out: Source) -> None:
     if step_groups:
         out.comment("the results of the step GEMMs, for this range of rows", 1)
     for operand, products in step_groups.items():
-        size = n.size(d.size(products[0].name))
-        out(f"{n.proj[operand]} = {allocation(n, f'{n.rows}, {len(products)}, {size}')}", 1)
+        blocks, _ = n.product_layout(products)
+        out(f"{n.proj[operand]} = {allocation(n, f'{n.rows}, {blocks}')}", 1)
     if plan.forward_crossing:
         out.comment("values one loop computes and a later one reads", 1)
     for name in plan.forward_crossing:

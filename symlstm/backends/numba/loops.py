@@ -50,13 +50,14 @@ def row_sources(names: KernelNames, defined_here: set[str], backward: bool) -> d
             rows[name] = (n.row(name), f"{n.step_inputs[name]}[{t}, {b}]")
         elif q.kind == Kind.PRODUCT:
             operand, k = plan.group_index(name)
+            block = n.product_layout(plan.groups[operand])[1][k]
             if operand == d.input.name:
-                rows[name] = (n.row(name), f"{n.proj[operand]}[{t}, {b}, {k}]")
+                rows[name] = (n.row(name), f"{n.proj[operand]}[{t}, {b}, {block}]")
             elif backward:
                 if name in plan.kept_products:
                     rows[name] = (n.row(name), f"{n.keep[name]}[{t}, {b}]")
             else:
-                rows[name] = (n.row(name), f"{n.proj[operand]}[{b} - {lo}, {k}]")
+                rows[name] = (n.row(name), f"{n.proj[operand]}[{b} - {lo}, {block}]")
         elif q.kind.is_forward_value and q.of is None:
             if name in d.spec.states:
                 rows[name] = (n.row(name), f"{n.seq[name]}[{t} + 1, {b}]")
@@ -220,8 +221,8 @@ class LoopNest:
             if name not in used:
                 continue
             if d.size(name) == 1:  # one number per batch row: a local, read once
-                scalar_reads.append(f"{n.ident[name]} = {src[:-1]}, 0]")
-                reads[name] = n.ident[name]
+                scalar_reads.append(f"{n.value(name)} = {_element(src)}")
+                reads[name] = n.value(name)
             else:
                 views[view] = src
                 reads[name] = f"{view}[{j}]"
@@ -341,3 +342,12 @@ class LoopNest:
         out.block(lines, NumbaPrinter(printer_reads, self.constants), indent, n.temporaries())
         if scalar:
             reads.update(scalar_locals)
+
+
+def _element(row: str) -> str:
+    """The one element of a size-1 row: ``keep_mu[t, b]`` -> ``keep_mu[t, b, 0]``, and a block
+    ``proj[b - lo, H:H + 1]`` -> ``proj[b - lo, H]``."""
+    head, _, last = row[:-1].rpartition(", ")
+    if ":" in last:
+        return f"{head}, {last.split(':')[0]}]"
+    return f"{row[:-1]}, 0]"

@@ -49,11 +49,33 @@ class KernelNames:
         self.adjoint_buffer = {b.operands: fresh("delta_" + "_".join(b.operands)) for b in plan.buffers}
         self.crossing = {name: fresh(f"buf_{name}") for name in plan.forward_crossing + plan.backward_crossing}
         self._rows: dict[str, str] = {}
+        self._values: dict[str, str] = {}
 
     @property
     def size_args(self) -> list[str]:
         """The sizes every kernel takes, as integers: D, H, then the spec's other size names."""
         return [self.sizes[s] for s in self.plan.d.spec.size_names]
+
+    def size_sum(self, sizes: list[Size]) -> str:
+        """The columns of blocks of these sizes side by side: ``H``, ``4 * H``, ``H + 1``."""
+        counts: dict[Size, int] = {}
+        for size in sizes:
+            counts[size] = counts.get(size, 0) + 1
+        terms = [self.size(size) if k == 1 else f"{k} * {self.size(size)}" for size, k in counts.items()]
+        return " + ".join(terms) or "0"
+
+    def block_layout(self, sizes: list[Size]) -> tuple[str, list[str]]:
+        """How the results (or adjoints) of a group's products sit in one buffer: the shape of its
+        last axes and the index of each block. Blocks of one size are an axis of their own
+        (``n, H``; block k is ``[..., k]``, a row with a unit stride the compiler knows); blocks of
+        different sizes lie side by side (``H + 1``; block k is a slice ``[..., H:H + 1]``)."""
+        if len(set(sizes)) == 1:
+            return f"{len(sizes)}, {self.size(sizes[0])}", [str(k) for k in range(len(sizes))]
+        offsets = [self.size_sum(sizes[:k]) for k in range(len(sizes) + 1)]
+        return self.size_sum(sizes), [f"{offsets[k]}:{offsets[k + 1]}" for k in range(len(sizes))]
+
+    def product_layout(self, products) -> tuple[str, list[str]]:
+        return self.block_layout([self.plan.d.size(p.name) for p in products])
 
     def size(self, size: Size) -> str:
         return self.sizes[size] if isinstance(size, str) else str(size)
@@ -66,6 +88,13 @@ class KernelNames:
         if key not in self._rows:
             self._rows[key] = self.namer.fresh(f"{self.ident.get(key, key)}_row")
         return self._rows[key]
+
+    def value(self, key: str) -> str:
+        """The local holding a size-1 quantity's one number at this step and batch row, read from
+        its row once (``dt_t = dt[t, b, 0]``); made once."""
+        if key not in self._values:
+            self._values[key] = self.namer.fresh(f"{self.ident.get(key, key)}_t")
+        return self._values[key]
 
     def temporaries(self):
         """Fresh names ``tmp0, tmp1, ...`` for one block's CSE temporaries (locals of that block)."""
