@@ -193,7 +193,7 @@ class Cell:
                         sizes.setdefault(size, (value, self._param_labels[name]))
         if isinstance(states0, Mapping):
             for s in self.state_names:
-                size, value = self.spec.sizes[s], np.shape(states0.get(s))
+                size, value = self.spec.sizes[s], np.shape(states0[s]) if s in states0 else ()
                 if isinstance(size, str) and len(value) == 2 and value[1] >= 1:
                     sizes.setdefault(size, (value[1], f"state0[{s!r}]"))
         missing = [name for name in self.size_names if name not in sizes]

@@ -247,7 +247,8 @@ def derive(spec: CellSpec) -> Derivation:
     def adjoint_terms(s: sympy.Symbol) -> list[sympy.Expr]:
         """The terms of dL/ds: per use of s, the user's adjoint times the partial derivative. A
         size-1 quantity used by vectors gets the sum of their terms over the units."""
-        terms, unit_terms = [], []
+        terms: list[sympy.Expr] = []
+        unit_terms: list[sympy.Expr] = []
         for user in users.get(s, ()):
             if user.target in deltas:
                 partial = sympy.diff(user.expr, s).xreplace(outputs)

@@ -14,6 +14,7 @@ import sympy
 
 from symlstm.ir.derive import Derivation
 from symlstm.ir.nodes import Assignment, Kind, Product
+from symlstm.lang.sizes import Size
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,14 @@ class StoragePlan:
 
     def stored_vectors(self) -> int:
         """Vectors per step the forward keeps for the backward."""
-        count = len(self.d.spec.states) + len(self.stored) + len(self.kept_products)
-        return count + (len(self.input_group) if self.keep_input_projection else 0)
+        return len(self.stored_sizes())
+
+    def stored_sizes(self) -> list[Size]:
+        """The size of each vector per step the forward keeps for the backward."""
+        d = self.d
+        names = [*d.spec.states, *self.stored, *self.kept_products]
+        names += [p.name for p in self.input_group] if self.keep_input_projection else []
+        return [d.size(name) for name in names]
 
     def by_level(self, assignments: tuple[Assignment, ...]) -> dict[int, list[Assignment]]:
         levels: dict[int, list[Assignment]] = {}

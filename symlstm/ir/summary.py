@@ -18,39 +18,77 @@ and the hidden size H:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import sympy
 
 from symlstm.ir.derive import Derivation
-from symlstm.ir.nodes import Kind
 from symlstm.ir.plan import StoragePlan
+from symlstm.ir.sizes import expression_size
 from symlstm.lang import primitives as fn
-from symlstm.lang.sizes import INPUT_SIZE
+from symlstm.lang.nodes import UnitSum
+from symlstm.lang.sizes import HIDDEN_SIZE, INPUT_SIZE, Size
 from symlstm.lang.spec import PREV_SUFFIX, MatVec
+
+#: a product of size names, in canonical order (D, H, then the others by name); () is 1
+Monomial = tuple[str, ...]
+
+
+def _canonical(names) -> Monomial:
+    order = {INPUT_SIZE: 0, HIDDEN_SIZE: 1}
+    return tuple(sorted(names, key=lambda n: (order.get(n, 2), n)))
 
 
 @dataclass(frozen=True)
 class Poly:
-    """``dh·DH + hh·H² + h·H``."""
+    """A polynomial in the size names with integer coefficients: ``4DH + 4H² + 4H``."""
 
-    dh: int = 0
-    hh: int = 0
-    h: int = 0
+    terms: tuple[tuple[Monomial, int], ...] = ()
+
+    @classmethod
+    def of(cls, *sizes: Size, coefficient: int = 1) -> Poly:
+        """``coefficient`` times the product of ``sizes`` (fixed sizes multiply the coefficient)."""
+        names = [s for s in sizes if isinstance(s, str)]
+        for s in sizes:
+            if isinstance(s, int):
+                coefficient *= s
+        return cls(((_canonical(names), coefficient),)) if coefficient else cls()
+
+    @property
+    def coefficients(self) -> dict[Monomial, int]:
+        return dict(self.terms)
 
     def __add__(self, other: Poly) -> Poly:
-        return Poly(self.dh + other.dh, self.hh + other.hh, self.h + other.h)
+        total = self.coefficients
+        for monomial, k in other.terms:
+            total[monomial] = total.get(monomial, 0) + k
+        ordered = sorted(total.items(), key=lambda item: (-len(item[0]), [_rank(n) for n in item[0]]))
+        return Poly(tuple((m, k) for m, k in ordered if k))
 
     def __mul__(self, k: int) -> Poly:
-        return Poly(self.dh * k, self.hh * k, self.h * k)
+        return Poly(tuple((m, c * k) for m, c in self.terms)) if k else Poly()
 
-    def __call__(self, D: int, H: int) -> int:
-        return self.dh * D * H + self.hh * H * H + self.h * H
+    def __call__(self, **sizes: int) -> int:
+        return sum(k * math.prod(sizes[n] for n in m) for m, k in self.terms)
 
     def __str__(self) -> str:
-        terms = [(self.dh, "DH"), (self.hh, "H²"), (self.h, "H")]
-        text = " + ".join(f"{k if k != 1 else ''}{unit}" for k, unit in terms if k)
-        return text or "0"
+        return " + ".join(_term(k, m) for m, k in self.terms) or "0"
+
+
+def _rank(name: str) -> tuple[int, str]:
+    return ({INPUT_SIZE: 0, HIDDEN_SIZE: 1}.get(name, 2), name)
+
+
+def monomial_text(m: Monomial) -> str:
+    """``("D", "H")`` -> ``DH``, ``("H", "H")`` -> ``H²``, ``()`` -> ``1``."""
+    powers = {n: m.count(n) for n in dict.fromkeys(m)}
+    return "".join(n + ("²" if k == 2 else "³" if k == 3 else f"^{k}" if k > 3 else "") for n, k in powers.items())
+
+
+def _term(k: int, m: Monomial) -> str:
+    text = monomial_text(m)
+    return str(k) if not text else text if k == 1 else f"{k}{text}"
 
 
 def elementwise_ops(expr: sympy.Expr) -> int:
@@ -84,25 +122,27 @@ class CellSummary:
     gemm_flops: Poly
     forward_flops: Poly
     backward_flops: Poly
-    stored_vectors: int
+    #: units stored per step and batch row for the backward, e.g. ``6H``
+    stored: Poly
 
-    def stored_bytes(self, H: int, itemsize: int = 4) -> int:
-        return self.stored_vectors * H * itemsize
+    def stored_bytes(self, itemsize: int = 4, **sizes: int) -> int:
+        return self.stored(**sizes) * itemsize
 
 
 def summarize(d: Derivation) -> CellSummary:
     spec = d.spec
-    nx = sum(1 for rows, columns in spec.matrices.values() if columns == INPUT_SIZE)
-    params = Poly(nx, len(spec.matrices) - nx, len(spec.vectors))
+    params = Poly()
+    for rows, columns in spec.matrices.values():
+        params = params + Poly.of(rows, columns)
+    for v in spec.vectors:
+        params = params + Poly.of(spec.sizes[v])
     gemm = Poly()
     for p in d.products:
-        gemm = gemm + (Poly(dh=2) if d.kind(p.operand) == Kind.INPUT else Poly(hh=2))
-    forward_ew = sum(elementwise_ops(a.expr) for a in d.forward)
-    backward_ew = (
-        sum(elementwise_ops(a.expr) for a in d.backward)
-        + sum(elementwise_ops(e) for e in d.prev_adjoints.values())
-        + sum(elementwise_ops(e) + 1 for e in d.param_grads.values())
-    )
+        gemm = gemm + Poly.of(*spec.matrices[p.matrix], coefficient=2)
+    forward_ew = _elementwise(d, [(a.name, a.expr) for a in d.forward])
+    backward_ew = _elementwise(d, [(a.name, a.expr) for a in d.backward])
+    backward_ew += _elementwise(d, [(s, e) for s, e in d.prev_adjoints.items()])
+    backward_ew += _elementwise(d, [(v, e + 1) for v, e in d.param_grads.items()])  # + 1: the accumulation
     gates = tuple(eq.target for eq in spec.equations if _is_gate(eq.expr))
     state_symbols = set(spec.states) | {s + PREV_SUFFIX for s in spec.states}
     peepholes = []
@@ -121,15 +161,25 @@ def summarize(d: Derivation) -> CellSummary:
         peepholes=tuple(peepholes),
         params=params,
         gemm_flops=gemm,
-        forward_flops=gemm + Poly(h=forward_ew),
-        backward_flops=gemm * 2 + Poly(h=backward_ew),
-        stored_vectors=stored_vectors(d),
+        forward_flops=gemm + forward_ew,
+        backward_flops=gemm * 2 + backward_ew,
+        stored=sum((Poly.of(size) for size in StoragePlan(d).stored_sizes()), Poly()),
     )
 
 
-def stored_vectors(d: Derivation) -> int:
-    """Vectors per step the forward keeps for the backward (see ``symlstm.ir.plan``)."""
-    return StoragePlan(d).stored_vectors()
+def _elementwise(d: Derivation, assignments) -> Poly:
+    """Elementwise operations of (name, expression) pairs, each over the units of its name's size
+    (a reduction counts one addition per unit of its argument)."""
+    total = Poly()
+    for name, expr in assignments:
+        ops = elementwise_ops(expr.args[0] if isinstance(expr, UnitSum) else expr)
+        size = d.size(name) if not isinstance(expr, UnitSum) else _argument_size(d, expr)
+        total = total + Poly.of(size, coefficient=ops + (1 if isinstance(expr, UnitSum) else 0))
+    return total
+
+
+def _argument_size(d: Derivation, reduction: sympy.Expr) -> Size:
+    return expression_size(reduction.args[0], d.size, "the summary", d.spec.requirements)
 
 
 def _is_gate(expr) -> bool:

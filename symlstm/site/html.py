@@ -74,7 +74,7 @@ def html_page(title: str, body: str, plan: Plan) -> str:
 def summary_rows_html(s: CellSummary) -> list[tuple[str, str]]:
     rows = [(label, mathml_inline(v) if v is not None else "none") for label, v in summary_math(s)]
     label, stored = rows.pop()
-    return [*rows, (label, stored + f" values ({4 * s.stored_vectors}H bytes in float32)")]
+    return [*rows, (label, stored + f" values ({s.stored * 4} bytes in float32)")]
 
 
 def cell_html(doc: CellDoc, plan: Plan) -> str:

@@ -64,7 +64,7 @@ class Plan:
 
 
 def poly_latex(poly) -> str:
-    return str(poly).replace("H²", "H^{2}")
+    return str(poly).replace("²", "^{2}").replace("³", "^{3}")
 
 
 def summary_math(s: CellSummary) -> list[tuple[str, str | None]]:
@@ -77,7 +77,7 @@ def summary_math(s: CellSummary) -> list[tuple[str, str | None]]:
         ("parameters", poly_latex(s.params)),
         ("FLOPs per step, forward", poly_latex(s.forward_flops)),
         ("FLOPs per step, backward", poly_latex(s.backward_flops)),
-        ("stored per step for the backward", f"{s.stored_vectors}H"),
+        ("stored per step for the backward", poly_latex(s.stored)),
     ]
 
 
@@ -120,7 +120,7 @@ def comparison_csv(docs: list[CellDoc]) -> str:
                     str(s.params),
                     str(s.forward_flops),
                     str(s.backward_flops),
-                    f"{s.stored_vectors}H",
+                    str(s.stored),
                 ]
             )
         )

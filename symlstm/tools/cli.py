@@ -10,23 +10,23 @@ from pathlib import Path
 from symlstm.backends import generated_files
 from symlstm.cells import builtin_names, builtin_spec, resolve_spec
 from symlstm.files import write_atomic
-from symlstm.lang.sizes import INPUT_SIZE
+from symlstm.ir.derive import derive
+from symlstm.ir.summary import Poly, summarize
 from symlstm.lang.spec import SpecError
 from symlstm.version import __version__
 
 
 def param_formula(spec) -> str:
-    """Number of parameters as a formula in D and H, e.g. ``4(DH + H² + H) + 3H``."""
-    nx = sum(1 for rows, columns in spec.matrices.values() if columns == INPUT_SIZE)
-    nh = len(spec.matrices) - nx
-    nv = len(spec.vectors)
-    common = min(nx, nh, nv)  # gates with an input matrix, a recurrent matrix and a bias each
+    """Number of parameters as a formula in the sizes, e.g. ``4(DH + H² + H) + 3H``: the gates
+    with an input matrix, a recurrent matrix and a bias each are written as one term."""
+    coefficients = summarize(derive(spec)).params.coefficients
+    gate = (("D", "H"), ("H", "H"), ("H",))
+    common = min(coefficients.get(m, 0) for m in gate)
     terms = []
     if common:
         terms.append("DH + H² + H" if common == 1 else f"{common}(DH + H² + H)")
-    for n, unit in ((nx - common, "DH"), (nh - common, "H²"), (nv - common, "H")):
-        if n:
-            terms.append(f"{n if n > 1 else ''}{unit}")
+    rest = Poly(tuple((m, k - (common if m in gate else 0)) for m, k in coefficients.items()))
+    terms += [str(rest + Poly())] if rest + Poly() != Poly() else []
     return " + ".join(terms)
 
 

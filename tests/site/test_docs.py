@@ -234,33 +234,40 @@ def test_rows_are_the_printers_lines():
 def test_counts_by_hand():
     lstm = summarize(derive(builtin_spec("lstm")))
     assert lstm.gates == ("i", "f", "o") and lstm.peepholes == () and lstm.states == ("h", "c")
-    assert lstm.params == Poly(4, 4, 4)
+    assert str(lstm.params) == "4DH + 4H² + 4H"
     # 8 GEMVs of 2DH or 2H²; elementwise: 4 pre-activations (2 adds each), 4 activations,
     # c = f c' + i g (3), h = o tanh(c) (2): 8 + 4 + 3 + 2 = 17
-    assert lstm.forward_flops == Poly(8, 8, 17)
-    assert lstm.backward_flops.dh == 16 and lstm.backward_flops.hh == 16
+    assert str(lstm.forward_flops) == "8DH + 8H² + 17H"
+    backward = lstm.backward_flops.coefficients
+    assert backward[("D", "H")] == 16 and backward[("H", "H")] == 16
     peephole = summarize(derive(builtin_spec("peephole")))
-    assert peephole.peepholes == ("p_i", "p_f", "p_o") and peephole.params == Poly(4, 4, 7)
+    assert peephole.peepholes == ("p_i", "p_f", "p_o") and str(peephole.params) == "4DH + 4H² + 7H"
     assert summarize(derive(builtin_spec("cifg"))).gates == ("i", "o")
-    assert summarize(derive(builtin_spec("rnn"))).forward_flops == Poly(2, 2, 3)
+    assert summarize(derive(builtin_spec("rnn"))).forward_flops == Poly.of("D", "H", coefficient=2) + Poly.of(
+        "H", "H", coefficient=2
+    ) + Poly.of("H", coefficient=3)
+    lstmp = summarize(derive(builtin_spec("lstmp")))
+    # stored: h; c, i, f, g, o, and m (which W_hr multiplies)
+    assert str(lstmp.params) == "4DH + 5HP + 4H" and str(lstmp.stored) == "6H + P"
     import sympy
 
     a, b = sympy.symbols("a b")
     assert elementwise_ops(a * (1 - b) ** 2 - a) == 4  # 1 - b, the square, a *, - a
 
 
-@pytest.mark.parametrize("name", CELLS + ["fgr"])
+@pytest.mark.parametrize("name", CELLS + ["fgr", "lstmp"])
 def test_stored_bytes_match_the_runtime(name):
     cell = symlstm.cell(name)
     B, D, H = 3, 2, 5
-    params = cell.init_params(D, H, dtype=np.float32, seed=0)
-    sizes = {}
+    others = {size: 3 for size in cell.size_names if size not in ("D", "H")}
+    params = cell.init_params(D, H, dtype=np.float32, seed=0, **others)
+    nbytes = {}
     for T in (4, 5):
         x = np.zeros((T, B, D), np.float32)
         _, _, cache = cell.forward(x, params)
-        sizes[T] = cache.nbytes
-    per_step = (sizes[5] - sizes[4]) // B
-    assert per_step == summarize(derive(cell.spec)).stored_bytes(H, itemsize=4)
+        nbytes[T] = cache.nbytes
+    per_step = (nbytes[5] - nbytes[4]) // B
+    assert per_step == summarize(derive(cell.spec)).stored_bytes(itemsize=4, D=D, H=H, **others)
 
 
 # -- diagrams ------------------------------------------------------------------------------------------
