@@ -4,8 +4,9 @@
 PyTorch stacks the gates row-wise in ``weight_ih_l0``/``weight_hh_l0`` and keeps two biases,
 ``bias_ih_l0`` and ``bias_hh_l0``. symlstm keeps one matrix per gate and folds the two biases into
 one ``b_k``, except where they are not interchangeable: GRU's ``b_hn`` sits inside the reset
-product, so it stays a parameter of its own. Torch is optional: it is imported only when these
-functions are called.
+product, so it stays a parameter of its own. An ``nn.LSTM(proj_size=P)`` is the cell ``lstmp``,
+whose ``W_hr`` is PyTorch's ``weight_hr_l0``; its ``h`` has the P units. Torch is optional: it is
+imported only when these functions are called.
 
 The conversions work one (layer, direction) unit at a time, named by PyTorch's suffixes (``l0``,
 ``l0_reverse``, ``l1``, ...): ``architecture(module)``, ``unit_from_torch``, ``new_module`` and
@@ -35,9 +36,7 @@ class TorchLayout:
 def _layout_of(module) -> TorchLayout:
     kind = type(module).__name__
     if kind == "LSTM":
-        if getattr(module, "proj_size", 0):
-            raise ValueError("from_torch does not support LSTM projections (proj_size > 0)")
-        return TorchLayout("lstm", ("i", "f", "g", "o"))
+        return TorchLayout("lstmp" if _proj_size(module) else "lstm", ("i", "f", "g", "o"))
     if kind == "GRU":
         return TorchLayout("gru", ("r", "z", "n"), separate_bias=("n",))
     if kind == "RNN":
@@ -45,7 +44,12 @@ def _layout_of(module) -> TorchLayout:
     raise TypeError(f"from_torch supports torch.nn.LSTM, GRU and RNN, got {kind}")
 
 
-_MODULE_OF_CELL = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "rnn_relu": "RNN"}
+def _proj_size(module) -> int:
+    """nn.LSTM's proj_size: the size P of h, 0 when there is no projection."""
+    return getattr(module, "proj_size", 0)
+
+
+_MODULE_OF_CELL = {"lstm": "LSTM", "lstmp": "LSTM", "gru": "GRU", "rnn": "RNN", "rnn_relu": "RNN"}
 
 
 def _torch():
@@ -69,6 +73,12 @@ class TorchArchitecture:
     bidirectional: bool
     batch_first: bool
     dtype: np.dtype  # of the module's weights
+    proj_size: int = 0  # nn.LSTM's, the size P of h; 0 without projection
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """The cell's sizes besides D and H, as keywords of its ``init_params`` (P for lstmp)."""
+        return {"P": self.proj_size} if self.proj_size else {}
 
     @property
     def suffixes(self) -> list[str]:
@@ -89,6 +99,7 @@ def architecture(module) -> TorchArchitecture:
         bool(module.bidirectional),
         bool(module.batch_first),
         module.weight_ih_l0.detach().cpu().numpy().dtype,
+        _proj_size(module),
     )
 
 
@@ -116,6 +127,8 @@ def unit_from_torch(module, suffix: str = "l0", dtype=None) -> dict[str, np.ndar
             params[f"b_{gate}"], params[f"b_h{gate}"] = b_ih[rows], b_hh[rows]
         else:
             params[f"b_{gate}"] = b_ih[rows] + b_hh[rows]
+    if _proj_size(module):
+        params["W_hr"] = array(getattr(module, f"weight_hr_{suffix}"))
     return {n: np.ascontiguousarray(v) for n, v in params.items()}
 
 
@@ -155,14 +168,21 @@ def new_module(
     num_layers: int = 1,
     bidirectional: bool = False,
     batch_first: bool = False,
+    **sizes: int,
 ):
     """A new ``torch.nn`` module of the kind that computes ``cell`` (LSTM, GRU or RNN), in ``dtype``
-    (float32 or float64), with PyTorch's initial weights; fill it with ``unit_to_torch``."""
+    (float32 or float64), with PyTorch's initial weights; fill it with ``unit_to_torch``. ``sizes``
+    are the cell's besides D and H: ``P=`` for lstmp, PyTorch's ``proj_size``."""
     torch = _torch()
     kind = _kind_of(cell)
+    expected = [n for n in cell.size_names if n not in ("D", "H")]
+    if sorted(sizes) != sorted(expected):
+        raise ValueError(f"the cell {cell.name!r} needs the sizes {expected} besides D and H, got {sorted(sizes)}")
     options: dict[str, Any] = {"num_layers": num_layers, "bidirectional": bidirectional, "batch_first": batch_first}
     if kind == "RNN":
         options["nonlinearity"] = "relu" if cell.name == "rnn_relu" else "tanh"
+    if cell.name == "lstmp":
+        options["proj_size"] = sizes["P"]
     torch_dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(dtype)]
     return getattr(torch.nn, kind)(input_size, hidden_size, **options).to(torch_dtype)
 
@@ -181,6 +201,8 @@ def unit_to_torch(module, params: Mapping[str, Any], suffix: str = "l0") -> None
     with torch.no_grad():
         getattr(module, f"weight_ih_{suffix}").copy_(stack(lambda g: f"W_{g}"))
         getattr(module, f"weight_hh_{suffix}").copy_(stack(lambda g: f"R_{g}"))
+        if _proj_size(module):
+            getattr(module, f"weight_hr_{suffix}").copy_(torch.from_numpy(np.asarray(params["W_hr"], dtype)))
         getattr(module, f"bias_ih_{suffix}").copy_(stack(lambda g: f"b_{g}"))
         bias_hh = getattr(module, f"bias_hh_{suffix}")
         bias_hh.zero_()
@@ -195,6 +217,7 @@ def cell_to_torch(cell, params: Mapping[str, Any]):
     _kind_of(cell)  # an unsupported cell fails before its params are read
     first = np.asarray(params[cell.param_names[0]])
     H, D = first.shape
-    module = new_module(cell, D, H, first.dtype, batch_first=isinstance(cell, BatchFirstCell))
+    sizes = {"P": np.shape(params["W_hr"])[0]} if cell.name == "lstmp" else {}
+    module = new_module(cell, D, H, first.dtype, batch_first=isinstance(cell, BatchFirstCell), **sizes)
     unit_to_torch(module, params, "l0")
     return module

@@ -12,7 +12,8 @@ dict of a ``Sequential`` holding it) stays the same array.
 
 - ``Recurrent`` has a cell's contract: ``ys, state, cache = forward(x, params=None, state0=None)``
   and ``dx, grads, dstate0 = backward(dys, cache, dstate=None)``; states are dicts of
-  ``(num_layers * num_directions, B, H)`` arrays, as PyTorch's ``h_n``/``c_n``.
+  ``(num_layers * num_directions, B, size)`` arrays, as PyTorch's ``h_n``/``c_n`` (the size is H,
+  or the state's own, e.g. P for lstmp's h).
 - ``Dense``, ``LastStep`` and ``Sequential``: ``y, cache = forward(x, params=None)`` and
   ``dx, grads = backward(dy, cache)``. Inside a ``Sequential`` a ``Recurrent`` starts from zero
   states and its final state is dropped; use the layer itself to carry states.
@@ -91,7 +92,9 @@ class Recurrent(Layer):
 
     Layer k's output sequence is layer k+1's input. A bidirectional layer runs a second cell on the
     time-reversed sequence and concatenates the two outputs on the feature axis (forward first),
-    as PyTorch does; its parameters are named ``l{k}.W_i`` and ``l{k}_reverse.W_i``.
+    as PyTorch does; its parameters are named ``l{k}.W_i`` and ``l{k}_reverse.W_i``. ``sizes`` are
+    the cell's sizes besides D and H, e.g. ``P=4`` for lstmp: then the output, and layer k+1's
+    input, have P features per direction.
 
     Parameters start as the cell's ``init_params`` (uniform in ±1/sqrt(H), as PyTorch), one
     independent stream per (layer, direction) from ``seed``. ``bias_init`` adds constants to named
@@ -111,6 +114,7 @@ class Recurrent(Layer):
         dtype=np.float64,
         seed: int | None = 0,
         bias_init: Mapping[str, float] | None = None,
+        **sizes: int,
     ):
         if isinstance(cell, (str, os.PathLike)):
             from symlstm.cells import cell as load_cell  # at call time: symlstm/__init__ may import this module
@@ -125,8 +129,11 @@ class Recurrent(Layer):
         self.bidirectional = bool(bidirectional)
         self.batch_first = bool(batch_first)
         self.dtype = float_dtype(dtype)
+        self.sizes = dict(sizes)
+        #: state -> its number of units, the last axis of its (num_layers * num_directions, B, size)
+        self.state_sizes = cell.state_sizes(self.input_size, self.hidden_size, **self.sizes)
         bias_init = dict(bias_init or {})
-        vectors = [n for n, shape in cell.param_shapes(1, 1).items() if len(shape) == 1]
+        vectors = cell.spec.vectors
         for name, value in bias_init.items():
             if name not in vectors:
                 raise ValueError(
@@ -139,9 +146,16 @@ class Recurrent(Layer):
         # Independent, reproducible streams for each (layer, direction).
         seeds = np.random.SeedSequence(seed).generate_state(self.num_layers * self.num_directions)
         self.params = {}
+        D = self.input_size
         for unit, prefix in enumerate(self.unit_prefixes()):
-            D = self.input_size if unit < self.num_directions else self.num_directions * self.hidden_size
-            init = cell.init_params(D, self.hidden_size, dtype=self.dtype, seed=int(seeds[unit]))
+            if unit == self.num_directions:  # the first unit of layer 1 sees layer 0's output
+                D = self.output_size
+                if cell.state_sizes(D, self.hidden_size, **self.sizes) != self.state_sizes:
+                    raise ValueError(
+                        f"the states of cell {cell.name!r} depend on its input size, so the layers' "
+                        "states cannot be stacked: use one layer per Recurrent"
+                    )
+            init = cell.init_params(D, self.hidden_size, dtype=self.dtype, seed=int(seeds[unit]), **self.sizes)
             for name, value in bias_init.items():
                 init[name] += self.dtype.type(value)
             self.params.update({f"{prefix}.{n}": p for n, p in init.items()})
@@ -150,7 +164,9 @@ class Recurrent(Layer):
         return (
             f"Recurrent({self.cell.name!r}, input_size={self.input_size}, hidden_size={self.hidden_size}, "
             f"num_layers={self.num_layers}, bidirectional={self.bidirectional}, "
-            f"batch_first={self.batch_first}, dtype={self.dtype.name})"
+            f"batch_first={self.batch_first}, dtype={self.dtype.name}"
+            + "".join(f", {n}={v}" for n, v in self.sizes.items())
+            + ")"
         )
 
     @classmethod
@@ -167,6 +183,8 @@ class Recurrent(Layer):
             bidirectional=arch.bidirectional,
             batch_first=arch.batch_first,
             dtype=dtype if dtype is not None else arch.dtype,
+            bias_init=None,  # named, so the type checker knows **sizes does not give it
+            **arch.sizes,
         )
         for prefix in arch.suffixes:  # PyTorch's names, l0, l0_reverse, ..., are the layer's unit prefixes
             for name, value in torch_interop.unit_from_torch(module, prefix, dtype).items():
@@ -185,6 +203,7 @@ class Recurrent(Layer):
             num_layers=self.num_layers,
             bidirectional=self.bidirectional,
             batch_first=self.batch_first,
+            **self.sizes,
         )
         for prefix in self.unit_prefixes():
             torch_interop.unit_to_torch(module, self.unit_params(params, prefix), prefix)
@@ -192,7 +211,8 @@ class Recurrent(Layer):
 
     @property
     def output_size(self) -> int:
-        return self.num_directions * self.hidden_size
+        """Features of ys, and of layer k+1's input: the output state's size per direction."""
+        return self.num_directions * self.state_sizes[self.state_names[0]]
 
     @property
     def state_names(self) -> tuple[str, ...]:
@@ -217,10 +237,8 @@ class Recurrent(Layer):
         units = self.num_layers * self.num_directions
         if states is None:
             return [None] * units
-        shape = (units, B, self.hidden_size)
-        states = check_arrays(
-            states, {s: shape for s in self.state_names}, f"{what} (num_layers * num_directions, B, H) per state"
-        )
+        shapes = {s: (units, B, n) for s, n in self.state_sizes.items()}
+        states = check_arrays(states, shapes, f"{what} (num_layers * num_directions, B, size) per state")
         return [{s: states[s][u] for s in self.state_names} for u in range(units)]
 
     def _stack_states(self, per_unit: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -228,7 +246,7 @@ class Recurrent(Layer):
 
     def forward(self, x, params: Mapping | None = None, state0: Mapping | None = None):
         """``x`` (T, B, input_size), or (B, T, input_size) when batch_first. Returns ``(ys, state,
-        cache)`` with ``ys`` (T, B, num_directions * H) from the last layer."""
+        cache)`` with ``ys`` (T, B, output_size) from the last layer."""
         params = self._params(params)
         x = self._time_major(x, "x")
         T, B, D = x.shape
@@ -257,7 +275,8 @@ class Recurrent(Layer):
         Returns ``(dx, grads, dstate0)``; ``grads`` has the keys of ``params``."""
         if not isinstance(cache, RecurrentCache) or cache.layer_id != id(self):
             raise TypeError("cache must be the third value returned by this layer's forward")
-        T, B, H = cache.T, cache.B, self.hidden_size
+        T, B = cache.T, cache.B
+        size = self.output_size // self.num_directions  # of each direction's part of ys
         dtype = cache.cells[0].dtype
         if dys is None:
             dys = np.zeros((T, B, self.output_size), dtype)
@@ -276,7 +295,7 @@ class Recurrent(Layer):
             dinput = None
             for d in range(self.num_directions):
                 u = k * self.num_directions + d
-                dpart = dseq[..., d * H : (d + 1) * H]
+                dpart = dseq[..., d * size : (d + 1) * size]
                 dx, dparams, dstate0[u] = self.cell.backward(dpart[::-1] if d else dpart, cache.cells[u], dstates[u])
                 dx = dx[::-1] if d else dx
                 dinput = dx if dinput is None else dinput + dx

@@ -21,8 +21,9 @@ def from_torch(module, dtype=None):
     ``batch_first=True`` the cell takes and returns (B, T, ...) arrays, like the module. A
     multi-layer or bidirectional module gives a ``symlstm.nn.Recurrent`` layer and its own
     ``params``: the same calls work (``forward(x, params, state0)``, ``backward``), and its states
-    are ``(num_layers * num_directions, B, H)``, as the module's ``h_n``. Dropout between layers is
-    a training-time operation; the result computes the module in ``eval()`` mode.
+    are ``(num_layers * num_directions, B, size)``, as the module's ``h_n``/``c_n``. An ``nn.LSTM``
+    with ``proj_size=P`` gives the cell ``lstmp``, whose ``h`` has P units and ``c`` H. Dropout
+    between layers is a training-time operation; the result computes the module in ``eval()`` mode.
     """
     arch = torch_interop.architecture(module)
     if arch.num_layers != 1 or arch.bidirectional:

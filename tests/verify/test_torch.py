@@ -1,6 +1,7 @@
 """Agreement with PyTorch's own modules in float64: nn.LSTM, nn.GRU and nn.RNN through
-from_torch/to_torch; values and every gradient match to ~1e-12. (Every built-in cell is also
-checked against hand-written autograd equations in test_variants_torch.py.)"""
+from_torch/to_torch; values and every gradient match to ~1e-12. (nn.LSTM with proj_size is in
+test_lstmp_torch.py; every built-in cell is also checked against hand-written autograd equations
+in test_variants_torch.py.)"""
 
 import numpy as np
 import pytest
@@ -108,8 +109,6 @@ def test_to_torch_keeps_batch_first():
 
 
 def test_from_torch_rejects_what_it_cannot_map():
-    with pytest.raises(ValueError, match="proj_size"):
-        symlstm.from_torch(torch.nn.LSTM(D, H, proj_size=2))
     with pytest.raises(TypeError, match="supports torch.nn.LSTM, GRU and RNN"):
         symlstm.from_torch(torch.nn.Linear(D, H))
     with pytest.raises(ValueError, match="PyTorch has no module for the cell 'peephole'"):
