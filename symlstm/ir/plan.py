@@ -39,6 +39,8 @@ class StoragePlan:
     #: True when the backward reads a product of the input projection
     keep_input_projection: bool = field(init=False)
     buffers: tuple[AdjointBuffer, ...] = field(init=False)
+    #: value -> the product it only renames (read from the product's row, never stored)
+    aliases: dict[str, str] = field(init=False)
     #: forward values computed in one loop and read in a later one, with no other home
     forward_crossing: tuple[str, ...] = field(init=False)
     #: backward adjoints computed in one loop and read in another
@@ -47,14 +49,25 @@ class StoragePlan:
     def __post_init__(self) -> None:
         d = self.d
         self.groups = d.operand_groups()
+        # a value that is only another name of a product (lnlstm's wi = W_i @ x) is read from the
+        # product's row wherever it is used, and never stored on its own
+        self.aliases = {
+            a.name: a.expr.name
+            for a in d.forward
+            if isinstance(a.expr, sympy.Symbol)
+            and d.kind(a.expr.name) == Kind.PRODUCT
+            and a.name not in d.spec.states
+            and a.name not in self.groups
+        }
         needed: set[str] = set()
         tails = [*d.prev_adjoints.values(), *d.param_grads.values(), d.input_adjoint]
         for e in [a.expr for a in d.backward] + tails:
-            needed |= {s.name for s in e.free_symbols}
+            needed |= {self.aliases.get(s.name, s.name) for s in e.free_symbols}
         self.stored = tuple(
             a.name
             for a in d.forward
             if a.name not in d.spec.states
+            and a.name not in self.aliases
             and (a.name in self.groups or (a.name in needed and d.kind(a.name).is_forward_value))
         )
         self.kept_products = tuple(p.name for p in d.products if p.stage >= 0 and p.name in needed)
@@ -133,6 +146,7 @@ class StoragePlan:
                         a.target in used
                         and a.name not in d.spec.states
                         and a.name not in self.stored
+                        and a.name not in self.aliases
                         and a.name not in out
                     ):
                         out.append(a.name)

@@ -44,6 +44,8 @@ def row_sources(names: KernelNames, defined_here: set[str], backward: bool) -> d
     for name, q in d.quantities.items():
         if name in defined_here:
             continue
+        if name in plan.aliases:
+            continue  # added below, as the row of what it renames
         if q.kind == Kind.PREV:
             rows[name] = (n.row(name), f"{n.seq[q.base]}[{t}, {b}]")
         elif q.kind in (Kind.INPUT, Kind.DATA) and name in n.step_inputs:
@@ -65,6 +67,9 @@ def row_sources(names: KernelNames, defined_here: set[str], backward: bool) -> d
                 rows[name] = (n.row(name), f"{n.keep[name]}[{t}, {b}]")
             elif name in n.crossing:
                 rows[name] = (n.row(name), f"{n.crossing[name]}[{b} - {lo}]")
+    for alias, product in plan.aliases.items():
+        if alias not in defined_here and product in rows:
+            rows[alias] = rows[product]
     return rows
 
 
