@@ -3,11 +3,13 @@
 The printer's output is parsed as a reader would read it, in any notation preset: ``\\mathbf{W}_{i}
 \\mathbf{x}_t`` is a matrix times a vector, ``\\odot`` is elementwise, ``\\mathbf{x}_t^{\\top}`` is a
 transposed row, ``\\sum_{t=1}^{T}`` sums over time (and the batch), ``t+1`` refers to the next
-step. The vocabulary of symbols (which string means which vector at which time) is built by asking
-the printer for every symbol of the derivation at every time offset; everything else (operators,
-functions, parentheses, products and their order) is parsed from the text. The forward lines are
-then run step by step, the backward lines from T down to 1, and the gradient lines summed, with
-nothing but NumPy, and the numbers are compared with the kernels' by the tests.
+step, ``\\mathbf{1}^{\\top} v`` sums the units of v (one number per batch row, which broadcasts)
+and a bare size name (``H``) is that size's number. The vocabulary of symbols (which string means
+which vector at which time) is built by asking the printer for every symbol of the derivation at
+every time offset; everything else (operators, functions, parentheses, products and their order)
+is parsed from the text. The forward lines are then run step by step, the backward lines from T
+down to 1 (adjoints at T+1 are zero, and so is any product with one, whatever else it holds), and
+the gradient lines summed, with nothing but NumPy; the tests compare the numbers with the kernels'.
 """
 
 from __future__ import annotations
@@ -25,10 +27,16 @@ from symlstm.ir.nodes import Kind
 from symlstm.lang.primitives import PRIMITIVES
 
 NUMPY_FUNCTIONS = {name: p.numpy for name, p in PRIMITIVES.items()}
+#: the printer writes a reduction where it is used as 1^T (its argument)
+UNIT_SUM = r"\mathbf{1}^{\top}"
 
 
 class ReadError(Exception):
     pass
+
+
+class AfterTheEnd(ReadError):
+    """A value of step T+1 that is not an adjoint: only a term an adjoint at T+1 zeroes may hold it."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,7 @@ class Reader:
         self.transpose_suffix = suffix[1]
         if suffix[0]:
             raise ReadError("a transpose template must put <x> first")
-        self.functions = {self.n.function(name): name for name, p in PRIMITIVES.items() if p.callable_from_spec}
+        self.functions = self._function_heads()
         self.tokens_fixed = sorted(
             [
                 r"\left(",
@@ -67,11 +75,14 @@ class Reader:
                 r"\langle",
                 r"\rangle",
                 r"\mathbb{1}",
+                UNIT_SUM,
                 r"\,",
                 ",",
                 "+",
                 "-",
                 "<",
+                "=",
+                r"\sqrt",
                 ">",
                 self.n.hadamard,
                 self.n.sum,
@@ -87,6 +98,21 @@ class Reader:
             reverse=True,
         )
 
+    def _function_heads(self) -> dict[str, str]:
+        """LaTeX head -> primitive, for functions written as a head applied to arguments in
+        parentheses (``\\tanh``, ``\\operatorname{sgn}\\left(<z>\\right)``). Other templates
+        (``\\sqrt{<z>}``, ``\\mathbb{1}\\left[<z> > 0\\right]``) are read from their parts."""
+        heads: dict[str, str] = {}
+        for name, p in PRIMITIVES.items():
+            rendering = self.n.function(name)
+            arguments = r"\left(<z>\right)" if p.arity == 1 else r"\left(<a>, <b>\right)"
+            head = rendering.removesuffix(arguments)
+            if not head or "<" in head:
+                continue
+            if heads.setdefault(head, name) != name:
+                raise ReadError(f"{head!r} typesets both {heads[head]!r} and {name!r}")
+        return heads
+
     # -- vocabulary: every symbol at every time, as the printer writes it --------------------------
     def _add(self, text: str, key: tuple) -> None:
         old = self.atoms.setdefault(text, key)
@@ -98,12 +124,14 @@ class Reader:
         printers += [(VectorLatexPrinter(self.d, k, 0, self.n), k) for k in (0, 1, 2)]
         for printer, when in printers:
             for name, q in self.d.quantities.items():
-                if q.kind in (Kind.VALUE, Kind.OPERAND, Kind.PREACT, Kind.DELTA, Kind.OUTPUT_GRAD):
-                    self._add(printer.symbol_latex(name), ("v", name, when))
+                if q.kind in (Kind.VALUE, Kind.OPERAND, Kind.PREACT, Kind.DELTA, Kind.OUTPUT_GRAD, Kind.DATA):
+                    self._add(printer.symbol_latex(name), ("d" if q.kind.is_adjoint else "v", name, when))
+                elif q.kind == Kind.SIZE:  # mean()'s divisor, written as the size's name
+                    self._add(printer.symbol_latex(name), ("size", q.base))
                 elif q.kind == Kind.PREV:
                     self._add(printer.symbol_latex(name), ("v", q.base, shift(when, -1)))
             self._add(printer.operand_latex("x"), ("v", "x", when))
-            self._add(self.n.delta(printer.operand_latex("x")), ("v", "d_x", when))
+            self._add(self.n.delta(printer.operand_latex("x")), ("d", "d_x", when))
         for name in self.d.spec.matrices:
             self._add(self.n.parameter(name), ("M", name))
             self._add(self.n.delta(self.n.parameter(name)), ("dP", name))
@@ -152,11 +180,13 @@ class Reader:
         return left[0][1], tree
 
     # -- evaluation ------------------------------------------------------------------------------
-    def run(self, params, x, state0, dys, dstate):
-        """Forward, backward and gradients from the typeset lines; returns a dict of results."""
+    def run(self, params, x, state0, dys, dstate, sizes, inputs=None):
+        """Forward, backward and gradients from the typeset lines; returns a dict of results.
+        ``sizes`` gives each size name's number (D, H, P, ...), ``inputs`` the extra per-step
+        inputs (T, B, size)."""
         T = x.shape[0]
         n = self.n
-        env: dict = {}
+        env: dict = {("size", name): value for name, value in sizes.items()}
         for name in self.d.spec.matrices:
             env[("M", name)] = Mat(params[name].T if n.row_vectors else params[name])
         for name in self.d.spec.vectors:
@@ -168,6 +198,8 @@ class Reader:
         grads = [self.parse_line(line) for line in gradient_lines(self.d, n)]
         for t in range(1, T + 1):
             env[("x", t)] = x[t - 1]
+            for name, values in (inputs or {}).items():
+                env[(name, t)] = values[t - 1]
             for (_kind, name, when), tree in fwd:
                 env[(name, at(when, t))] = evaluate(tree, env, t, T)
         for t in range(T, 0, -1):
@@ -245,7 +277,8 @@ class _Parser:
         if kind in ("atom", "num"):
             return True
         return kind == "op" and value in (
-            (r"\left(", r"\left\lvert", r"\langle", r"\mathbb{1}", r"\tfrac", r"\frac", "-", self.r.n.sum)
+            (r"\left(", r"\left\lvert", r"\langle", r"\mathbb{1}", UNIT_SUM, r"\sqrt", r"\tfrac", r"\frac", "-")
+            + (self.r.n.sum,)
             + tuple(self.r.functions)
         )
 
@@ -319,24 +352,47 @@ class _Parser:
             self.take(r"\left[")
             chain = [self.expr()]
             ops = []
-            while self.peek() in (("op", "<"), ("op", ">")):
+            while self.peek() in (("op", "<"), ("op", ">"), ("op", "=")):
                 ops.append(self.take()[1])
                 chain.append(self.expr())
             self.take(r"\right]")
             return ("indicator", chain, ops)
         if value == self.r.n.sum:
             return ("sum", self.expr())
+        if value == r"\sqrt":
+            self.take("{")
+            inner = self.expr()
+            self.take("}")
+            return ("sqrt", inner)
+        if value == UNIT_SUM:
+            return ("unit_sum", self.unit_sum_argument())
         if value in self.r.functions:
             power = None
             if self.peek() == ("op", "^"):
                 self.take()
                 power = self.braced_number()
             self.take(r"\left(")
-            arg = self.expr()
+            args = [self.expr()]
+            while self.peek() == ("op", ","):  # maximum(a, b), minimum(a, b)
+                self.take()
+                args.append(self.expr())
             self.take(r"\right)")
-            node = ("fn", self.r.functions[value], arg)
+            node = ("fn", self.r.functions[value], args)
             return ("pow", node, power) if power is not None else node
         raise ReadError(f"unexpected {value!r}")
+
+    def unit_sum_argument(self):
+        """What 1^T applies to: the next factor, or a matrix-vector product ``M v`` (both orders)."""
+        if self.r.n.row_vectors:  # there 1^T X_t would sum over the batch rows, not the units
+            raise ReadError("1^T v in a row-vector notation")
+        arg = self.factor()
+        while is_matrix(arg) or (self.peek()[0] == "atom" and self.peek()[1][0] == "M"):
+            arg = ("jux", arg, self.factor())
+        return arg
+
+
+def is_matrix(node) -> bool:
+    return node[0] == "sym" and node[1][0] == "M" or node[0] == "T" and is_matrix(node[1])
 
 
 def evaluate(node, env, t, T):
@@ -345,28 +401,33 @@ def evaluate(node, env, t, T):
         return node[1]
     if kind == "sym":
         key = node[1]
-        if key[0] in ("M", "P"):
+        if key[0] in ("M", "P", "size"):
             return env[key]
-        _, name, when = key
+        tag, name, when = key
         if t is None and isinstance(when, tuple):
             raise ReadError(f"{name} at a relative time outside a sum over t")
         time = at(when, t)
         if (name, time) not in env:
+            if time == T + 1 and tag == "d":
+                return 0.0  # "quantities at T+1 are zero": the adjoints
             if time == T + 1:
-                return 0.0  # "quantities at T+1 are zero"
+                raise AfterTheEnd(f"{name} at T+1 in a term that does not vanish")
             raise ReadError(f"{name} at time {time} is used before it is computed")
         return env[(name, time)]
     if kind == "add":
         return sum_values([evaluate(n, env, t, T) for n in node[1]])
     if kind == "neg":
         return -evaluate(node[1], env, t, T)
-    if kind == "odot":
-        a, b = evaluate(node[1], env, t, T), evaluate(node[2], env, t, T)
+    if kind in ("odot", "jux"):
+        factors = both_factors(node, env, t, T)
+        if factors is None:
+            return 0.0
+        a, b = factors
+        if kind == "jux":
+            return juxtapose(a, b)
         if isinstance(a, (Mat, RowT)) or isinstance(b, (Mat, RowT)):
             raise ReadError("\\odot of a matrix or a transposed vector")
         return a * b
-    if kind == "jux":
-        return juxtapose(evaluate(node[1], env, t, T), evaluate(node[2], env, t, T))
     if kind == "T":
         v = evaluate(node[1], env, t, T)
         if isinstance(v, Mat):
@@ -377,16 +438,28 @@ def evaluate(node, env, t, T):
     if kind == "pow":
         return evaluate(node[1], env, t, T) ** node[2]
     if kind == "div":
-        return evaluate(node[1], env, t, T) / evaluate(node[2], env, t, T)
+        numerator = evaluate(node[1], env, t, T)
+        return 0.0 if is_zero(numerator) else numerator / evaluate(node[2], env, t, T)
+    if kind == "sqrt":
+        return np.sqrt(evaluate(node[1], env, t, T))
     if kind == "abs":
         return np.abs(evaluate(node[1], env, t, T))
     if kind == "fn":
-        return NUMPY_FUNCTIONS[node[1]](evaluate(node[2], env, t, T))
+        return NUMPY_FUNCTIONS[node[1]](*(evaluate(a, env, t, T) for a in node[2]))
+    if kind == "unit_sum":
+        value = evaluate(node[1], env, t, T)
+        if isinstance(value, (Mat, RowT)):
+            raise ReadError("1^T of a matrix or a transposed vector")
+        if np.ndim(value) == 0:
+            if value != 0.0:
+                raise ReadError("1^T of a number")
+            return 0.0  # a vector at T+1
+        return np.sum(value, axis=-1, keepdims=True)  # one number per batch row
     if kind == "indicator":
         values = [evaluate(n, env, t, T) for n in node[1]]
         ok = True
         for op, a, b in zip(node[2], values, values[1:]):
-            ok = ok & ((a < b) if op == "<" else (a > b))
+            ok = ok & {"<": np.less, ">": np.greater, "=": np.equal}[op](a, b)
         return np.asarray(ok, dtype=float)
     if kind == "sum":
         total = 0.0
@@ -399,6 +472,27 @@ def evaluate(node, env, t, T):
             total = total + value
         return total
     raise ReadError(f"unknown node {kind}")
+
+
+def is_zero(value) -> bool:
+    return np.isscalar(value) and value == 0.0
+
+
+def both_factors(node, env, t, T):
+    """The two factors of a product, or None if one is zero (an adjoint at T+1): then the other
+    may hold values of step T+1, which do not exist."""
+    values = []
+    for sub in node[1:3]:
+        try:
+            values.append(evaluate(sub, env, t, T))
+        except AfterTheEnd as err:
+            values.append(err)
+    if any(is_zero(v) for v in values):
+        return None
+    for v in values:
+        if isinstance(v, AfterTheEnd):
+            raise v
+    return values
 
 
 def sum_values(values):

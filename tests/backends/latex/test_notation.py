@@ -95,20 +95,55 @@ def test_every_preset_compiles_with_both_passes(preset, cell, tmp_path):
     assert "in alignment" not in log, "an equation runs into the margin"
 
 
-def _check_against_kernels(cell_name, preset, seed=0):
-    cell = symlstm.cell(cell_name)
-    T, B, D, H = 4, 3, 5, 4
+T, B = 3, 2
+#: D, H, then the other size names (lstmp's P < H): no two equal, so a transposition shows
+SIZES = {"D": 5, "H": 6}
+OTHER_SIZES = (4, 7, 8)
+
+
+def _sizes(cell) -> dict[str, int]:
+    sizes = dict(SIZES)
+    others = iter(OTHER_SIZES)
+    for name in cell.size_names:
+        sizes.setdefault(name, next(others))
+    for requirement in cell.spec.requirements:  # x used elementwise: D is the other size
+        a, b = requirement.sizes
+        other = b if a == "D" else a
+        sizes["D"] = other if isinstance(other, int) else sizes[other]
+    return sizes
+
+
+def _normal(rng, shape):
+    return 0.5 * rng.standard_normal(shape)
+
+
+def _check_against_kernels(cell, preset, seed=0, inputs=None, states=None):
+    """Run the typeset lines of ``cell`` (a name, a spec path or a Cell) with NumPy and compare
+    every number with the kernels'. ``inputs`` maps each extra input to how to draw it,
+    ``(rng, shape) -> array``; ``states`` does the same for initial states (default normal)."""
+    cell = symlstm.cell(cell) if isinstance(cell, str) else cell
+    sizes = _sizes(cell)
+    D, H = sizes["D"], sizes["H"]
+    extra = {k: v for k, v in sizes.items() if k not in SIZES}
     rng = np.random.default_rng(seed)
-    params = cell.init_params(D, H, dtype=np.float64, seed=seed)
+    params = cell.init_params(D, H, dtype=np.float64, seed=seed, **extra)
     params = {k: v + 0.3 * rng.standard_normal(v.shape) for k, v in params.items()}
     x = rng.standard_normal((T, B, D))
-    state0 = {s: 0.5 * rng.standard_normal((B, H)) for s in cell.state_names}
-    ys, state, cache = cell.forward(x, params, state0)
+    widths = cell.state_sizes(D, H, **extra)
+    draw = {s: (states or {}).get(s, _normal) for s in cell.state_names}
+    state0 = {s: draw[s](rng, (B, widths[s])) for s in cell.state_names}
+    assert set(inputs or {}) == set(cell.input_names), "give a way to draw each extra input"
+    extra_inputs = {
+        name: make(rng, (T, B, sizes.get(cell.spec.inputs[name], cell.spec.inputs[name])))
+        for name, make in (inputs or {}).items()
+    }
+    ys, state, cache = cell.forward(x, params, state0, inputs=extra_inputs)
     dys = rng.standard_normal(ys.shape)
-    dstate = {s: rng.standard_normal((B, H)) for s in cell.state_names}
+    dstate = {s: rng.standard_normal((B, widths[s])) for s in cell.state_names}
     dx, dparams, dstate0 = cell.backward(dys, cache, dstate)
 
-    typeset = Reader(derive(cell.spec), preset).run(params, x, state0, dys, dstate)
+    reader = Reader(derive(cell.spec), preset)
+    typeset = reader.run(params, x, state0, dys, dstate, sizes, extra_inputs)
     close = dict(rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(typeset["h"], ys, **close)
     for s in cell.state_names:
@@ -120,17 +155,25 @@ def _check_against_kernels(cell_name, preset, seed=0):
         np.testing.assert_allclose(typeset["dparams"][name], grad, **close, err_msg=name)
 
 
+def _uniform(rng, shape):
+    return rng.uniform(0.5, 1.5, shape)
+
+
+#: initial states that must be positive (sLSTM's normaliser n divides)
+CELL_STATES = {"slstm": {"n": _uniform}}
+
+
 @pytest.mark.parametrize("cell", symlstm.variants())
 def test_typeset_equations_compute_the_kernels_numbers(cell):
     """Every built-in cell: the printed forward, backward and gradient lines, read back and run
     with NumPy, give the kernels' outputs and gradients (float64, ~1e-10)."""
-    _check_against_kernels(cell, "symlstm")
+    _check_against_kernels(cell, "symlstm", states=CELL_STATES.get(cell))
 
 
 @pytest.mark.parametrize("preset", ["greff", "pytorch", "d2l"])
-@pytest.mark.parametrize("cell", ["lstm", "peephole", "gru", "fgr", "lstm_relu"])
+@pytest.mark.parametrize("cell", ["lstm", "peephole", "gru", "fgr", "lstm_relu", "lstmp", "sru", "slstm"])
 def test_typeset_equations_in_every_preset_compute_the_kernels_numbers(cell, preset):
-    _check_against_kernels(cell, preset, seed=1)
+    _check_against_kernels(cell, preset, seed=1, states=CELL_STATES.get(cell))
 
 
 def test_reader_catches_a_wrong_equation(monkeypatch):
@@ -138,13 +181,87 @@ def test_reader_catches_a_wrong_equation(monkeypatch):
     import latex_reader
 
     honest = latex_reader.backward_lines
+    assert r"\mathbf{f}_{t+1}" in latex_equations(derive(builtin_spec("peephole")))
 
     def wrong(d, n):
         return [line.replace(r"\mathbf{f}_{t+1}", r"\mathbf{f}_t") for line in honest(d, n)]
 
     monkeypatch.setattr(latex_reader, "backward_lines", wrong)
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match="Not equal to tolerance"):
         _check_against_kernels("peephole", "symlstm")
+
+
+def _mask(rng, shape):
+    return (rng.uniform(size=shape) < 0.5).astype(np.float64)
+
+
+def test_typeset_zoneout_with_random_masks_computes_the_kernels_numbers():
+    _check_against_kernels(str(ROOT / "examples" / "zoneout.toml"), "symlstm", inputs={"zh": _mask, "zc": _mask})
+
+
+#: sum() and mean() (of H- and P-vectors), a size-1 intermediate s, a size-1 input dt, a learnable
+#: scalar w, x used elementwise (so D == H), and the functions beyond the LSTM's
+USER_SPEC = """
+name = "user"
+state = ["h"]
+
+[sizes]
+s = 1
+p = "P"
+
+[inputs]
+dt = 1
+
+[equations]
+p = "tanh(W_p @ x + b_p)"
+a = "tanh(W_a @ x + R_a @ h_prev + b_a)"
+s = "sigmoid(sum(a * v) + w * dt + mean(p))"
+m = "mean(a)"
+q = "sqrt(mean(a * a) + softplus(u))"
+e = "elu(a) + leaky_relu(a - 0.5) + silu(W_e @ x) + gelu(a) + abs(a)"
+k = "logsigmoid(e) + log(1 + e * e) + sin(a) * cos(e)"
+h = "s * a + (1 - s) * x - m * h_prev + U @ p + maximum(k, h_prev) / q - minimum(e, a) / 2"
+"""
+
+
+@pytest.fixture(scope="module")
+def user_cell(tmp_path_factory):
+    path = tmp_path_factory.mktemp("spec") / "user.toml"
+    path.write_text(USER_SPEC)
+    return symlstm.cell(path)
+
+
+# d2l is left out: it writes 1^T X_t for the sum of a row's units, which there sums the batch
+@pytest.mark.parametrize("preset", ["symlstm", "greff", "pytorch"])
+def test_typeset_user_spec_with_reductions_sizes_inputs_and_functions(user_cell, preset):
+    lines = latex_equations(derive(user_cell.spec))
+    assert r"\frac{\mathbf{1}^{\top} \mathbf{p}_t}{P}" in lines and r"\mathbf{x}_t \odot" in lines
+    _check_against_kernels(user_cell, preset, inputs={"dt": _uniform})
+
+
+@pytest.mark.parametrize(
+    "block, old, new",
+    [
+        ("forward_lines", r"\frac{\mathbf{1}^{\top} \mathbf{a}_t}{H}", r"\frac{\mathbf{a}_t}{H}"),  # no sum
+        ("forward_lines", r"\mathbf{1}^{\top} \mathbf{p}_t}{P}", r"\mathbf{1}^{\top} \mathbf{p}_t}{H}"),  # wrong size
+        ("backward_lines", r"&= \frac{\delta \bar{\mathbf{s}}_t}{P}", r"&= \delta \bar{\mathbf{s}}_t"),
+        ("backward_lines", r"\mathbb{1}\left[\mathbf{k}_t >", r"\mathbb{1}\left[\mathbf{k}_t <"),  # max's slope
+    ],
+)
+def test_reader_catches_a_wrong_reduction_size_or_slope(monkeypatch, user_cell, block, old, new):
+    """A dropped 1^T, a wrong size, a dropped mean() in the adjoints or a wrong derivative of
+    maximum makes the tie fail."""
+    import latex_reader
+
+    honest = getattr(latex_reader, block)
+    assert any(old in line for line in honest(derive(user_cell.spec))), old  # not vacuous
+
+    def wrong(d, n):
+        return [line.replace(old, new) for line in honest(d, n)]
+
+    monkeypatch.setattr(latex_reader, block, wrong)
+    with pytest.raises(AssertionError, match="Not equal to tolerance"):
+        _check_against_kernels(user_cell, "symlstm", inputs={"dt": _uniform})
 
 
 # -- user presets -------------------------------------------------------------------------------
