@@ -119,7 +119,8 @@ def cmd_gradcheck(args) -> int:
     failed = []
     for name in names:
         cell = load_cell(name)
-        report = gradcheck(cell, T=args.T, B=args.B, D=args.D, H=args.H, seed=args.seed)
+        sizes = {k: v for k, v in args.size if k in cell.size_names}
+        report = gradcheck(cell, T=args.T, B=args.B, D=args.D, H=args.H, sizes=sizes, seed=args.seed)
         print(f"== {cell.name}: {'passed' if report.passed else 'FAILED'} (max rel. error {report.max_rel_error:.1e})")
         print(report.table())
         print()
@@ -130,6 +131,13 @@ def cmd_gradcheck(args) -> int:
         return 1
     print(f"all {len(names)} cell(s) passed")
     return 0
+
+
+def _size_binding(text: str) -> tuple[str, int]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier() or not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected NAME=N with N a positive integer, e.g. P=2; got {text!r}")
+    return name, int(value)
 
 
 def cmd_demo(args) -> int:
@@ -295,8 +303,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gradcheck", help="check backward against finite differences (float64)")
     p.add_argument("cell", nargs="?", help="built-in name or path of a .toml spec")
     p.add_argument("--all", action="store_true", help="check every built-in cell")
-    for dim, default in (("T", 5), ("B", 2), ("D", 3), ("H", 4)):
+    for dim, default in (("T", 5), ("B", 2), ("H", 4)):
         p.add_argument(f"--{dim}", type=int, default=default, help=f"problem size {dim} (default {default})")
+    p.add_argument("--D", type=int, default=None, help="input size (default 3, or H for a cell that needs D = H)")
+    p.add_argument(
+        "--size",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        type=_size_binding,
+        help="a size of the cell's own, e.g. --size P=2 (default 2, 3, ... in order)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_gradcheck)
     _add_cache_parser(sub)
