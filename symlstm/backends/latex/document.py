@@ -83,8 +83,8 @@ def latex_sections(
         + f"\\{sub}*{{Forward pass}}\n"
         + latex_equations(d, backward=False, notation=n)
         + f"\\{sub}*{{Backward pass through time}}\n"
-        + "From $t = T$ down to $1$; quantities at $T+1$ are zero, except the gradients of the "
-        "final state.\n"
+        + "From $t = T$ down to $1$; terms from step $T+1$ vanish (the adjoints there are zero), except "
+        "the gradients of the final state.\n"
         + align(backward_lines(d, n))
         + "\n"
         + f"\\{sub}*{{Gradients}}\n"

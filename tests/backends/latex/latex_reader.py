@@ -297,12 +297,14 @@ class _Parser:
                 return node
 
     def braced_number(self):
+        """``{2}``, or ``{-5}`` (the exponent of ``10^{-5}``)."""
         self.take("{")
+        sign = -1.0 if self.peek() == ("op", "-") and self.take() else 1.0
         kind, value = self.take()
         if kind != "num":
             raise ReadError(f"expected a number, found {value}")
         self.take("}")
-        return value
+        return sign * value
 
     def factor(self):
         node = self.primary()
