@@ -9,9 +9,10 @@
   random bytes always end in SpecError or in a valid spec that derives and emits cleanly; never in
   another exception. These are cheap and run many examples.
 
-The valid-spec grammar uses the smooth functions (sigmoid, tanh, identity, softsign, exp of a
-bounded value); relu and hard_sigmoid have kinks where finite differences are meaningless. States
-are squashed or convex mixtures so that values stay bounded over time.
+The valid-spec grammar uses the smooth functions (sigmoid, tanh, identity, softsign, softplus,
+silu, gelu, logsigmoid, sin, cos, exp of a bounded value, sqrt and log of positive values); relu,
+hard_sigmoid, abs, elu, leaky_relu, maximum and minimum have kinks where finite differences are
+meaningless. States are squashed or convex mixtures so that values stay bounded over time.
 """
 
 import ast
@@ -35,8 +36,10 @@ RANDOM = bool(os.environ.get("SYMLSTM_HYPOTHESIS_RANDOM"))
 VALID_EXAMPLES = int(os.environ.get("SYMLSTM_HYPOTHESIS_EXAMPLES", "6"))
 
 STATES = ["h", "c", "m"]
-SMOOTH = ["sigmoid", "tanh", "identity", "softsign"]
+SMOOTH = ["sigmoid", "tanh", "identity", "softsign", "softplus", "silu", "gelu", "logsigmoid", "sin", "cos"]
 SQUASH = ["sigmoid", "tanh", "softsign"]
+#: defined for positive arguments only
+POSITIVE = ["sqrt", "log"]
 CONSTANTS = ["0.5", "2", "1.5", "0.25", "3"]
 
 
@@ -74,13 +77,16 @@ def valid_specs(draw) -> str:
             return leaf()
         if kind == "const":
             return draw(st.sampled_from(CONSTANTS))
-        if kind == "matvec":
-            return matvec()
+        if kind == "matvec":  # in parentheses: `a * M @ v` would read as (a * M) @ v
+            return f"({matvec()})"
         if kind in ("add", "sub", "mul"):
             op = {"add": "+", "sub": "-", "mul": "*"}[kind]
             return f"({expr(depth - 1)} {op} {expr(depth - 1)})"
         if kind == "act":
-            return f"{draw(st.sampled_from(SMOOTH))}({expr(depth - 1)})"
+            function = draw(st.sampled_from(SMOOTH + POSITIVE))
+            if function in POSITIVE:  # of a value bounded away from 0
+                return f"{function}({expr(depth - 1)} ** 2 + 0.5)"
+            return f"{function}({expr(depth - 1)})"
         if kind == "div":
             return f"{expr(depth - 1)} / {draw(st.sampled_from(CONSTANTS))}"
         if kind == "square":

@@ -7,7 +7,8 @@ runs Graphviz to make an SVG or PNG. Reading the graph left to right:
 - yellow boxes are gates (sigmoid-like activations), orange boxes other activations (tanh, ReLU);
   each box sums its inputs, so an edge labelled ``W_i`` means ``W_i x_t`` enters that sum, a
   dashed blue edge labelled ``p_i ⊙`` is a peephole (a per-unit weight times a cell state), and the
-  small text under the function names the bias;
+  small text under the function names the bias; a function of two arguments (max, min) has one
+  edge from each;
 - ``⊙`` and ``+`` circles are elementwise products and sums, an edge labelled ``−`` is subtracted;
 - green double ellipses are the states the step hands to the next one (``h_t`` is the output).
 
@@ -133,15 +134,17 @@ class _Graph:
             node = self.node(self.fresh("prod"), "·", shape="point", width="0.08")
             self.edge(self.source(expr.operand), node, name_label(expr.matrix.name), fontsize="10")
             return node
-        if isinstance(expr, sympy.Function):
+        if isinstance(expr, sympy.Function):  # maximum(a, b), sum(e), ...: a box fed by each argument
+            primitive = fn.primitive_of(expr)
             node = self.node(
                 self.fresh("fn"),
-                html.escape(type(expr).__name__),
+                html.escape(primitive.label if primitive else type(expr).__name__),
                 shape="box",
                 style="rounded,filled",
                 fillcolor=COLORS["activation"],
             )
-            self.edge(self.source(expr.args[0]), node)
+            for argument in expr.args:
+                self.edge(self.source(argument), node)
             return node
         if expr.is_number:
             return self.node(self.fresh("const"), html.escape(str(expr)), shape="plaintext")

@@ -26,8 +26,8 @@ from symlstm.runtime import Cell
 #: the names issue 11 lists: the kernels' loop indices, row bounds, sizes, constants and buffers
 ISSUE_NAMES = "b t k j lo hi rows one dtype np numba T B D H tmp0 d_x carry_h seq_h keep_i proj_x".split()
 #: ... and more that the generated code, the derivation or Python use for something of their own
-OTHER_NAMES = "tmp1 i_bar W_x M_x_T dx dys empty range abs step_gemm grad_b delta_x c_row zero const_0"
-HOSTILE = ISSUE_NAMES + (OTHER_NAMES + " E I pi sum d_h h_row buf_c").split()
+OTHER_NAMES = "tmp1 i_bar W_x M_x_T dx dys empty range len step_gemm grad_b delta_x c_row zero const_0"
+HOSTILE = ISSUE_NAMES + (OTHER_NAMES + " E I pi min unit_sum d_h h_row buf_c").split()
 EXAMPLES = int(os.environ.get("SYMLSTM_HYPOTHESIS_EXAMPLES", "4"))
 
 #: one cell with every role: two states, two intermediates (one an activation with a

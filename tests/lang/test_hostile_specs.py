@@ -76,9 +76,9 @@ def no_evaluation(monkeypatch):
 def attacks(m: Path) -> list[tuple[str, str]]:
     """(expression, what the message must mention): each would create ``m`` if evaluated."""
     return [
-        (f"__import__('pathlib').Path('{m}').touch()", "only the functions exp, hard_sigmoid"),
-        (f"__import__('os').system('touch {m}')", "only the functions exp, hard_sigmoid"),
-        ("__import__('os')", "unknown function '__import__'; allowed functions: exp, hard_sigmoid"),
+        (f"__import__('pathlib').Path('{m}').touch()", "only the functions abs, cos, elu, exp, "),
+        (f"__import__('os').system('touch {m}')", "only the functions abs, cos, elu, exp, "),
+        ("__import__('os')", "unknown function '__import__'; allowed functions: abs, cos, elu, exp, "),
         (f"open('{m}', 'w')", "unknown function 'open'"),
         (f"exec(\"open('{m}', 'w')\")", "unknown function 'exec'"),
         (f"eval(\"open('{m}', 'w')\")", "unknown function 'eval'"),
@@ -248,14 +248,17 @@ def test_a_name_defined_twice_says_which():
         (('h = "W @ x + W"',), "'W' is used both as a matrix (left of @) and as a vector"),
         (('a = "W @ x + V"', 'h = "V @ a"'), "'V' is used both as a matrix"),
         (('a = "W @ x"', 'h = "a @ h_prev"'), "'a' is a vector"),
-        (('h = "M @ x + M @ h_prev"',), "multiplies x of size D here and a vector of size H elsewhere; use two matrices"),
+        (
+            ('h = "M @ x + M @ h_prev"',),
+            "multiplies x of size D here and a vector of size H elsewhere; use two matrices",
+        ),
         (
             ('h = "tanh(W @ x + M @ b1)"',),
             "'M @ b1' multiplies the parameter vector 'b1', which is the same at every step",
         ),
         (
             ('h = "softmax(W @ x)"',),
-            "unknown function 'softmax'; allowed functions: exp, ",
+            "unknown function 'softmax'; allowed functions: abs, cos, elu, exp, ",
         ),
         (('h = "tanh(W @ x"',), "syntax error at column"),
         (('h = """W @ x\n+ 1"""',), "syntax error at line 2"),

@@ -178,7 +178,11 @@ def _error_cases(cell, params, x):
             ValueError,
             r"params\['R_o'\] has shape \(5, 6\); expected \(5, 5\)",
         ),
-        "first param empty": (lambda: f(x, params | {"W_i": np.zeros((0, D))}), ValueError, r"W_i.\] has shape \(0, 2\); expected \(5, 2\)"),
+        "first param empty": (
+            lambda: f(x, params | {"W_i": np.zeros((0, D))}),
+            ValueError,
+            r"W_i.\] has shape \(0, 2\); expected \(5, 2\)",
+        ),
         "param bool": (lambda: f(x, params | {"p_i": np.ones(H, bool)}), TypeError, r"params\['p_i'\] has dtype bool"),
         "param non-str key": (lambda: f(x, params | {3: params["b_i"]}), ValueError, r"unexpected \['3'\]"),
         "param missing and extra": (

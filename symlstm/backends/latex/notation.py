@@ -4,7 +4,8 @@ A preset is a small TOML table (the built-ins are in ``symlstm/backends/latex/no
 typeset (``\\mathbf{<x>}``), where the time index goes (``x_t`` or ``x^t``), what marks a
 pre-activation and an adjoint, how a matrix-vector product and a weight gradient's outer product
 read, and tables that rename spec names (``g`` -> ``\\mathbf{z}``), parameter subscripts and
-activation functions. Every preset extends the default ``symlstm.toml`` (or the preset named by
+functions (a name, or a template that places the arguments: ``\\sqrt{<z>}``, ``<a>`` and ``<b>``
+for two). Every preset extends the default ``symlstm.toml`` (or the preset named by
 ``extends``), so a user's own file only lists what it changes::
 
     name = "mine"
@@ -70,6 +71,9 @@ _STYLE_PLACEHOLDERS = {
     "sum": (),
 }
 _TABLES = ("symbols", "subscripts", "parameters", "functions")
+#: the placeholders of a function's template, by its number of arguments
+_ARGUMENTS = {1: ("z",), 2: ("a", "b")}
+_PLACEHOLDERS = ("z", "a", "b")
 _TOP_LEVEL = {"name", "title", "description", "legend", "extends", "style", *_TABLES}
 
 
@@ -126,6 +130,15 @@ def _parse(text: str, label: str) -> dict:
     unknown = sorted(set(data.get("functions", {})) - set(PRIMITIVES))
     if unknown:
         raise NotationError(f"{label}: [functions] {unknown} are not functions; known: {list(PRIMITIVES)}")
+    for function, rendering in data.get("functions", {}).items():
+        wanted = _ARGUMENTS[PRIMITIVES[function].arity]
+        placed = [n for n in _PLACEHOLDERS if f"<{n}>" in rendering]
+        if placed and placed != list(wanted):
+            raise NotationError(
+                f"{label}: [functions] {function} = {rendering!r} places {['<' + n + '>' for n in placed]}; "
+                f"a template for {function} places {' and '.join('<' + n + '>' for n in wanted)}, or write "
+                "just a name (it is applied to the arguments in parentheses)"
+            )
     return data
 
 
@@ -311,6 +324,18 @@ class Notation:
         if spec_name in PRIMITIVES:
             return PRIMITIVES[spec_name].latex
         raise NotationError(f"notation {self.name!r} has no rendering for the function {spec_name!r}")
+
+    def function_call(self, spec_name: str, arguments: list[str], power: str | None = None) -> str:
+        """A function applied to typeset arguments: a template's placeholders filled in, or the
+        name followed by the arguments in parentheses; raised to ``power`` if given
+        (``\\tanh^{2}\\left(z\\right)``, a template in parentheses first)."""
+        rendering = self.function(spec_name)
+        names = _ARGUMENTS[len(arguments)]
+        if any(f"<{n}>" in rendering for n in names):
+            text = _fill(rendering, **dict(zip(names, arguments)))
+            return text if power is None else rf"\left({text}\right)^{{{power}}}"
+        head = rendering if power is None else f"{rendering}^{{{power}}}"
+        return rf"{head}\left({', '.join(arguments)}\right)"
 
     # -- documents --------------------------------------------------------------------------------
     def legend_text(self) -> str:

@@ -98,7 +98,10 @@ class VectorLatexPrinter(Printer):
         text = self._print(argument)
         if isinstance(argument, (sympy.Add, sympy.Mul)):
             text = rf"\left({text}\right)"
-        return rf"\mathbf{{1}}^{{\top}} {text}"
+        if self.n.row_vectors:  # rows are batch examples: the units are summed by a column of ones
+            return rf"{text} \mathbf{{1}}"
+        ones = self.n.transpose(r"\mathbf{1}")
+        return f"{ones} {text}"
 
     def operand_latex(self, operand: str) -> str:
         return self.symbol_latex(operand)
@@ -183,7 +186,7 @@ class VectorLatexPrinter(Printer):
         if scalars:
             text = " ".join([*(self._print(f) for f in scalars), *([text] if parts else [])])
         if coeff != 1:
-            text = f"{self._print(coeff)} {text}" if parts else self._print(coeff)
+            text = f"{self._print(coeff)} {text}" if parts or scalars else self._print(coeff)
         if den:
             text = rf"\frac{{{text}}}{{{self._print(sympy.Mul(*den))}}}"
         return text
@@ -192,11 +195,13 @@ class VectorLatexPrinter(Printer):
         if expr.exp.is_number and expr.exp < 0:
             return rf"\frac{{1}}{{{self._print(expr.base ** (-expr.exp))}}}"
         exponent = self._print(expr.exp)
-        if isinstance(expr.base, fn.Activation):
-            name = self.function_latex(expr.base)
-            return rf"{name}^{{{exponent}}}\left({self._print(expr.base.args[0])}\right)"
+        if fn.primitive_of(expr.base) is not None:
+            return self.function_call(expr.base, power=exponent)
         base = self._print(expr.base)
-        if not isinstance(expr.base, sympy.Symbol) or self.quantity(expr.base.name).kind == Kind.PRODUCT:
+        if not isinstance(expr.base, sympy.Symbol) or self.quantity(expr.base.name).kind in (
+            Kind.PRODUCT,
+            Kind.REDUCTION,
+        ):
             return rf"\left({base}\right)^{{{exponent}}}"
         return self.n.power(base, exponent, timed=self.quantity(expr.base.name).kind in TIMED_KINDS)
 
@@ -204,7 +209,13 @@ class VectorLatexPrinter(Printer):
         return str(expr.p)
 
     def _print_Float(self, expr):
-        return repr(float(expr))
+        """``0.5`` as is, ``1e-05`` as ``10^{-5}`` and ``2.5e-07`` as ``2.5 \\cdot 10^{-7}``."""
+        text = repr(float(expr))
+        mantissa, e, exponent = text.partition("e")
+        if not e:
+            return text
+        power = f"10^{{{int(exponent)}}}"
+        return power if mantissa in ("1", "1.0") else rf"{mantissa} \cdot {power}"
 
     def _print_Rational(self, expr):
         sign = "-" if expr.p < 0 else ""
@@ -213,22 +224,18 @@ class VectorLatexPrinter(Printer):
     def _print_Abs(self, expr):
         return rf"\left\lvert {self._print(expr.args[0])} \right\rvert"
 
-    def _print_Positive(self, expr):
-        return rf"\mathbb{{1}}\left[{self._print(expr.args[0])} > 0\right]"
-
-    def _print_HardSigmoidSlope(self, expr):
-        return rf"\tfrac{{1}}{{6}}\,\mathbb{{1}}\left[0 < {self._print(expr.args[0])} < 1\right]"
-
-    def function_latex(self, expr) -> str:
-        if not isinstance(expr, fn.Activation):
+    def function_call(self, expr: sympy.Function, power: str | None = None) -> str:
+        """A primitive applied to its arguments (derivative helpers too), as the notation typesets it."""
+        primitive = fn.primitive_of(expr)
+        if primitive is None:
             raise LatexError(f"the LaTeX printer does not support the function {type(expr).__name__}")
         try:
-            return self.n.function(expr.spec_name)
+            return self.n.function_call(primitive.name, [self._print(a) for a in expr.args], power)
         except NotationError as err:
             raise LatexError(str(err)) from None
 
     def _print_Function(self, expr):
-        return rf"{self.function_latex(expr)}\left({self._print(expr.args[0])}\right)"
+        return self.function_call(expr)
 
 
 def ordered_terms(d: Derivation, expr: sympy.Expr) -> list[sympy.Expr]:

@@ -45,7 +45,7 @@ def emit_module(d: Derivation) -> str:
         out(f"    {eq.target} = {_docline(eq.text)}")
     out('"""')
     exprs = [a.expr for a in d.forward] + [a.expr for a in d.backward]
-    exprs += list(d.prev_adjoints.values()) + list(d.param_grads.values())
+    exprs += [*d.prev_adjoints.values(), *d.param_grads.values(), d.input_adjoint]
     out("import numba")
     out("import numpy as np")
     out()

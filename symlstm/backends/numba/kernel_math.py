@@ -1,22 +1,26 @@
-"""Scalar math that the generated kernels call.
+"""Scalar math that the generated kernels call: one kernel per primitive of ``symlstm.lang.primitives``,
+listed in ``PRIMITIVE_KERNELS`` under the primitive's name (the generated modules import them from
+here by that name).
 
-Each elementwise function has one implementation per float type, registered with Numba's
-``overload``; every constant is created in the argument's own type, because a float64 literal
-silently promotes float32 arithmetic to float64.
+Each kernel is a plain Python function, the reference definition, and a Numba implementation per
+float type (``kernel_math_core.kernel``), whose constants are all made in the argument's own type:
+a float64 literal would silently promote float32 arithmetic to float64. Everything is plain
+arithmetic, compares and selects, never a libm call, so LLVM vectorizes the loops that call it (a
+call to ``exp`` or ``tanh`` in libm keeps a loop scalar). ``sqrt`` and ``abs`` are LLVM intrinsics,
+which vectorize. The longer ones live in sibling modules:
 
-Everything here is plain arithmetic, compares and selects, never a libm call, so LLVM vectorizes
-the loops that call it (a call to ``exp`` or ``tanh`` in libm keeps a loop scalar):
+- ``kernel_math_core``: ``exp`` (Cody-Waite reduction, a Taylor polynomial, 2^k from its bits;
+  within about 1 ulp) and ``expm1`` (Cephes), and the building blocks;
+- ``kernel_math_log``: ``log`` (exponent and mantissa from the bits, Cephes' polynomials; about
+  1 ulp), ``softplus`` and ``logsigmoid`` (log1p-accurate, also where they are tiny);
+- ``kernel_math_trig``: ``sin`` and ``cos`` (Cephes; about 1 ulp for |z| <= 2^30, see there).
 
-- ``exp``: Cody-Waite range reduction x = k ln2 + r, |r| <= ln2/2, a Taylor polynomial for e^r
-  (degree 13 in float64, 7 in float32) and 2^k built from its bits, in two factors so that the
-  denormal range and overflow to inf come out right. Within about 1 ulp of libm.
-- ``tanh``: float64 uses Cephes' rational approximation for |z| < 0.625 and (1 - e)/(1 + e) with
-  e = exp(-2|z|) above (about 2 ulp); float32 uses Eigen's 13/6-degree rational approximation
-  (a few float32 ulp on [-9, 9], exactly +-1 outside).
-- ``sigmoid``: 1/(1 + exp(-z)), accurate relative to its value also where it is tiny.
-
-NaN propagates through all of them; +-inf give the limits. The plain Python bodies below are
-the reference definitions (libm); Numba compiles the overloads.
+Here: ``tanh`` (float64: Cephes' rational approximation for |z| < 0.625 and (1 - e)/(1 + e) with
+e = exp(-2|z|) above, about 2 ulp; float32: Eigen's 13/6-degree rational approximation, a few ulp
+on [-9, 9], exactly +-1 outside), ``sigmoid`` = 1/(1 + exp(-z)), accurate relative to its value
+also where it is tiny, ``silu`` and ``gelu`` (as z times a sigmoid, never 1 + tanh, which cancels),
+the piecewise functions and the derivative helpers. NaN propagates through all of them; +-inf give
+the limits (or NaN where PyTorch gives NaN: silu(-inf), gelu(-inf)).
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, types
-from numba.extending import intrinsic, overload
+from numba import njit
+
+from symlstm.backends.numba.kernel_math_core import body, exp, expm1, kernel, select, typed
+from symlstm.backends.numba.kernel_math_log import log, logsigmoid, softplus
+from symlstm.backends.numba.kernel_math_trig import cos, sin
 
 # Eigen's generic_fast_tanh_float: numerator (odd powers) and denominator (even powers).
 _TANH_NUM = (
@@ -41,41 +48,11 @@ _TANH_DEN = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1
 # Cephes tanh for |z| < 0.625: z + z^3 P(z^2) / Q(z^2), Q monic.
 _TANH_P = (-9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3)
 _TANH_Q = (1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3)
-# ln 2 = hi + lo, hi with enough trailing zero bits that k * hi is exact for every k the range
-# reduction meets: float64 from fdlibm, float32 from Cephes' expf.
-_LN2_SPLIT = {64: (6.93147180369123816490e-01, 1.90821492927058770002e-10), 32: (0.693359375, -2.12194440e-4)}
-
-
-def _typed(z, *values):
-    """The constants ``values`` in the float type of the Numba type ``z``."""
-    kind = np.float32 if z.bitwidth == 32 else np.float64
-    return tuple(kind(v) for v in values)
-
-
-@intrinsic
-def _bits_as_float(typingctx, bits):
-    """The float64 (float32) whose bit pattern is the int64 (int32) ``bits``."""
-    if not isinstance(bits, types.Integer) or bits.bitwidth not in (32, 64):
-        return None
-    result = types.float64 if bits.bitwidth == 64 else types.float32
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(result))
-
-    return result(bits), codegen
-
-
-@intrinsic
-def _select(typingctx, condition, if_true, if_false):
-    """``if_true if condition else if_false`` as one LLVM ``select``: no branch (so Numba's SSA
-    pass has nothing to warn about in inlined code) and always vectorizable."""
-    if not isinstance(condition, types.Boolean) or if_true != if_false:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.select(*args)
-
-    return if_true(condition, if_true, if_false), codegen
+#: PyTorch's gelu(approximate="tanh") is z sigmoid(v), v = 2 sqrt(2/pi) (z + 0.044715 z^3)
+_GELU_LINEAR = 2.0 * math.sqrt(2.0 / math.pi)
+_GELU_CUBIC = _GELU_LINEAR * 0.044715
+#: leaky_relu's slope below 0 (PyTorch's default negative_slope)
+LEAKY_SLOPE = 0.01
 
 
 def tanh(z):
@@ -84,10 +61,6 @@ def tanh(z):
 
 def sigmoid(z):
     return 1.0 / (1.0 + math.exp(-z))
-
-
-def exp(z):
-    return math.exp(z)
 
 
 def relu(z):
@@ -100,107 +73,102 @@ def softsign(z):
 
 
 def hard_sigmoid(z):
-    """PyTorch's Hardsigmoid: clip(z/6 + 1/2, 0, 1)."""
-    return min(max(z / 6.0 + 0.5, 0.0), 1.0)
+    """PyTorch's Hardsigmoid: clip(z + 3, 0, 6) / 6 = clip(z/6 + 1/2, 0, 1), exact near -3."""
+    return min(max(z + 3.0, 0.0), 6.0) / 6.0
 
 
-def positive(y):
+def sqrt(z):
+    return math.sqrt(z)
+
+
+def abs(z):  # the spec's name; it shadows the builtin in this module, meaning the same on floats
+    return math.fabs(z)
+
+
+def elu(z):
+    """z above 0, e^z - 1 below (alpha 1)."""
+    return z if z > 0.0 else math.expm1(z)
+
+
+def leaky_relu(z):
+    return z if z > 0.0 else LEAKY_SLOPE * z
+
+
+def silu(z):
+    return z / (1.0 + math.exp(-z))
+
+
+def gelu(z):
+    return z / (1.0 + math.exp(-z * (_GELU_LINEAR + _GELU_CUBIC * z * z)))
+
+
+def maximum(a, b):
+    """As torch.maximum: NaN if either is NaN."""
+    return b if a < b or b != b else a
+
+
+def minimum(a, b):
+    """As torch.minimum: NaN if either is NaN."""
+    return b if b < a or b != b else a
+
+
+# -- derivative helpers (see symlstm.lang.primitives) ---------------------------------------------
+def positive(z):
     """ReLU's derivative from its output: 1 where y > 0, else 0 (0 at the kink, as PyTorch)."""
-    return 1.0 if y > 0.0 else 0.0
+    return 1.0 if z > 0.0 else 0.0
 
 
-def hard_sigmoid_slope(y):
+def hard_sigmoid_slope(z):
     """The hard sigmoid's derivative from its output: 1/6 inside (0, 1), else 0."""
-    return 1.0 / 6.0 if 0.0 < y < 1.0 else 0.0
+    return 1.0 / 6.0 if 0.0 < z < 1.0 else 0.0
 
 
-# Horner's rule written out (a loop would carry a variable that Numba's SSA pass warns about
-# once inlined): c[0] r^n + ... + c[n], for the two degrees exp uses.
-@njit(inline="always")
-def _horner13(r, c):
-    return (
-        (
-            (
-                (
-                    (
-                        (((((((c[0] * r + c[1]) * r + c[2]) * r + c[3]) * r + c[4]) * r + c[5]) * r + c[6]) * r + c[7])
-                        * r
-                        + c[8]
-                    )
-                    * r
-                    + c[9]
-                )
-                * r
-                + c[10]
-            )
-            * r
-            + c[11]
-        )
-        * r
-        + c[12]
-    ) * r + c[13]
+def sign(z):
+    """abs' : 1, -1, or 0 at 0 (and for NaN), as torch.sgn."""
+    return 1.0 if z > 0.0 else (-1.0 if z < 0.0 else 0.0)
 
 
-@njit(inline="always")
-def _horner7(r, c):
-    return ((((((c[0] * r + c[1]) * r + c[2]) * r + c[3]) * r + c[4]) * r + c[5]) * r + c[6]) * r + c[7]
+def one_minus_exp(z):
+    """1 - e^z, accurate near 0: softplus' = 1 - e^-y and logsigmoid' = 1 - e^y from the output y."""
+    return -math.expm1(z)
 
 
-@overload(exp, inline="always")
-def _exp(z):
-    if not isinstance(z, types.Float):
-        return None
-    if z.bitwidth == 64:
-        ints, mantissa_bits, bias, k_limit, underflow = np.int64, 52, 1023, 1100.0, -746.0
-        coefficients = tuple(1.0 / math.factorial(n) for n in range(13, -1, -1))
-    else:
-        ints, mantissa_bits, bias, k_limit, underflow = np.int32, 23, 127, 200.0, -104.0
-        coefficients = tuple(1.0 / math.factorial(n) for n in range(7, -1, -1))
-    log2e, ln2_hi, ln2_lo, half, lim, below, zero = _typed(
-        z, 1.4426950408889634, *_LN2_SPLIT[z.bitwidth], 0.5, k_limit, underflow, 0.0
-    )
-    c = _typed(z, *coefficients)
-    horner = _horner13 if z.bitwidth == 64 else _horner7
-    shift, offset = ints(mantissa_bits), ints(bias)
-    one_int = ints(1)
-
-    def exp_vectorizable(z):
-        # k = round(z / ln 2), clamped so that 2^k below never has an invalid exponent field;
-        # z itself is not clamped, so NaN and inf still reach the result.
-        k_float = np.floor(min(max(z * log2e, -lim), lim) + half)
-        r = (z - k_float * ln2_hi) - k_float * ln2_lo
-        k = ints(k_float)
-        k_half = k >> one_int
-        p = horner(r, c)
-        # times 2^k as two factors, one at a time: 2^k alone may be out of range when e^z is not
-        y = p * _bits_as_float(ints((k_half + offset) << shift))
-        y = y * _bits_as_float(ints((k - k_half + offset) << shift))
-        return _select(z < below, zero, y)  # also exp(-inf) = 0, where r is -inf
-
-    return exp_vectorizable
+def silu_slope(z):
+    s = 1.0 / (1.0 + math.exp(-z))
+    return s * (1.0 + z * (1.0 - s))
 
 
-@overload(tanh, inline="always")
+def gelu_slope(z):
+    v = z * (_GELU_LINEAR + _GELU_CUBIC * z * z)
+    s = 1.0 / (1.0 + math.exp(-v))
+    return s + z * s * (1.0 - s) * (_GELU_LINEAR + 3.0 * _GELU_CUBIC * z * z)
+
+
+def max_slope(a, b):
+    """d maximum(a, b) / da: 1 where a > b, 1/2 at a tie, 0 where a < b (and 1 with a NaN), as PyTorch."""
+    return 0.0 if a < b else (0.5 if a == b else 1.0)
+
+
+@kernel(tanh)
 def _tanh(z):
-    if not isinstance(z, types.Float):
-        return None
+    exp_ = body(exp, z)
     if z.bitwidth == 64:
         p0, p1, p2 = _TANH_P
         q0, q1, q2 = _TANH_Q
         one, two, split = 1.0, 2.0, 0.625
 
         def tanh_float64(z):
-            a = abs(z)
-            e = exp(-two * a)  # in (0, 1]: no overflow
+            a = math.fabs(z)
+            e = exp_(-two * a)  # in (0, 1]: no overflow
             large = (one - e) / (one + e)
             z2 = z * z
             small = z * (one + z2 * (((p0 * z2 + p1) * z2 + p2) / (((z2 + q0) * z2 + q1) * z2 + q2)))
-            return _select(a < split, small, math.copysign(large, z))
+            return select(a < split, small, math.copysign(large, z))
 
         return tanh_float64
-    a1, a3, a5, a7, a9, a11, a13 = _typed(z, *_TANH_NUM)
-    b0, b2, b4, b6 = _typed(z, *_TANH_DEN)
-    (clamp,) = _typed(z, 9.0)
+    a1, a3, a5, a7, a9, a11, a13 = typed(z, *_TANH_NUM)
+    b0, b2, b4, b6 = typed(z, *_TANH_DEN)
+    (clamp,) = typed(z, 9.0)
 
     def tanh_float32(z):
         x = min(max(z, -clamp), clamp)
@@ -212,47 +180,152 @@ def _tanh(z):
     return tanh_float32
 
 
-@overload(sigmoid, inline="always")
+@kernel(sigmoid)
 def _sigmoid(z):
-    if not isinstance(z, types.Float):
-        return None
-    (one,) = _typed(z, 1.0)
-    return lambda z: one / (one + exp(-z))
+    exp_ = body(exp, z)
+    (one,) = typed(z, 1.0)
+    return lambda z: one / (one + exp_(-z))
 
 
-@overload(relu, inline="always")
+@kernel(relu)
 def _relu(z):
-    if isinstance(z, types.Float):
-        (zero,) = _typed(z, 0.0)
-        return lambda z: _select(z < zero, zero, z)
+    (zero,) = typed(z, 0.0)
+    return lambda z: select(z < zero, zero, z)
 
 
-@overload(softsign, inline="always")
+@kernel(softsign)
 def _softsign(z):
-    if isinstance(z, types.Float):
-        (one,) = _typed(z, 1.0)
-        return lambda z: z / (one + abs(z))
+    (one,) = typed(z, 1.0)
+    return lambda z: z / (one + math.fabs(z))
 
 
-@overload(hard_sigmoid, inline="always")
+@kernel(hard_sigmoid)
 def _hard_sigmoid(z):
-    if isinstance(z, types.Float):
-        zero, half, one, sixth = _typed(z, 0.0, 0.5, 1.0, 1.0 / 6.0)
-        return lambda z: min(max(z * sixth + half, zero), one)
+    zero, three, six = typed(z, 0.0, 3.0, 6.0)
+    return lambda z: min(max(z + three, zero), six) / six
 
 
-@overload(positive, inline="always")
-def _positive(y):
-    if isinstance(y, types.Float):
-        zero, one = _typed(y, 0.0, 1.0)
-        return lambda y: _select(y > zero, one, zero)
+@kernel(sqrt)
+def _sqrt(z):
+    return lambda z: np.sqrt(z)  # NaN below 0 (the kernels use error_model="numpy")
 
 
-@overload(hard_sigmoid_slope, inline="always")
-def _hard_sigmoid_slope(y):
-    if isinstance(y, types.Float):
-        zero, one, sixth = _typed(y, 0.0, 1.0, 1.0 / 6.0)
-        return lambda y: _select((y > zero) & (y < one), sixth, zero)
+@kernel(abs)
+def _abs(z):
+    return lambda z: math.fabs(z)
+
+
+@kernel(elu)
+def _elu(z):
+    expm1_ = body(expm1, z)
+    (zero,) = typed(z, 0.0)
+    return lambda z: select(z > zero, z, expm1_(z))
+
+
+@kernel(leaky_relu)
+def _leaky_relu(z):
+    zero, slope = typed(z, 0.0, LEAKY_SLOPE)
+    return lambda z: select(z > zero, z, slope * z)
+
+
+def _sigmoid_and_slope(z):
+    """The jitted v -> (sigmoid(v), sigmoid'(v)) = (s, s (1 - s)), in the float type z, from one
+    t = e^-|v| <= 1: no overflow, and s (1 - s) = t / (1 + t)^2 without cancellation."""
+    exp_ = body(exp, z)
+    zero, one = typed(z, 0.0, 1.0)
+
+    def sigmoid_and_slope(v):
+        t = exp_(-math.fabs(v))
+        u = one / (one + t)
+        return select(v < zero, t * u, u), t * (u * u)
+
+    return njit(inline="always")(sigmoid_and_slope)
+
+
+def _gelu_argument(z):
+    """The jitted z -> (v, dv/dz) of gelu = z sigmoid(v), in the float type z."""
+    linear, cubic, cubic3 = typed(z, _GELU_LINEAR, _GELU_CUBIC, 3.0 * _GELU_CUBIC)
+    return njit(inline="always")(lambda z: (z * (linear + cubic * (z * z)), linear + cubic3 * (z * z)))
+
+
+@kernel(silu)
+def _silu(z):
+    exp_ = body(exp, z)
+    (one,) = typed(z, 1.0)
+    return lambda z: z / (one + exp_(-z))
+
+
+@kernel(gelu)
+def _gelu(z):
+    sigmoid_and_slope, argument = _sigmoid_and_slope(z), _gelu_argument(z)
+    return lambda z: z * sigmoid_and_slope(argument(z)[0])[0]
+
+
+@kernel(maximum)
+def _maximum(a):
+    return lambda a, b: select((a < b) | (b != b), b, a)
+
+
+@kernel(minimum)
+def _minimum(a):
+    return lambda a, b: select((b < a) | (b != b), b, a)
+
+
+@kernel(positive)
+def _positive(z):
+    zero, one = typed(z, 0.0, 1.0)
+    return lambda z: select(z > zero, one, zero)
+
+
+@kernel(hard_sigmoid_slope)
+def _hard_sigmoid_slope(z):
+    zero, one, sixth = typed(z, 0.0, 1.0, 1.0 / 6.0)
+    return lambda z: select((z > zero) & (z < one), sixth, zero)
+
+
+@kernel(sign)
+def _sign(z):
+    zero, one = typed(z, 0.0, 1.0)
+    return lambda z: select(z > zero, one, select(z < zero, -one, zero))
+
+
+@kernel(one_minus_exp)
+def _one_minus_exp(z):
+    expm1_ = body(expm1, z)
+    return lambda z: -expm1_(z)
+
+
+@kernel(silu_slope)
+def _silu_slope(z):
+    sigmoid_and_slope = _sigmoid_and_slope(z)
+    (zero,) = typed(z, 0.0)
+
+    def silu_slope_vectorizable(z):
+        s, ds = sigmoid_and_slope(z)
+        # z ds is 0 where ds underflows to 0, also for z = +-inf (the limits 1 and 0)
+        return s + select(ds > zero, z * ds, ds)
+
+    return silu_slope_vectorizable
+
+
+@kernel(gelu_slope)
+def _gelu_slope(z):
+    sigmoid_and_slope, argument = _sigmoid_and_slope(z), _gelu_argument(z)
+    (zero,) = typed(z, 0.0)
+
+    def gelu_slope_vectorizable(z):
+        v, dv = argument(z)
+        s, ds = sigmoid_and_slope(v)
+        # as in silu_slope; also keeps dv = inf (|z| > 1e154 in float64) out where ds is 0
+        return s + select(ds > zero, z * ds * dv, ds)
+
+    return gelu_slope_vectorizable
+
+
+@kernel(max_slope)
+def _max_slope(a):
+    zero, half, one = typed(a, 0.0, 0.5, 1.0)
+    return lambda a, b: select(a < b, zero, select(a == b, half, one))
 
 
 #: OpenBLAS multiplies a GEMM with at most this many rows here and at most SMALL_GEMM_MACS
@@ -276,8 +349,9 @@ def step_gemm(a, b, out):
             np.dot(a[lo:hi], b, out[lo:hi])
 
 
-#: primitive name (``symlstm.lang.primitives``) -> its kernel above, which the generated modules
-#: import by that name: a new primitive's kernel is defined here and listed here
+#: primitive name (``symlstm.lang.primitives``) -> its kernel, which the generated modules import
+#: from this module by that name: a new primitive's kernel is defined here (or in a sibling module
+#: and imported here) and listed here
 PRIMITIVE_KERNELS = {
     "sigmoid": sigmoid,
     "tanh": tanh,
@@ -285,6 +359,24 @@ PRIMITIVE_KERNELS = {
     "exp": exp,
     "softsign": softsign,
     "hard_sigmoid": hard_sigmoid,
+    "softplus": softplus,
+    "sqrt": sqrt,
+    "log": log,
+    "abs": abs,
+    "elu": elu,
+    "leaky_relu": leaky_relu,
+    "silu": silu,
+    "gelu": gelu,
+    "logsigmoid": logsigmoid,
+    "sin": sin,
+    "cos": cos,
+    "maximum": maximum,
+    "minimum": minimum,
     "positive": positive,
     "hard_sigmoid_slope": hard_sigmoid_slope,
+    "sign": sign,
+    "one_minus_exp": one_minus_exp,
+    "silu_slope": silu_slope,
+    "gelu_slope": gelu_slope,
+    "max_slope": max_slope,
 }

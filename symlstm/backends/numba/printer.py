@@ -97,7 +97,7 @@ class NumbaPrinter(Printer):
                 f"the Numba backend has no kernel for the function {type(expr).__name__}; "
                 "add one to symlstm/backends/numba/kernel_math.py"
             )
-        return f"{primitive.name}({self._print(expr.args[0])})"
+        return f"{primitive.name}({', '.join(self._print(a) for a in expr.args)})"
 
 
 class ConstantNames:
