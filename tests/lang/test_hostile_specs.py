@@ -306,6 +306,15 @@ def test_malformed_equations_name_the_equation_and_the_problem(equations, messag
             'name = "a"\nstate = ["h"]\n[equations]\n' + "".join(f'e{k} = "W @ x"\n' for k in range(201)),
             "more than 200 equations",
         ),
+        # the sizes and inputs tables
+        ('name = "a"\nstate = ["h"]\nsizes = "P"\n[equations]\nh = "W @ x"\n', "[sizes] must be a table"),
+        ('name = "a"\nstate = ["h"]\n[sizes]\nh = ["P"]\n[equations]\nh = "W @ x"\n', "a size is a size name"),
+        ('name = "a"\nstate = ["h"]\n[sizes.h]\nP = 1\n[equations]\nh = "W @ x"\n', "a size is a size name"),
+        ('name = "a"\nstate = ["h"]\n[sizes]\nh = 10000000000\n[equations]\nh = "W @ x"\n', "between 1 and"),
+        ('name = "a"\nstate = ["h"]\n[sizes]\nh = "__class__"\n[equations]\nh = "W @ x"\n', "not a valid name"),
+        ('name = "a"\nstate = ["h"]\n[inputs]\nx = 1\n[equations]\nh = "W @ x"\n', "'x' is the input"),
+        ('name = "a"\nstate = ["h"]\n[inputs]\nexp = 1\n[equations]\nh = "W @ x"\n', "is a function name"),
+        ('name = "a"\nstate = ["h"]\n[inputs]\nh_prev = 1\n[equations]\nh = "W @ x"\n', "is a state or has"),
     ],
 )
 def test_malformed_files(text, message):
