@@ -8,6 +8,7 @@ are never applied to spec text, so a spec cannot run code.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import numbers
 import re
@@ -80,11 +81,11 @@ class CellSpec:
     def output(self) -> str:
         return self.states[0]
 
-    @property
+    @functools.cached_property
     def param_names(self) -> tuple[str, ...]:
         return tuple(self.matrices) + self.vectors
 
-    @property
+    @functools.cached_property
     def size_names(self) -> tuple[str, ...]:
         """The size names the spec uses: D and H, then the others (e.g. P) in order of appearance."""
         found = [INPUT_SIZE, HIDDEN_SIZE]
