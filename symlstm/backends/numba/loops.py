@@ -185,10 +185,12 @@ class LoopNest:
         for s in kept:
             s.expr = s.expr.xreplace(safe)
         self.statements = kept
-        self.written = {k: v for k, v in self.written.items() if k not in dropped}
+        self.accumulations = [(target, e.xreplace(safe), size) for target, e, size in self.accumulations]
+        stored = self.written
+        self.written = {k: v for k, v in stored.items() if k not in dropped}
         for name, same in self.aliases.items():
-            if name in dropped and name in self.written:
-                self.written.setdefault(same, self.written[name])
+            if name in dropped and name in stored:  # the row an alias was stored in holds its value
+                self.written.setdefault(same, stored[name])
 
     def _schedule(self) -> None:
         """Give every statement its phase: after the reductions it reads (a reduction's value is
@@ -271,7 +273,7 @@ class LoopNest:
         }
         crossing: dict[str, str] = {}
         for s in self.statements:
-            for x in s.expr.free_symbols:
+            for x in sorted(s.expr.free_symbols, key=lambda symbol: symbol.name):
                 home = computed_in.get(x.name)
                 if home is None or home[1] == 1 or (home[0], home[1]) == (s.phase, s.size):
                     continue
