@@ -1,5 +1,6 @@
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -24,3 +25,18 @@ def rng():
 def require_pdflatex():
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex is not installed (apt-get install texlive-latex-base texlive-latex-recommended)")
+
+
+def pdflatex(tex: Path) -> Path:
+    """Compile ``tex`` in its folder (skipping the test when pdflatex is missing); fails the test
+    with the end of the log if LaTeX does. Returns the PDF's path."""
+    require_pdflatex()
+    run = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+        cwd=tex.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout[-2000:]
+    return tex.with_suffix(".pdf")

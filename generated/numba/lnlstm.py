@@ -374,12 +374,12 @@ def backward_steps(
             delta_h_prev_d_r_f = delta_h_prev[t, b, 1]
             delta_h_prev_d_r_g = delta_h_prev[t, b, 2]
             delta_h_prev_d_r_o = delta_h_prev[t, b, 3]
-            m_a_t = keep_m_a[t, b, 0]
-            s_a_t = keep_s_a[t, b, 0]
-            m_r_t = keep_m_r[t, b, 0]
-            s_r_t = keep_s_r[t, b, 0]
-            m_c_t = keep_m_c[t, b, 0]
-            s_c_t = keep_s_c[t, b, 0]
+            m_a_t = keep_m_a[t, b][0]
+            s_a_t = keep_s_a[t, b][0]
+            m_r_t = keep_m_r[t, b][0]
+            s_r_t = keep_s_r[t, b][0]
+            m_c_t = keep_m_c[t, b][0]
+            s_c_t = keep_s_c[t, b][0]
             for j in range(H):
                 # adjoint of h
                 d_h = carry_h_row[j] + d_h_above_row[j]

@@ -327,11 +327,12 @@ def derive(spec: CellSpec) -> Derivation:
     param_grads = {v: sympy.Add(*adjoint_terms(symbol(v))) for v in spec.vectors}
     input_adjoint = sympy.Add(*adjoint_terms(symbol(INPUT)))
     backward = _inline_activation_adjoints(backward, forward, spec, operands, quantities)
-    tails = [(s + PREV_SUFFIX, e) for s, e in prev_adjoints.items()] + list(param_grads.items())
-    backward, tails = _lower_backward_reductions(backward, [*tails, (INPUT, input_adjoint)], names, quantities, levels)
-    prev_adjoints = dict(zip(prev_adjoints, tails[: len(prev_adjoints)]))
-    param_grads = dict(zip(param_grads, tails[len(prev_adjoints) : -1]))
-    input_adjoint = tails[-1]
+    # the expressions after the last loop, by whose adjoint they are: state_prev, vector, x
+    tails = {s + PREV_SUFFIX: e for s, e in prev_adjoints.items()} | param_grads | {INPUT: input_adjoint}
+    backward, tails = _lower_backward_reductions(backward, tails, names, quantities, levels)
+    prev_adjoints = {s: tails[s + PREV_SUFFIX] for s in prev_adjoints}
+    param_grads = {v: tails[v] for v in param_grads}
+    input_adjoint = tails[INPUT]
     return Derivation(
         spec=spec,
         forward=tuple(forward),
@@ -382,8 +383,9 @@ def _inline_activation_adjoints(backward, forward, spec, operands, quantities) -
 def _lower_backward_reductions(backward, tails, names, quantities, levels):
     """Give every ``UnitSum`` of the backward pass an assignment of its own, just before the
     assignment that reads it (in its loop), as the forward lowering does for sum() and mean().
-    ``tails`` are (whose adjoint, expression) evaluated at the end of the loop of level 0 (the
-    carries, the parameter gradients, the input's adjoint); their sums are computed in that loop."""
+    ``tails`` maps whose adjoint to an expression evaluated at the end of the loop of level 0
+    (the carries, the parameter gradients, the input's adjoint); their sums are computed in that
+    loop."""
     out: list[Assignment] = []
 
     def lowered(expr: sympy.Expr, of: str, level: int) -> sympy.Expr:
@@ -401,4 +403,4 @@ def _lower_backward_reductions(backward, tails, names, quantities, levels):
         assert of is not None
         expr = lowered(a.expr, of, levels[a.name])
         out.append(Assignment(a.target, expr))
-    return out, [lowered(expr, owner, 0) for owner, expr in tails]
+    return out, {owner: lowered(expr, owner, 0) for owner, expr in tails.items()}

@@ -14,7 +14,7 @@ import sympy
 
 from symlstm.lang.infer_sizes import Requirement
 from symlstm.lang.nodes import UnitMean, UnitSum
-from symlstm.lang.sizes import INPUT_SIZE, Size
+from symlstm.lang.sizes import INPUT_SIZE, Size, broadcast
 from symlstm.lang.spec import SpecError
 
 
@@ -22,6 +22,9 @@ def expression_size(
     expr: sympy.Expr, size_of: Callable[[str], Size], where: str, requirements: Iterable[Requirement] = ()
 ) -> Size:
     equal = [set(r.sizes) for r in requirements]
+
+    def join(a: Size, b: Size) -> Size | None:
+        return (b if a == INPUT_SIZE else a) if {a, b} in equal else None  # the size that is not x's
 
     def size(e: sympy.Expr) -> Size:
         if isinstance(e, sympy.Symbol):
@@ -31,28 +34,10 @@ def expression_size(
         if isinstance(e, sympy.Pow):
             return size(e.base)
         if isinstance(e, (sympy.Add, sympy.Mul, sympy.Function)):  # elementwise
-            return broadcast([size(a) for a in e.args], where, equal)
+            return broadcast([size(a) for a in e.args], where, join)
         raise SpecError(f"{where}: cannot tell the size of {type(e).__name__} {e}")
 
     return size(expr)
-
-
-def broadcast(sizes: list[Size], where: str, equal: list[set[Size]] | None = None) -> Size:
-    """The common size of elementwise operands (size 1 broadcasts)."""
-    found: Size = 1
-    for size in sizes:
-        if size == 1 or size == found:
-            continue
-        if found == 1:
-            found = size
-        elif equal and {found, size} in equal:
-            found = size if found == INPUT_SIZE else found  # the size that is not x's
-        else:
-            raise SpecError(
-                f"{where}: an elementwise operation combines a vector of size {found} with one of "
-                f"size {size}; operands must have the same size (or size 1)"
-            )
-    return found
 
 
 def check_assignable(

@@ -25,7 +25,7 @@ import sympy
 
 from symlstm.lang.errors import SpecError
 from symlstm.lang.nodes import INPUT, PREV_SUFFIX, MatVec, UnitMean, UnitSum
-from symlstm.lang.sizes import HIDDEN_SIZE, INPUT_SIZE, Size
+from symlstm.lang.sizes import HIDDEN_SIZE, INPUT_SIZE, Size, broadcast
 
 REDUCTION_NODES = (UnitSum, UnitMean)
 
@@ -76,24 +76,18 @@ class SizeInference:
         return self._combine_known(known, where, unknown=len(known) < len(sizes))
 
     def _combine_known(self, sizes: list[Size], where: str, unknown: bool) -> Size | None:
-        found: Size = 1
-        for size in sizes:
-            if size == 1 or size == found:
-                continue
-            if found == 1:
-                found = size
-            elif INPUT_SIZE in (found, size) and isinstance(found, str) and isinstance(size, str):
-                other = size if found == INPUT_SIZE else found
-                self.require(INPUT_SIZE, other, where)
-                found = other
-            else:
-                raise SpecError(
-                    f"{where}: an elementwise operation combines a vector of size {found} with one of "
-                    f"size {size}; operands must have the same size (or size 1)"
-                )
+        found = broadcast(sizes, where, lambda a, b: self._join_input(a, b, where))
         if found == 1 and unknown:
             return None  # an unsized parameter may be larger
         return found
+
+    def _join_input(self, a: Size, b: Size, where: str) -> Size | None:
+        """x's size D meeting another size name: they must be equal at run time (recorded)."""
+        if INPUT_SIZE not in (a, b) or not isinstance(a, str) or not isinstance(b, str):
+            return None
+        other = b if a == INPUT_SIZE else a
+        self.require(INPUT_SIZE, other, where)
+        return other
 
     def require(self, a: Size, b: Size, where: str) -> None:
         if not any(set(r.sizes) == {a, b} for r in self.requirements):

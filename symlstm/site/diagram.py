@@ -63,6 +63,12 @@ class _Graph:
         self.count += 1
         return f"{prefix}{self.count}"
 
+    def operator(self, node: str, label: str) -> str:
+        """A small round node for + or ⊙."""
+        return self.node(
+            node, label, shape="circle", width="0.35", margin="0", fontsize="14", style="filled", fillcolor=COLORS["op"]
+        )
+
     def node(self, node_id: str, label: str, **attrs: str) -> str:
         attrs = {"label": f"<{label}>", **attrs}
         body = ", ".join(f'{k}="{v}"' if k != "label" else f"{k}={v}" for k, v in attrs.items())
@@ -88,30 +94,12 @@ class _Graph:
             node = self.fresh("sum")
             extras = self.connect_sum(expr, node)
             label = "+" + (f'<BR/><FONT POINT-SIZE="9">{" ".join(extras)}</FONT>' if extras else "")
-            return self.node(
-                node,
-                label,
-                shape="circle",
-                width="0.35",
-                margin="0",
-                fontsize="14",
-                style="filled",
-                fillcolor=COLORS["op"],
-            )
+            return self.operator(node, label)
         if isinstance(expr, sympy.Mul):
             node = self.fresh("mul")
             coeff, factors = expr.as_coeff_mul()
             label = "⊙" if coeff == 1 else f"{html.escape(str(coeff))}⊙"
-            self.node(
-                node,
-                label,
-                shape="circle",
-                width="0.35",
-                margin="0",
-                fontsize="14",
-                style="filled",
-                fillcolor=COLORS["op"],
-            )
+            self.operator(node, label)
             for factor in factors:
                 self.edge(self.source(factor), node)
             return node

@@ -6,13 +6,12 @@ Few cells, small sizes: each new spec costs a Numba compile of several seconds.
 """
 
 import re
-import subprocess
 
 import numpy as np
 import pytest
 
 import symlstm
-from conftest import require_pdflatex
+from conftest import pdflatex, require_pdflatex
 from symlstm.backends.latex.document import latex_document
 from symlstm.ir.derive import derive
 from symlstm.lang.primitives import PRIMITIVES
@@ -135,14 +134,7 @@ def test_latex_typesets_every_function_and_compiles(tmp_path):
     require_pdflatex()
     for name, text in texts.items():
         (tmp_path / f"{name}.tex").write_text(text)
-        run = subprocess.run(
-            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert run.returncode == 0, run.stdout[-2000:]
+        pdflatex(tmp_path / f"{name}.tex")
 
 
 def test_the_diagram_draws_both_arguments_of_maximum_and_minimum():

@@ -3,13 +3,12 @@ elementwise and new functions: the README shows the file as it is, and the comma
 (gradcheck, the standalone LaTeX through pdflatex, generate), as does the Python it shows."""
 
 import re
-import subprocess
 import tomllib
 
 import numpy as np
 
 import symlstm
-from conftest import ROOT, require_pdflatex
+from conftest import ROOT, pdflatex, require_pdflatex
 from symlstm.tools.cli import main
 
 EXAMPLE = ROOT / "examples" / "decay_rnn.toml"
@@ -31,14 +30,7 @@ def test_readme_commands_work(tmp_path, capsys):
     require_pdflatex()
     tex = tmp_path / "decay.tex"
     assert main(["latex", str(EXAMPLE), "--standalone", "-o", str(tex)]) == 0
-    run = subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stdout[-2000:]
+    pdflatex(tex)
     text = tex.read_text()
     assert r"\mathbf{1}^{\top}" in text and r"\mathbf{dt}_t" in text
 

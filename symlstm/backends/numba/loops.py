@@ -228,7 +228,7 @@ class LoopNest:
             if name not in used:
                 continue
             if d.size(name) == 1:  # one number per batch row: a local, read once
-                scalar_reads.append(f"{n.value(name)} = {_element(src)}")
+                scalar_reads.append(f"{n.value(name)} = {src}[0]")  # the row's one element
                 reads[name] = n.value(name)
             else:
                 views[view] = src
@@ -349,12 +349,3 @@ class LoopNest:
         out.block(lines, NumbaPrinter(printer_reads, self.constants), indent, n.temporaries())
         if scalar:
             reads.update(scalar_locals)
-
-
-def _element(row: str) -> str:
-    """The one element of a size-1 row: ``keep_mu[t, b]`` -> ``keep_mu[t, b, 0]``, and a block
-    ``proj[b - lo, H:H + 1]`` -> ``proj[b - lo, H]``."""
-    head, _, last = row[:-1].rpartition(", ")
-    if ":" in last:
-        return f"{head}, {last.split(':')[0]}]"
-    return f"{row[:-1]}, 0]"

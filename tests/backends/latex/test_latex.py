@@ -1,10 +1,8 @@
 """LaTeX: vector notation, forward and backward lines, compiles with pdflatex."""
 
-import subprocess
-
 import pytest
 
-from conftest import require_pdflatex
+from conftest import pdflatex, require_pdflatex
 from symlstm.backends.latex.document import latex_document
 from symlstm.backends.latex.equations import backward_lines
 from symlstm.cells import builtin_spec
@@ -50,15 +48,7 @@ def test_standalone_document_compiles(name, tmp_path):
     require_pdflatex()
     tex = tmp_path / f"{name}.tex"
     assert main(["latex", name, "--standalone", "-o", str(tex)]) == 0
-    run = subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stdout[-2000:]
-    assert (tmp_path / f"{name}.pdf").stat().st_size > 10_000
+    assert pdflatex(tex).stat().st_size > 10_000
     assert r"\delta \bar{\mathbf{i}}_t" in tex.read_text()
 
 

@@ -8,7 +8,6 @@ wrong transpose or a swapped symbol in any preset fails it.
 """
 
 import os
-import subprocess
 import tomllib
 
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 from latex_reader import Reader
 
 import symlstm
-from conftest import ROOT, require_pdflatex
+from conftest import ROOT, pdflatex, require_pdflatex
 from symlstm.backends.latex.document import latex_document, latex_equations
 from symlstm.backends.latex.notation import NotationError, load_notation, preset_names
 from symlstm.backends.latex.printer import LatexError
@@ -83,14 +82,7 @@ def test_every_preset_compiles_with_both_passes(preset, cell, tmp_path):
     assert main(["latex", cell, "--standalone", "--notation", preset, "-o", str(tex)]) == 0
     text = tex.read_text()
     assert "Forward pass" in text and "Backward pass through time" in text and "Gradients" in text
-    run = subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stdout[-2000:]
+    pdflatex(tex)
     log = (tmp_path / f"{cell}.log").read_text(errors="replace")
     assert "in alignment" not in log, "an equation runs into the margin"
 
