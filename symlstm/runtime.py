@@ -17,6 +17,13 @@ every stored activation; ``backward`` recomputes each segment of k steps from it
 backpropagates through it with the state gradient carried from the segment after it. Memory for
 the stored activations drops from O(T) to O(T/k + k) (k ~ sqrt(T) is the minimum) at the cost of
 running the forward pass twice.
+
+Variable lengths: ``forward(..., lengths=L)`` with L (B,) integers in 1..T runs row b for its first
+L[b] steps only. The kernels leave a row's states unchanged from its length on, so its final state
+is its state at its own last step; its outputs there are zeros; ``backward`` ignores ``dys`` there
+and passes the final state's gradient straight back to step L[b]. The input's values past a row's
+length are never read by a step, but the weight gradients multiply them by zero: keep them finite
+(zeros, as padding usually is).
 """
 
 from __future__ import annotations
@@ -81,6 +88,31 @@ def _checkpoint_interval(checkpoint) -> int | None:
     return int(checkpoint)
 
 
+def _check_lengths(lengths, T: int, B: int) -> np.ndarray:
+    """``lengths`` as a fresh (B,) int64 array, each in 1..T (T for every row when None)."""
+    if lengths is None:
+        return np.full(B, T, np.int64)
+    what = "lengths (the number of steps of each batch row)"
+    try:
+        array = np.asarray(lengths)
+    except Exception as err:  # noqa: BLE001 - anything that is not array-like
+        raise TypeError(f"{what} must be an array of integers, got {type(lengths).__name__}") from err
+    if array.dtype == bool or array.dtype.kind not in "iu":
+        raise TypeError(f"{what} must be integers, got dtype {array.dtype}")
+    if array.shape != (B,):
+        raise ValueError(f"{what} has shape {array.shape}; expected ({B},), one per batch row")
+    if B and (array.min() < 1 or array.max() > T):
+        bad = int(array.min()) if array.min() < 1 else int(array.max())
+        raise ValueError(f"{what} must each be in 1..T = 1..{T}, got {bad}")
+    return array.astype(np.int64)
+
+
+def _zero_past_end(ys: np.ndarray, lengths: np.ndarray) -> None:
+    """Outputs of the steps past a row's length are zeros (as a padded PackedSequence's)."""
+    for b in np.flatnonzero(lengths < ys.shape[0]):
+        ys[lengths[b] :, b] = 0
+
+
 def _check_shape(array: np.ndarray, expected: tuple[int, ...], what: str, meaning: str) -> None:
     if array.shape != expected:
         raise ValueError(f"{what} has shape {array.shape}; expected {expected} {meaning}")
@@ -104,12 +136,28 @@ class ForwardCache:
     #: the state at steps 0, k, 2k, ...
     checkpoint: int | None = None
     checkpoints: tuple[np.ndarray, ...] = ()
+    #: (B,) int64: the steps of each batch row
+    lengths: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the stored forward activations or checkpoints (not counting x and the
         weights)."""
         return (self.trace.nbytes if self.trace else 0) + sum(a.nbytes for a in self.checkpoints)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """The checked arguments of one ``forward`` or ``infer``."""
+
+    x: np.ndarray  # (T, B, D), C-contiguous, of the call's dtype; may be the caller's array
+    steps: int
+    batch: int
+    params: dict[str, np.ndarray]
+    sizes: dict[str, int]
+    states0: list[np.ndarray]
+    inputs: dict[str, np.ndarray]
+    lengths: np.ndarray  # (B,) int64
 
 
 class Cell:
@@ -285,6 +333,7 @@ class Cell:
         *,
         inputs: Mapping | None = None,
         checkpoint: int | None = None,
+        lengths=None,
     ):
         """Run over a sequence. ``x`` is (T, B, D); returns ``(ys, state, cache)``.
 
@@ -292,32 +341,60 @@ class Cell:
         its final (B, size) value; ``state0`` None means zeros. ``inputs`` gives the spec's extra
         per-step inputs, each (T, B, size). ``checkpoint=k`` keeps only the states at steps 0, k,
         2k, ... for the backward, which then recomputes the rest (see the module docstring).
+        ``lengths`` (B,) integers in 1..T: row b runs for its first ``lengths[b]`` steps; its
+        state is then held and its outputs are zeros (see the module docstring).
         """
-        original_x = x
+        call = self._checked(x, params, state0, inputs, lengths)
+        k = _checkpoint_interval(checkpoint)
+        T, B, dtype, steps = call.steps, call.batch, call.x.dtype, call.lengths
+        x = _owned(call.x, x)
+        packed = self.kernels.pack(call.params, call.sizes)
+        cache = functools.partial(ForwardCache, self.spec.sha256, dtype, T, B, call.sizes, x, call.inputs, packed)
+        if T == 0:
+            ys = np.zeros((0, B, call.states0[0].shape[1]), dtype)
+            return ys, {s: v.copy() for s, v in zip(self.state_names, call.states0)}, cache(None, lengths=steps)
+        if k is not None:
+            ys, final, checkpoints = self._checkpointed_forward(x, packed, call.states0, call.inputs, k, steps)
+            result = dict(zip(self.state_names, final)), cache(None, k, checkpoints, steps)
+        else:
+            trace = self.kernels.forward(x, packed, call.states0, call.inputs, steps)
+            ys = trace.states[0][1:].copy()
+            result = {s: seq[-1].copy() for s, seq in zip(self.state_names, trace.states)}, cache(trace, lengths=steps)
+        if lengths is not None:
+            _zero_past_end(ys, steps)
+        return (ys, *result)
+
+    def infer(self, x, params: Mapping, state0: Mapping | None = None, *, inputs: Mapping | None = None, lengths=None):
+        """``forward`` for inference: returns ``(ys, state)`` and keeps nothing for a backward (its
+        own kernel: two rows per state instead of T + 1, no stored activations). The results are
+        ``forward``'s: the same kernels' arithmetic in the same order."""
+        call = self._checked(x, params, state0, inputs, lengths)
+        if call.steps == 0:
+            ys = np.zeros((0, call.batch, call.states0[0].shape[1]), call.x.dtype)
+            return ys, {s: v.copy() for s, v in zip(self.state_names, call.states0)}
+        packed = self.kernels.pack(call.params, call.sizes)
+        ys, final = self.kernels.infer(call.x, packed, call.states0, call.inputs, call.lengths)
+        return ys, dict(zip(self.state_names, final))
+
+    def stream(self, params: Mapping, state0: Mapping | None = None, batch: int = 1):
+        """A ``symlstm.streaming.Stream``: ``step(x_t)`` advances ``batch`` streams by one step
+        ((batch, D) in, the output state (batch, size) out); ``state``, ``reset()``."""
+        from symlstm.streaming import Stream  # it builds on this module
+
+        return Stream(self, params, state0, batch)
+
+    def _checked(self, x, params, state0, inputs, lengths) -> _Call:
+        """Every argument of a call checked and converted, before any kernel runs."""
         x = _as_float_array(x, "x")
         if x.ndim != 3:
             raise ValueError(f"x has shape {x.shape}; expected (T, B, D), time-major")
         T, B, D = x.shape
         if B < 1 or D < 1:
             raise ValueError(f"x has shape {x.shape}; the batch B and the input size D must be >= 1")
-        k = _checkpoint_interval(checkpoint)
-        dtype = x.dtype
-        params, sizes = self._check_params(params, D, dtype, state0)
-        states0 = self._check_states(state0, self._state_shapes(B, sizes), dtype, "state0")
-        extra = self._check_inputs(inputs, T, B, sizes, dtype)
-        x = _owned(x, original_x)
-        packed = self.kernels.pack(params, sizes)
-        cache = functools.partial(ForwardCache, self.spec.sha256, dtype, T, B, sizes, x, extra, packed)
-        if T == 0:
-            ys = np.zeros((0, B, states0[0].shape[1]), dtype)
-            return ys, {s: v.copy() for s, v in zip(self.state_names, states0)}, cache(None)
-        if k is not None:
-            ys, final, checkpoints = self._checkpointed_forward(x, packed, states0, extra, k)
-            return ys, dict(zip(self.state_names, final)), cache(None, k, checkpoints)
-        trace = self.kernels.forward(x, packed, states0, extra)
-        ys = trace.states[0][1:].copy()
-        state = {s: seq[-1].copy() for s, seq in zip(self.state_names, trace.states)}
-        return ys, state, cache(trace)
+        params, sizes = self._check_params(params, D, x.dtype, state0)
+        states0 = self._check_states(state0, self._state_shapes(B, sizes), x.dtype, "state0")
+        extra = self._check_inputs(inputs, T, B, sizes, x.dtype)
+        return _Call(x, T, B, params, sizes, states0, extra, _check_lengths(lengths, T, B))
 
     @staticmethod
     def _segments(T: int, k: int) -> list[tuple[int, int]]:
@@ -327,7 +404,12 @@ class Cell:
     def _steps(inputs: Mapping[str, np.ndarray], t0: int, t1: int) -> dict[str, np.ndarray]:
         return {name: array[t0:t1] for name, array in inputs.items()}
 
-    def _checkpointed_forward(self, x, packed, states0, inputs, k):
+    @staticmethod
+    def _segment_lengths(lengths: np.ndarray, t0: int, t1: int) -> np.ndarray:
+        """Each row's steps within the segment t0:t1 (0 for a row that ended before it)."""
+        return np.clip(lengths - t0, 0, t1 - t0)
+
+    def _checkpointed_forward(self, x, packed, states0, inputs, k, lengths):
         """Run segment by segment, keeping the outputs and each segment's initial states only."""
         T, B, _ = x.shape
         segments = self._segments(T, k)
@@ -337,7 +419,9 @@ class Cell:
         for n, (t0, t1) in enumerate(segments):
             for stored, value in zip(checkpoints, current):
                 stored[n] = value
-            trace = self.kernels.forward(x[t0:t1], packed, current, self._steps(inputs, t0, t1))
+            trace = self.kernels.forward(
+                x[t0:t1], packed, current, self._steps(inputs, t0, t1), self._segment_lengths(lengths, t0, t1)
+            )
             ys[t0:t1] = trace.states[0][1:]
             current = [seq[-1].copy() for seq in trace.states]
             del trace  # one segment's activations at a time
@@ -355,7 +439,9 @@ class Cell:
         for n in range(len(segments) - 1, -1, -1):
             t0, t1 = segments[n]
             start = [np.ascontiguousarray(stored[n]) for stored in cache.checkpoints]
-            trace = self.kernels.forward(x[t0:t1], cache.packed, start, self._steps(cache.inputs, t0, t1))
+            assert cache.lengths is not None
+            steps = self._segment_lengths(cache.lengths, t0, t1)
+            trace = self.kernels.forward(x[t0:t1], cache.packed, start, self._steps(cache.inputs, t0, t1), steps)
             grads = self.kernels.backward(x[t0:t1], cache.packed, trace, dys[t0:t1], carried)
             del trace
             dx[t0:t1] = grads.dx
@@ -423,12 +509,20 @@ class BatchFirstCell:
             raise ValueError(f"{what} has shape {array.shape}; expected (B, T, features), batch first")
         return array.transpose(1, 0, 2)
 
-    def forward(self, x, params: Mapping, state0: Mapping | None = None, *, inputs=None, checkpoint: int | None = None):
+    def forward(self, x, params: Mapping, state0: Mapping | None = None, *, inputs=None, checkpoint=None, lengths=None):
         """``inputs`` are batch first too: (B, T, size) each."""
         if isinstance(inputs, Mapping):
             inputs = {name: self._swap(array, f"inputs[{name!r}]") for name, array in inputs.items()}
-        ys, state, cache = self.cell.forward(self._swap(x, "x"), params, state0, inputs=inputs, checkpoint=checkpoint)
+        ys, state, cache = self.cell.forward(
+            self._swap(x, "x"), params, state0, inputs=inputs, checkpoint=checkpoint, lengths=lengths
+        )
         return ys.transpose(1, 0, 2), state, cache
+
+    def infer(self, x, params: Mapping, state0: Mapping | None = None, *, inputs=None, lengths=None):
+        if isinstance(inputs, Mapping):
+            inputs = {name: self._swap(array, f"inputs[{name!r}]") for name, array in inputs.items()}
+        ys, state = self.cell.infer(self._swap(x, "x"), params, state0, inputs=inputs, lengths=lengths)
+        return ys.transpose(1, 0, 2), state
 
     def backward(self, dys, cache: ForwardCache, dstate: Mapping | None = None):
         dys = None if dys is None else self._swap(dys, "dys")

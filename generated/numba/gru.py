@@ -29,6 +29,8 @@ FORWARD_OUTPUTS = ('seq_h', 'keep_r', 'keep_z', 'keep_n', 'keep_R_n_h_prev')
 SAVED = ('seq_h', 'keep_r', 'keep_z', 'keep_n', 'keep_R_n_h_prev')
 #: the buffer of the input projection in forward_buffers
 INPUT_PROJECTION = 'proj_x'
+#: the state arrays of infer_buffers, (2, B, size) each, in the order of STATES
+INFER_STATES = ('state_h',)
 
 
 def forward_buffers(T, B, D, H, dtype, empty=np.empty):
@@ -59,6 +61,7 @@ def forward_steps(
     hi,
     D,
     H,
+    lengths,
     proj_x,
     M_h_prev_T,
     b_r,
@@ -72,7 +75,8 @@ def forward_steps(
     keep_R_n_h_prev,
 ):
     """Run all T steps for the batch rows lo:hi; the state sequences hold the initial states
-    at index 0. Writes only those rows, so disjoint ranges can run at the same time."""
+    at index 0. A row b past its length (t >= lengths[b]) keeps its states. Writes only those
+    rows, so disjoint ranges can run at the same time."""
     T = proj_x.shape[0]
     rows = hi - lo
     dtype = proj_x.dtype
@@ -84,6 +88,14 @@ def forward_steps(
         step_gemm(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 3 * H))
         # elementwise: r, z, n, h
         for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: its states stay as they were
+                seq_h[t + 1, b] = seq_h[t, b]
+                keep_r[t, b] = 0
+                keep_z[t, b] = 0
+                keep_n[t, b] = 0
+                keep_R_n_h_prev[t, b] = 0
+                continue
             h_prev_row = seq_h[t, b]
             R_r_h_prev_row = proj_h_prev[b - lo, 0]
             W_r_x_row = proj_x[t, b, 0]
@@ -127,6 +139,7 @@ def backward_steps(
     hi,
     D,
     H,
+    lengths,
     M_h_prev,
     b_r,
     b_z,
@@ -143,8 +156,9 @@ def backward_steps(
     delta_h_prev,
 ):
     """Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final
-    state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only
-    those rows and returns the gradients of the vectors summed over them."""
+    state) on entry and dL/d(initial state) on return; fills the adjoint buffers. A step past
+    a row's length passes its carries through. Touches only those rows and returns the
+    gradients of the vectors summed over them."""
     T = dys.shape[0]
     rows = hi - lo
     dtype = dys.dtype
@@ -159,6 +173,11 @@ def backward_steps(
     for t in range(T - 1, -1, -1):
         # elementwise: the adjoints of h, n, z, r
         for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: no adjoint flows into this step's products
+                delta_x[t, b] = 0
+                delta_h_prev[t, b] = 0
+                continue
             h_prev_row = seq_h[t, b]
             r_row = keep_r[t, b]
             z_row = keep_z[t, b]
@@ -239,3 +258,71 @@ def backward_gradients(
     np.dot(delta_h_prev.reshape(T * B, 3 * H)[lo:hi].T, seq_h[:T].reshape(T * B, H)[lo:hi], grad_M_h_prev)
     # input gradient: [W_r; W_z; W_n]^T @ the adjoints of its products
     np.dot(delta_x.reshape(T * B, 3 * H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])
+
+
+def infer_buffers(T, B, D, H, dtype, empty=np.empty):
+    """Uninitialised arrays of one forward-only pass, by name, from ``empty``: the input
+    projection, and per state last step's and this step's rows (2, B, size)."""
+    return {
+        "proj_x": empty((T, B, 3, H), dtype),
+        "state_h": empty((2, B, H), dtype),
+    }
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def infer_steps(lo, hi, D, H, lengths, proj_x, M_h_prev_T, b_r, b_z, b_n, b_hn, state_h, ys):
+    """Run all T steps for the batch rows lo:hi, forward only: row t % 2 of each state array
+    holds last step's state (the initial state at t = 0), row (t + 1) % 2 gets this step's; ys[t]
+    gets the output state. A row b past its length (t >= lengths[b]) keeps its states and
+    outputs zeros. Writes only those rows, so disjoint ranges can run at the same time."""
+    T = proj_x.shape[0]
+    rows = hi - lo
+    dtype = proj_x.dtype
+    one = dtype.type(1.0)
+    # the results of the step GEMMs, for this range of rows
+    proj_h_prev = np.empty((rows, 3, H), dtype)
+    for t in range(T):
+        # step GEMM: [R_r; R_z; R_n] @ h_prev
+        step_gemm(state_h[t % 2, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 3 * H))
+        # elementwise: r, z, n, h
+        for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: its states stay as they were
+                state_h[(t + 1) % 2, b] = state_h[t % 2, b]
+                ys[t, b] = 0
+                continue
+            h_prev_row = state_h[t % 2, b]
+            R_r_h_prev_row = proj_h_prev[b - lo, 0]
+            W_r_x_row = proj_x[t, b, 0]
+            R_z_h_prev_row = proj_h_prev[b - lo, 1]
+            W_z_x_row = proj_x[t, b, 1]
+            R_n_h_prev_row = proj_h_prev[b - lo, 2]
+            W_n_x_row = proj_x[t, b, 2]
+            h_row = state_h[(t + 1) % 2, b]
+            ys_row = ys[t, b]
+            for j in range(H):
+                # r = sigmoid(W_r @ x + R_r @ h_prev + b_r)
+                r_bar = R_r_h_prev_row[j] + W_r_x_row[j] + b_r[j]
+                r = sigmoid(r_bar)
+                # z = sigmoid(W_z @ x + R_z @ h_prev + b_z)
+                z_bar = R_z_h_prev_row[j] + W_z_x_row[j] + b_z[j]
+                z = sigmoid(z_bar)
+                # n = tanh(W_n @ x + b_n + r * (R_n @ h_prev + b_hn))
+                n_bar = W_n_x_row[j] + b_n[j] + r * (R_n_h_prev_row[j] + b_hn[j])
+                n = tanh(n_bar)
+                # h = (1 - z) * n + z * h_prev
+                h = h_prev_row[j] * z + n * (one - z)
+                h_row[j] = h
+                ys_row[j] = h
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def infer_step(D, H, lengths, x, M_x_T, M_h_prev_T, proj_x, b_r, b_z, b_n, b_hn, state_h, ys):
+    """One step for all B rows: x and ys are (1, B, ...), the state arrays (2, B, size); row 0
+    holds the state before the step and after it (row 1 is scratch). lengths: B ones."""
+    B = x.shape[1]
+    # input projection: [W_r; W_z; W_n] @ x
+    np.dot(x[0], M_x_T, proj_x.reshape(B, M_x_T.shape[1]))
+    infer_steps(0, B, D, H, lengths, proj_x, M_h_prev_T, b_r, b_z, b_n, b_hn, state_h, ys)
+    # this step's state becomes the one before the next step
+    state_h[0] = state_h[1]

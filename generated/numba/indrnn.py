@@ -26,6 +26,8 @@ FORWARD_OUTPUTS = ('seq_h',)
 SAVED = ('seq_h',)
 #: the buffer of the input projection in forward_buffers
 INPUT_PROJECTION = 'proj_x'
+#: the state arrays of infer_buffers, (2, B, size) each, in the order of STATES
+INFER_STATES = ('state_h',)
 
 
 def forward_buffers(T, B, D, H, dtype, empty=np.empty):
@@ -47,15 +49,20 @@ def forward_inputs(lo, hi, x, M_x_T, proj_x):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def forward_steps(lo, hi, D, H, proj_x, u, b, seq_h):
+def forward_steps(lo, hi, D, H, lengths, proj_x, u, b, seq_h):
     """Run all T steps for the batch rows lo:hi; the state sequences hold the initial states
-    at index 0. Writes only those rows, so disjoint ranges can run at the same time."""
+    at index 0. A row b past its length (t >= lengths[b]) keeps its states. Writes only those
+    rows, so disjoint ranges can run at the same time."""
     T = proj_x.shape[0]
     rows = hi - lo
     dtype = proj_x.dtype
     for t in range(T):
         # elementwise: h
         for b_2 in range(lo, hi):
+            if t >= lengths[b_2]:
+                # past the end of this row's sequence: its states stay as they were
+                seq_h[t + 1, b_2] = seq_h[t, b_2]
+                continue
             h_prev_row = seq_h[t, b_2]
             W_x_row = proj_x[t, b_2, 0]
             h_row = seq_h[t + 1, b_2]
@@ -73,10 +80,11 @@ def backward_buffers(T, B, D, H, dtype, empty=np.empty):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def backward_steps(lo, hi, D, H, u, b, seq_h, dys, carry_h, delta_x):
+def backward_steps(lo, hi, D, H, lengths, u, b, seq_h, dys, carry_h, delta_x):
     """Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final
-    state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only
-    those rows and returns the gradients of the vectors summed over them."""
+    state) on entry and dL/d(initial state) on return; fills the adjoint buffers. A step past
+    a row's length passes its carries through. Touches only those rows and returns the
+    gradients of the vectors summed over them."""
     T = dys.shape[0]
     rows = hi - lo
     dtype = dys.dtype
@@ -86,6 +94,10 @@ def backward_steps(lo, hi, D, H, u, b, seq_h, dys, carry_h, delta_x):
     for t in range(T - 1, -1, -1):
         # elementwise: the adjoints of h
         for b_2 in range(lo, hi):
+            if t >= lengths[b_2]:
+                # past the end of this row's sequence: no adjoint flows into this step's products
+                delta_x[t, b_2] = 0
+                continue
             h_prev_row = seq_h[t, b_2]
             h_row = seq_h[t + 1, b_2]
             d_h_above_row = dys[t, b_2]
@@ -114,3 +126,53 @@ def backward_gradients(lo, hi, D, H, x, M_x, seq_h, delta_x, dx, grad_M_x):
     np.dot(delta_x.reshape(T * B, H)[lo:hi].T, x.reshape(T * B, D)[lo:hi], grad_M_x)
     # input gradient: W^T @ the adjoints of its products
     np.dot(delta_x.reshape(T * B, H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])
+
+
+def infer_buffers(T, B, D, H, dtype, empty=np.empty):
+    """Uninitialised arrays of one forward-only pass, by name, from ``empty``: the input
+    projection, and per state last step's and this step's rows (2, B, size)."""
+    return {
+        "proj_x": empty((T, B, 1, H), dtype),
+        "state_h": empty((2, B, H), dtype),
+    }
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def infer_steps(lo, hi, D, H, lengths, proj_x, u, b, state_h, ys):
+    """Run all T steps for the batch rows lo:hi, forward only: row t % 2 of each state array
+    holds last step's state (the initial state at t = 0), row (t + 1) % 2 gets this step's; ys[t]
+    gets the output state. A row b past its length (t >= lengths[b]) keeps its states and
+    outputs zeros. Writes only those rows, so disjoint ranges can run at the same time."""
+    T = proj_x.shape[0]
+    rows = hi - lo
+    dtype = proj_x.dtype
+    for t in range(T):
+        # elementwise: h
+        for b_2 in range(lo, hi):
+            if t >= lengths[b_2]:
+                # past the end of this row's sequence: its states stay as they were
+                state_h[(t + 1) % 2, b_2] = state_h[t % 2, b_2]
+                ys[t, b_2] = 0
+                continue
+            h_prev_row = state_h[t % 2, b_2]
+            W_x_row = proj_x[t, b_2, 0]
+            h_row = state_h[(t + 1) % 2, b_2]
+            ys_row = ys[t, b_2]
+            for j in range(H):
+                # h = relu(W @ x + u * h_prev + b)
+                h_bar = W_x_row[j] + b[j] + h_prev_row[j] * u[j]
+                h = relu(h_bar)
+                h_row[j] = h
+                ys_row[j] = h
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def infer_step(D, H, lengths, x, M_x_T, proj_x, u, b, state_h, ys):
+    """One step for all B rows: x and ys are (1, B, ...), the state arrays (2, B, size); row 0
+    holds the state before the step and after it (row 1 is scratch). lengths: B ones."""
+    B = x.shape[1]
+    # input projection: W @ x
+    np.dot(x[0], M_x_T, proj_x.reshape(B, M_x_T.shape[1]))
+    infer_steps(0, B, D, H, lengths, proj_x, u, b, state_h, ys)
+    # this step's state becomes the one before the next step
+    state_h[0] = state_h[1]

@@ -46,6 +46,8 @@ FORWARD_OUTPUTS = ('seq_h', 'seq_c', 'keep_m_a', 'keep_s_a', 'keep_m_r', 'keep_s
 SAVED = ('seq_h', 'seq_c', 'keep_m_a', 'keep_s_a', 'keep_m_r', 'keep_s_r', 'keep_i', 'keep_f', 'keep_g', 'keep_o', 'keep_m_c', 'keep_s_c', 'keep_R_i_h_prev', 'keep_R_f_h_prev', 'keep_R_g_h_prev', 'keep_R_o_h_prev', 'proj_x')
 #: the buffer of the input projection in forward_buffers
 INPUT_PROJECTION = 'proj_x'
+#: the state arrays of infer_buffers, (2, B, size) each, in the order of STATES
+INFER_STATES = ('state_h', 'state_c')
 
 
 def forward_buffers(T, B, D, H, dtype, empty=np.empty):
@@ -87,6 +89,7 @@ def forward_steps(
     hi,
     D,
     H,
+    lengths,
     proj_x,
     M_h_prev_T,
     gamma_xi,
@@ -121,7 +124,8 @@ def forward_steps(
     keep_R_o_h_prev,
 ):
     """Run all T steps for the batch rows lo:hi; the state sequences hold the initial states
-    at index 0. Writes only those rows, so disjoint ranges can run at the same time."""
+    at index 0. A row b past its length (t >= lengths[b]) keeps its states. Writes only those
+    rows, so disjoint ranges can run at the same time."""
     T = proj_x.shape[0]
     rows = hi - lo
     dtype = proj_x.dtype
@@ -145,6 +149,25 @@ def forward_steps(
         step_gemm(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 4 * H))
         # elementwise: a_i, a_f, a_g, a_o, m_a, s_a, r_i, r_f, r_g, r_o, m_r, s_r, i, f, g, o, c, m_c, s_c, h
         for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: its states stay as they were
+                seq_h[t + 1, b] = seq_h[t, b]
+                seq_c[t + 1, b] = seq_c[t, b]
+                keep_m_a[t, b] = 0
+                keep_s_a[t, b] = 0
+                keep_m_r[t, b] = 0
+                keep_s_r[t, b] = 0
+                keep_i[t, b] = 0
+                keep_f[t, b] = 0
+                keep_g[t, b] = 0
+                keep_o[t, b] = 0
+                keep_m_c[t, b] = 0
+                keep_s_c[t, b] = 0
+                keep_R_i_h_prev[t, b] = 0
+                keep_R_f_h_prev[t, b] = 0
+                keep_R_g_h_prev[t, b] = 0
+                keep_R_o_h_prev[t, b] = 0
+                continue
             c_prev_row = seq_c[t, b]
             W_i_x_row = proj_x[t, b, 0]
             W_f_x_row = proj_x[t, b, 1]
@@ -271,6 +294,7 @@ def backward_steps(
     hi,
     D,
     H,
+    lengths,
     M_h_prev,
     gamma_xi,
     gamma_hi,
@@ -310,8 +334,9 @@ def backward_steps(
     delta_h_prev,
 ):
     """Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final
-    state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only
-    those rows and returns the gradients of the vectors summed over them."""
+    state) on entry and dL/d(initial state) on return; fills the adjoint buffers. A step past
+    a row's length passes its carries through. Touches only those rows and returns the
+    gradients of the vectors summed over them."""
     T = dys.shape[0]
     rows = hi - lo
     dtype = dys.dtype
@@ -346,9 +371,16 @@ def backward_steps(
     grad_b_o = np.zeros(H, dtype)
     grad_gamma_c = np.zeros(H, dtype)
     grad_beta_c = np.zeros(H, dtype)
+    # the carries a step GEMM overwrites, as rows past their length keep them: dL/d(final state)
+    held_carry_h = carry_h[lo:hi].copy()
     for t in range(T - 1, -1, -1):
         # elementwise: the adjoints of h, s_c, s_c_sum, m_c, m_c_sum, c, o, g, f, i, s_r, s_r_sum_4, s_r_sum_3, s_r_sum_2, s_r_sum, m_r, m_r_sum_4, m_r_sum_3, m_r_sum_2, m_r_sum, r_o, r_g, r_f, r_i, s_a, s_a_sum_4, s_a_sum_3, s_a_sum_2, s_a_sum, m_a, m_a_sum_4, m_a_sum_3, m_a_sum_2, m_a_sum, a_o, a_g, a_f, a_i
         for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: no adjoint flows into this step's products
+                delta_x[t, b] = 0
+                delta_h_prev[t, b] = 0
+                continue
             c_prev_row = seq_c[t, b]
             i_row = keep_i[t, b]
             f_row = keep_f[t, b]
@@ -533,6 +565,9 @@ def backward_steps(
                 delta_h_prev_d_r_o[j] = d_r_o
         # step GEMM: [R_i; R_f; R_g; R_o]^T @ the adjoints of its products
         step_gemm(delta_h_prev[t, lo:hi].reshape(rows, 4 * H), M_h_prev, carry_h[lo:hi])
+        for b in range(lo, hi):
+            if t >= lengths[b]:  # past its length: the carry passes through
+                carry_h[b] = held_carry_h[b - lo]
     return (grad_gamma_xi, grad_gamma_hi, grad_b_i, grad_gamma_xf, grad_gamma_hf, grad_b_f, grad_gamma_xg, grad_gamma_hg, grad_b_g, grad_gamma_xo, grad_gamma_ho, grad_b_o, grad_gamma_c, grad_beta_c)
 
 
@@ -576,3 +611,200 @@ def backward_gradients(
     np.dot(delta_h_prev.reshape(T * B, 4 * H)[lo:hi].T, seq_h[:T].reshape(T * B, H)[lo:hi], grad_M_h_prev)
     # input gradient: [W_i; W_f; W_g; W_o]^T @ the adjoints of its products
     np.dot(delta_x.reshape(T * B, 4 * H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])
+
+
+def infer_buffers(T, B, D, H, dtype, empty=np.empty):
+    """Uninitialised arrays of one forward-only pass, by name, from ``empty``: the input
+    projection, and per state last step's and this step's rows (2, B, size)."""
+    return {
+        "proj_x": empty((T, B, 4, H), dtype),
+        "state_h": empty((2, B, H), dtype),
+        "state_c": empty((2, B, H), dtype),
+    }
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def infer_steps(
+    lo,
+    hi,
+    D,
+    H,
+    lengths,
+    proj_x,
+    M_h_prev_T,
+    gamma_xi,
+    gamma_hi,
+    b_i,
+    gamma_xf,
+    gamma_hf,
+    b_f,
+    gamma_xg,
+    gamma_hg,
+    b_g,
+    gamma_xo,
+    gamma_ho,
+    b_o,
+    gamma_c,
+    beta_c,
+    state_h,
+    state_c,
+    ys,
+):
+    """Run all T steps for the batch rows lo:hi, forward only: row t % 2 of each state array
+    holds last step's state (the initial state at t = 0), row (t + 1) % 2 gets this step's; ys[t]
+    gets the output state. A row b past its length (t >= lengths[b]) keeps its states and
+    outputs zeros. Writes only those rows, so disjoint ranges can run at the same time."""
+    T = proj_x.shape[0]
+    rows = hi - lo
+    dtype = proj_x.dtype
+    const_0 = dtype.type(0.25)
+    const_1 = dtype.type(1e-05)
+    one = dtype.type(1.0)
+    n_H = dtype.type(H)
+    o_scratch = np.empty(H, dtype)
+    s_a_sum_terms_2 = np.empty(H, dtype)
+    s_a_sum_2_terms_2 = np.empty(H, dtype)
+    s_a_sum_3_terms_2 = np.empty(H, dtype)
+    s_a_sum_4_terms_2 = np.empty(H, dtype)
+    s_r_sum_terms_2 = np.empty(H, dtype)
+    s_r_sum_2_terms_2 = np.empty(H, dtype)
+    s_r_sum_3_terms_2 = np.empty(H, dtype)
+    s_r_sum_4_terms_2 = np.empty(H, dtype)
+    s_c_sum_terms_2 = np.empty(H, dtype)
+    # the results of the step GEMMs, for this range of rows
+    proj_h_prev = np.empty((rows, 4, H), dtype)
+    for t in range(T):
+        # step GEMM: [R_i; R_f; R_g; R_o] @ h_prev
+        step_gemm(state_h[t % 2, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 4 * H))
+        # elementwise: a_i, a_f, a_g, a_o, m_a, s_a, r_i, r_f, r_g, r_o, m_r, s_r, i, f, g, o, c, m_c, s_c, h
+        for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: its states stay as they were
+                state_h[(t + 1) % 2, b] = state_h[t % 2, b]
+                state_c[(t + 1) % 2, b] = state_c[t % 2, b]
+                ys[t, b] = 0
+                continue
+            c_prev_row = state_c[t % 2, b]
+            W_i_x_row = proj_x[t, b, 0]
+            W_f_x_row = proj_x[t, b, 1]
+            W_g_x_row = proj_x[t, b, 2]
+            W_o_x_row = proj_x[t, b, 3]
+            R_i_h_prev_row = proj_h_prev[b - lo, 0]
+            R_f_h_prev_row = proj_h_prev[b - lo, 1]
+            R_g_h_prev_row = proj_h_prev[b - lo, 2]
+            R_o_h_prev_row = proj_h_prev[b - lo, 3]
+            c_row = state_c[(t + 1) % 2, b]
+            h_row = state_h[(t + 1) % 2, b]
+            ys_row = ys[t, b]
+            m_a_sum = unit_sum(W_f_x_row)
+            m_a_sum_2 = unit_sum(W_g_x_row)
+            m_a_sum_3 = unit_sum(W_i_x_row)
+            m_a_sum_4 = unit_sum(W_o_x_row)
+            m_r_sum = unit_sum(R_f_h_prev_row)
+            m_r_sum_2 = unit_sum(R_g_h_prev_row)
+            m_r_sum_3 = unit_sum(R_i_h_prev_row)
+            m_r_sum_4 = unit_sum(R_o_h_prev_row)
+            tmp0 = const_0 / n_H
+            # m_a = (mean(a_i) + mean(a_f) + mean(a_g) + mean(a_o)) / 4
+            m_a = m_a_sum * tmp0 + m_a_sum_2 * tmp0 + m_a_sum_3 * tmp0 + m_a_sum_4 * tmp0
+            # m_r = (mean(r_i) + mean(r_f) + mean(r_g) + mean(r_o)) / 4
+            m_r = m_r_sum * tmp0 + m_r_sum_2 * tmp0 + m_r_sum_3 * tmp0 + m_r_sum_4 * tmp0
+            for j in range(H):
+                tmp0 = -m_a
+                s_a_sum_terms_2[j] = (W_f_x_row[j] + tmp0)**2
+                s_a_sum_2_terms_2[j] = (W_g_x_row[j] + tmp0)**2
+                s_a_sum_3_terms_2[j] = (W_i_x_row[j] + tmp0)**2
+                s_a_sum_4_terms_2[j] = (W_o_x_row[j] + tmp0)**2
+                tmp1 = -m_r
+                s_r_sum_terms_2[j] = (R_f_h_prev_row[j] + tmp1)**2
+                s_r_sum_2_terms_2[j] = (R_g_h_prev_row[j] + tmp1)**2
+                s_r_sum_3_terms_2[j] = (R_i_h_prev_row[j] + tmp1)**2
+                s_r_sum_4_terms_2[j] = (R_o_h_prev_row[j] + tmp1)**2
+            s_a_sum = unit_sum(s_a_sum_terms_2)
+            s_a_sum_2 = unit_sum(s_a_sum_2_terms_2)
+            s_a_sum_3 = unit_sum(s_a_sum_3_terms_2)
+            s_a_sum_4 = unit_sum(s_a_sum_4_terms_2)
+            s_r_sum = unit_sum(s_r_sum_terms_2)
+            s_r_sum_2 = unit_sum(s_r_sum_2_terms_2)
+            s_r_sum_3 = unit_sum(s_r_sum_3_terms_2)
+            s_r_sum_4 = unit_sum(s_r_sum_4_terms_2)
+            tmp0 = const_0 / n_H
+            # s_a = sqrt((mean((a_i - m_a) ** 2) + mean((a_f - m_a) ** 2) + mean((a_g - m_a) ** 2) + mean((a_o - m_a) ** 2)) / 4 + 1e-5)
+            s_a_bar = s_a_sum * tmp0 + s_a_sum_2 * tmp0 + s_a_sum_3 * tmp0 + s_a_sum_4 * tmp0 + const_1
+            s_a = sqrt(s_a_bar)
+            # s_r = sqrt((mean((r_i - m_r) ** 2) + mean((r_f - m_r) ** 2) + mean((r_g - m_r) ** 2) + mean((r_o - m_r) ** 2)) / 4 + 1e-5)
+            s_r_bar = s_r_sum * tmp0 + s_r_sum_2 * tmp0 + s_r_sum_3 * tmp0 + s_r_sum_4 * tmp0 + const_1
+            s_r = sqrt(s_r_bar)
+            for j in range(H):
+                tmp0 = one / s_r
+                tmp1 = -m_r
+                tmp2 = one / s_a
+                tmp3 = -m_a
+                # i = sigmoid(gamma_xi * (a_i - m_a) / s_a + gamma_hi * (r_i - m_r) / s_r + b_i)
+                i_bar = b_i[j] + gamma_hi[j] * tmp0 * (R_i_h_prev_row[j] + tmp1) + gamma_xi[j] * tmp2 * (W_i_x_row[j] + tmp3)
+                i = sigmoid(i_bar)
+                # f = sigmoid(gamma_xf * (a_f - m_a) / s_a + gamma_hf * (r_f - m_r) / s_r + b_f)
+                f_bar = b_f[j] + gamma_hf[j] * tmp0 * (R_f_h_prev_row[j] + tmp1) + gamma_xf[j] * tmp2 * (W_f_x_row[j] + tmp3)
+                f = sigmoid(f_bar)
+                # g = tanh(gamma_xg * (a_g - m_a) / s_a + gamma_hg * (r_g - m_r) / s_r + b_g)
+                g_bar = b_g[j] + gamma_hg[j] * tmp0 * (R_g_h_prev_row[j] + tmp1) + gamma_xg[j] * tmp2 * (W_g_x_row[j] + tmp3)
+                g = tanh(g_bar)
+                # o = sigmoid(gamma_xo * (a_o - m_a) / s_a + gamma_ho * (r_o - m_r) / s_r + b_o)
+                o_bar = b_o[j] + gamma_ho[j] * tmp0 * (R_o_h_prev_row[j] + tmp1) + gamma_xo[j] * tmp2 * (W_o_x_row[j] + tmp3)
+                o = sigmoid(o_bar)
+                o_scratch[j] = o
+                # c = f * c_prev + i * g
+                c = c_prev_row[j] * f + g * i
+                c_row[j] = c
+            m_c_sum = unit_sum(c_row)
+            # m_c = mean(c)
+            m_c = m_c_sum / n_H
+            for j in range(H):
+                s_c_sum_terms_2[j] = (c_row[j] - m_c)**2
+            s_c_sum = unit_sum(s_c_sum_terms_2)
+            # s_c = sqrt(mean((c - m_c) ** 2) + 1e-5)
+            s_c_bar = const_1 + s_c_sum / n_H
+            s_c = sqrt(s_c_bar)
+            for j in range(H):
+                # h = o * tanh(gamma_c * (c - m_c) / s_c + beta_c)
+                h = o_scratch[j] * tanh(beta_c[j] + gamma_c[j] * (c_row[j] - m_c) / s_c)
+                h_row[j] = h
+                ys_row[j] = h
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def infer_step(
+    D,
+    H,
+    lengths,
+    x,
+    M_x_T,
+    M_h_prev_T,
+    proj_x,
+    gamma_xi,
+    gamma_hi,
+    b_i,
+    gamma_xf,
+    gamma_hf,
+    b_f,
+    gamma_xg,
+    gamma_hg,
+    b_g,
+    gamma_xo,
+    gamma_ho,
+    b_o,
+    gamma_c,
+    beta_c,
+    state_h,
+    state_c,
+    ys,
+):
+    """One step for all B rows: x and ys are (1, B, ...), the state arrays (2, B, size); row 0
+    holds the state before the step and after it (row 1 is scratch). lengths: B ones."""
+    B = x.shape[1]
+    # input projection: [W_i; W_f; W_g; W_o] @ x
+    np.dot(x[0], M_x_T, proj_x.reshape(B, M_x_T.shape[1]))
+    infer_steps(0, B, D, H, lengths, proj_x, M_h_prev_T, gamma_xi, gamma_hi, b_i, gamma_xf, gamma_hf, b_f, gamma_xg, gamma_hg, b_g, gamma_xo, gamma_ho, b_o, gamma_c, beta_c, state_h, state_c, ys)
+    # this step's state becomes the one before the next step
+    state_h[0] = state_h[1]
+    state_c[0] = state_c[1]

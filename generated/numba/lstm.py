@@ -31,6 +31,8 @@ FORWARD_OUTPUTS = ('seq_h', 'seq_c', 'keep_i', 'keep_f', 'keep_g', 'keep_o')
 SAVED = ('seq_h', 'seq_c', 'keep_i', 'keep_f', 'keep_g', 'keep_o')
 #: the buffer of the input projection in forward_buffers
 INPUT_PROJECTION = 'proj_x'
+#: the state arrays of infer_buffers, (2, B, size) each, in the order of STATES
+INFER_STATES = ('state_h', 'state_c')
 
 
 def forward_buffers(T, B, D, H, dtype, empty=np.empty):
@@ -62,6 +64,7 @@ def forward_steps(
     hi,
     D,
     H,
+    lengths,
     proj_x,
     M_h_prev_T,
     b_i,
@@ -76,7 +79,8 @@ def forward_steps(
     keep_o,
 ):
     """Run all T steps for the batch rows lo:hi; the state sequences hold the initial states
-    at index 0. Writes only those rows, so disjoint ranges can run at the same time."""
+    at index 0. A row b past its length (t >= lengths[b]) keeps its states. Writes only those
+    rows, so disjoint ranges can run at the same time."""
     T = proj_x.shape[0]
     rows = hi - lo
     dtype = proj_x.dtype
@@ -87,6 +91,15 @@ def forward_steps(
         step_gemm(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 4 * H))
         # elementwise: i, f, g, o, c, h
         for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: its states stay as they were
+                seq_h[t + 1, b] = seq_h[t, b]
+                seq_c[t + 1, b] = seq_c[t, b]
+                keep_i[t, b] = 0
+                keep_f[t, b] = 0
+                keep_g[t, b] = 0
+                keep_o[t, b] = 0
+                continue
             c_prev_row = seq_c[t, b]
             R_i_h_prev_row = proj_h_prev[b - lo, 0]
             W_i_x_row = proj_x[t, b, 0]
@@ -139,6 +152,7 @@ def backward_steps(
     hi,
     D,
     H,
+    lengths,
     M_h_prev,
     b_i,
     b_f,
@@ -156,8 +170,9 @@ def backward_steps(
     delta_x_h_prev,
 ):
     """Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final
-    state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only
-    those rows and returns the gradients of the vectors summed over them."""
+    state) on entry and dL/d(initial state) on return; fills the adjoint buffers. A step past
+    a row's length passes its carries through. Touches only those rows and returns the
+    gradients of the vectors summed over them."""
     T = dys.shape[0]
     rows = hi - lo
     dtype = dys.dtype
@@ -167,9 +182,15 @@ def backward_steps(
     grad_b_f = np.zeros(H, dtype)
     grad_b_g = np.zeros(H, dtype)
     grad_b_o = np.zeros(H, dtype)
+    # the carries a step GEMM overwrites, as rows past their length keep them: dL/d(final state)
+    held_carry_h = carry_h[lo:hi].copy()
     for t in range(T - 1, -1, -1):
         # elementwise: the adjoints of h, c, o, g, f, i
         for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: no adjoint flows into this step's products
+                delta_x_h_prev[t, b] = 0
+                continue
             c_prev_row = seq_c[t, b]
             i_row = keep_i[t, b]
             f_row = keep_f[t, b]
@@ -215,6 +236,9 @@ def backward_steps(
                 grad_b_o[j] += delta_x_h_prev_d_o_bar[j]
         # step GEMM: [R_i; R_f; R_g; R_o]^T @ the adjoints of its products
         step_gemm(delta_x_h_prev[t, lo:hi].reshape(rows, 4 * H), M_h_prev, carry_h[lo:hi])
+        for b in range(lo, hi):
+            if t >= lengths[b]:  # past its length: the carry passes through
+                carry_h[b] = held_carry_h[b - lo]
     return (grad_b_i, grad_b_f, grad_b_g, grad_b_o)
 
 
@@ -246,3 +270,112 @@ def backward_gradients(
     np.dot(delta_x_h_prev.reshape(T * B, 4 * H)[lo:hi].T, seq_h[:T].reshape(T * B, H)[lo:hi], grad_M_h_prev)
     # input gradient: [W_i; W_f; W_g; W_o]^T @ the adjoints of its products
     np.dot(delta_x_h_prev.reshape(T * B, 4 * H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])
+
+
+def infer_buffers(T, B, D, H, dtype, empty=np.empty):
+    """Uninitialised arrays of one forward-only pass, by name, from ``empty``: the input
+    projection, and per state last step's and this step's rows (2, B, size)."""
+    return {
+        "proj_x": empty((T, B, 4, H), dtype),
+        "state_h": empty((2, B, H), dtype),
+        "state_c": empty((2, B, H), dtype),
+    }
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def infer_steps(
+    lo,
+    hi,
+    D,
+    H,
+    lengths,
+    proj_x,
+    M_h_prev_T,
+    b_i,
+    b_f,
+    b_g,
+    b_o,
+    state_h,
+    state_c,
+    ys,
+):
+    """Run all T steps for the batch rows lo:hi, forward only: row t % 2 of each state array
+    holds last step's state (the initial state at t = 0), row (t + 1) % 2 gets this step's; ys[t]
+    gets the output state. A row b past its length (t >= lengths[b]) keeps its states and
+    outputs zeros. Writes only those rows, so disjoint ranges can run at the same time."""
+    T = proj_x.shape[0]
+    rows = hi - lo
+    dtype = proj_x.dtype
+    # the results of the step GEMMs, for this range of rows
+    proj_h_prev = np.empty((rows, 4, H), dtype)
+    for t in range(T):
+        # step GEMM: [R_i; R_f; R_g; R_o] @ h_prev
+        step_gemm(state_h[t % 2, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 4 * H))
+        # elementwise: i, f, g, o, c, h
+        for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: its states stay as they were
+                state_h[(t + 1) % 2, b] = state_h[t % 2, b]
+                state_c[(t + 1) % 2, b] = state_c[t % 2, b]
+                ys[t, b] = 0
+                continue
+            c_prev_row = state_c[t % 2, b]
+            R_i_h_prev_row = proj_h_prev[b - lo, 0]
+            W_i_x_row = proj_x[t, b, 0]
+            R_f_h_prev_row = proj_h_prev[b - lo, 1]
+            W_f_x_row = proj_x[t, b, 1]
+            R_g_h_prev_row = proj_h_prev[b - lo, 2]
+            W_g_x_row = proj_x[t, b, 2]
+            R_o_h_prev_row = proj_h_prev[b - lo, 3]
+            W_o_x_row = proj_x[t, b, 3]
+            c_row = state_c[(t + 1) % 2, b]
+            h_row = state_h[(t + 1) % 2, b]
+            ys_row = ys[t, b]
+            for j in range(H):
+                # i = sigmoid(W_i @ x + R_i @ h_prev + b_i)
+                i_bar = R_i_h_prev_row[j] + W_i_x_row[j] + b_i[j]
+                i = sigmoid(i_bar)
+                # f = sigmoid(W_f @ x + R_f @ h_prev + b_f)
+                f_bar = R_f_h_prev_row[j] + W_f_x_row[j] + b_f[j]
+                f = sigmoid(f_bar)
+                # g = tanh(W_g @ x + R_g @ h_prev + b_g)
+                g_bar = R_g_h_prev_row[j] + W_g_x_row[j] + b_g[j]
+                g = tanh(g_bar)
+                # o = sigmoid(W_o @ x + R_o @ h_prev + b_o)
+                o_bar = R_o_h_prev_row[j] + W_o_x_row[j] + b_o[j]
+                o = sigmoid(o_bar)
+                # c = f * c_prev + i * g
+                c = c_prev_row[j] * f + g * i
+                # h = o * tanh(c)
+                h = o * tanh(c)
+                c_row[j] = c
+                h_row[j] = h
+                ys_row[j] = h
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def infer_step(
+    D,
+    H,
+    lengths,
+    x,
+    M_x_T,
+    M_h_prev_T,
+    proj_x,
+    b_i,
+    b_f,
+    b_g,
+    b_o,
+    state_h,
+    state_c,
+    ys,
+):
+    """One step for all B rows: x and ys are (1, B, ...), the state arrays (2, B, size); row 0
+    holds the state before the step and after it (row 1 is scratch). lengths: B ones."""
+    B = x.shape[1]
+    # input projection: [W_i; W_f; W_g; W_o] @ x
+    np.dot(x[0], M_x_T, proj_x.reshape(B, M_x_T.shape[1]))
+    infer_steps(0, B, D, H, lengths, proj_x, M_h_prev_T, b_i, b_f, b_g, b_o, state_h, state_c, ys)
+    # this step's state becomes the one before the next step
+    state_h[0] = state_h[1]
+    state_c[0] = state_c[1]

@@ -28,6 +28,8 @@ FORWARD_OUTPUTS = ('seq_h', 'keep_f', 'keep_R_n_in', 'keep_n')
 SAVED = ('seq_h', 'keep_f', 'keep_R_n_in', 'keep_n')
 #: the buffer of the input projection in forward_buffers
 INPUT_PROJECTION = 'proj_x'
+#: the state arrays of infer_buffers, (2, B, size) each, in the order of STATES
+INFER_STATES = ('state_h',)
 
 
 def forward_buffers(T, B, D, H, dtype, empty=np.empty):
@@ -57,6 +59,7 @@ def forward_steps(
     hi,
     D,
     H,
+    lengths,
     proj_x,
     M_h_prev_T,
     M_R_n_in_T,
@@ -68,7 +71,8 @@ def forward_steps(
     keep_n,
 ):
     """Run all T steps for the batch rows lo:hi; the state sequences hold the initial states
-    at index 0. Writes only those rows, so disjoint ranges can run at the same time."""
+    at index 0. A row b past its length (t >= lengths[b]) keeps its states. Writes only those
+    rows, so disjoint ranges can run at the same time."""
     T = proj_x.shape[0]
     rows = hi - lo
     dtype = proj_x.dtype
@@ -81,6 +85,13 @@ def forward_steps(
         step_gemm(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, H))
         # elementwise: f, R_n_in
         for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: its states stay as they were
+                seq_h[t + 1, b] = seq_h[t, b]
+                keep_f[t, b] = 0
+                keep_R_n_in[t, b] = 0
+                keep_n[t, b] = 0
+                continue
             h_prev_row = seq_h[t, b]
             R_f_h_prev_row = proj_h_prev[b - lo, 0]
             W_f_x_row = proj_x[t, b, 0]
@@ -98,6 +109,8 @@ def forward_steps(
         step_gemm(keep_R_n_in[t, lo:hi], M_R_n_in_T, proj_R_n_in.reshape(rows, H))
         # elementwise: n, h
         for b in range(lo, hi):
+            if t >= lengths[b]:
+                continue
             h_prev_row = seq_h[t, b]
             f_row = keep_f[t, b]
             R_n_R_n_in_row = proj_R_n_in[b - lo, 0]
@@ -126,6 +139,7 @@ def backward_steps(
     hi,
     D,
     H,
+    lengths,
     M_h_prev,
     M_R_n_in,
     b_f,
@@ -141,8 +155,9 @@ def backward_steps(
     delta_R_n_in,
 ):
     """Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final
-    state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only
-    those rows and returns the gradients of the vectors summed over them."""
+    state) on entry and dL/d(initial state) on return; fills the adjoint buffers. A step past
+    a row's length passes its carries through. Touches only those rows and returns the
+    gradients of the vectors summed over them."""
     T = dys.shape[0]
     rows = hi - lo
     dtype = dys.dtype
@@ -159,6 +174,12 @@ def backward_steps(
     for t in range(T - 1, -1, -1):
         # elementwise: the adjoints of h, n
         for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: no adjoint flows into this step's products
+                delta_x[t, b] = 0
+                delta_h_prev[t, b] = 0
+                delta_R_n_in[t, b] = 0
+                continue
             f_row = keep_f[t, b]
             n_row = keep_n[t, b]
             d_h_above_row = dys[t, b]
@@ -180,6 +201,8 @@ def backward_steps(
         step_gemm(delta_R_n_in[t, lo:hi].reshape(rows, H), M_R_n_in, gemmT_R_n_in)
         # elementwise: the adjoints of R_n_in, f
         for b in range(lo, hi):
+            if t >= lengths[b]:
+                continue
             h_prev_row = seq_h[t, b]
             f_row = keep_f[t, b]
             n_row = keep_n[t, b]
@@ -241,3 +264,85 @@ def backward_gradients(
     np.dot(delta_R_n_in.reshape(T * B, H)[lo:hi].T, keep_R_n_in.reshape(T * B, H)[lo:hi], grad_M_R_n_in)
     # input gradient: [W_f; W_n]^T @ the adjoints of its products
     np.dot(delta_x.reshape(T * B, 2 * H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])
+
+
+def infer_buffers(T, B, D, H, dtype, empty=np.empty):
+    """Uninitialised arrays of one forward-only pass, by name, from ``empty``: the input
+    projection, and per state last step's and this step's rows (2, B, size)."""
+    return {
+        "proj_x": empty((T, B, 2, H), dtype),
+        "state_h": empty((2, B, H), dtype),
+    }
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def infer_steps(lo, hi, D, H, lengths, proj_x, M_h_prev_T, M_R_n_in_T, b_f, b_n, state_h, ys):
+    """Run all T steps for the batch rows lo:hi, forward only: row t % 2 of each state array
+    holds last step's state (the initial state at t = 0), row (t + 1) % 2 gets this step's; ys[t]
+    gets the output state. A row b past its length (t >= lengths[b]) keeps its states and
+    outputs zeros. Writes only those rows, so disjoint ranges can run at the same time."""
+    T = proj_x.shape[0]
+    rows = hi - lo
+    dtype = proj_x.dtype
+    one = dtype.type(1.0)
+    # the results of the step GEMMs, for this range of rows
+    proj_h_prev = np.empty((rows, 1, H), dtype)
+    proj_R_n_in = np.empty((rows, 1, H), dtype)
+    # values one loop computes and a later one (or a step GEMM) reads
+    buf_f = np.empty((rows, H), dtype)
+    buf_R_n_in = np.empty((rows, H), dtype)
+    for t in range(T):
+        # step GEMM: R_f @ h_prev
+        step_gemm(state_h[t % 2, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, H))
+        # elementwise: f, R_n_in
+        for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: its states stay as they were
+                state_h[(t + 1) % 2, b] = state_h[t % 2, b]
+                ys[t, b] = 0
+                continue
+            h_prev_row = state_h[t % 2, b]
+            R_f_h_prev_row = proj_h_prev[b - lo, 0]
+            W_f_x_row = proj_x[t, b, 0]
+            f_row = buf_f[b - lo]
+            R_n_in_row = buf_R_n_in[b - lo]
+            for j in range(H):
+                # f = sigmoid(W_f @ x + R_f @ h_prev + b_f)
+                f_bar = R_f_h_prev_row[j] + W_f_x_row[j] + b_f[j]
+                f = sigmoid(f_bar)
+                # R_n_in: the operand of R_n @ (...)
+                R_n_in = f * h_prev_row[j]
+                f_row[j] = f
+                R_n_in_row[j] = R_n_in
+        # step GEMM: R_n @ R_n_in
+        step_gemm(buf_R_n_in, M_R_n_in_T, proj_R_n_in.reshape(rows, H))
+        # elementwise: n, h
+        for b in range(lo, hi):
+            if t >= lengths[b]:
+                continue
+            h_prev_row = state_h[t % 2, b]
+            f_row = buf_f[b - lo]
+            R_n_R_n_in_row = proj_R_n_in[b - lo, 0]
+            W_n_x_row = proj_x[t, b, 1]
+            h_row = state_h[(t + 1) % 2, b]
+            ys_row = ys[t, b]
+            for j in range(H):
+                # n = tanh(W_n @ x + R_n @ (f * h_prev) + b_n)
+                n_bar = R_n_R_n_in_row[j] + W_n_x_row[j] + b_n[j]
+                n = tanh(n_bar)
+                # h = (1 - f) * h_prev + f * n
+                h = f_row[j] * n + h_prev_row[j] * (one - f_row[j])
+                h_row[j] = h
+                ys_row[j] = h
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def infer_step(D, H, lengths, x, M_x_T, M_h_prev_T, M_R_n_in_T, proj_x, b_f, b_n, state_h, ys):
+    """One step for all B rows: x and ys are (1, B, ...), the state arrays (2, B, size); row 0
+    holds the state before the step and after it (row 1 is scratch). lengths: B ones."""
+    B = x.shape[1]
+    # input projection: [W_f; W_n] @ x
+    np.dot(x[0], M_x_T, proj_x.reshape(B, M_x_T.shape[1]))
+    infer_steps(0, B, D, H, lengths, proj_x, M_h_prev_T, M_R_n_in_T, b_f, b_n, state_h, ys)
+    # this step's state becomes the one before the next step
+    state_h[0] = state_h[1]

@@ -26,6 +26,8 @@ FORWARD_OUTPUTS = ('seq_h',)
 SAVED = ('seq_h',)
 #: the buffer of the input projection in forward_buffers
 INPUT_PROJECTION = 'proj_x'
+#: the state arrays of infer_buffers, (2, B, size) each, in the order of STATES
+INFER_STATES = ('state_h',)
 
 
 def forward_buffers(T, B, D, H, dtype, empty=np.empty):
@@ -47,9 +49,10 @@ def forward_inputs(lo, hi, x, M_x_T, proj_x):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def forward_steps(lo, hi, D, H, proj_x, M_h_prev_T, b_h, seq_h):
+def forward_steps(lo, hi, D, H, lengths, proj_x, M_h_prev_T, b_h, seq_h):
     """Run all T steps for the batch rows lo:hi; the state sequences hold the initial states
-    at index 0. Writes only those rows, so disjoint ranges can run at the same time."""
+    at index 0. A row b past its length (t >= lengths[b]) keeps its states. Writes only those
+    rows, so disjoint ranges can run at the same time."""
     T = proj_x.shape[0]
     rows = hi - lo
     dtype = proj_x.dtype
@@ -60,6 +63,10 @@ def forward_steps(lo, hi, D, H, proj_x, M_h_prev_T, b_h, seq_h):
         step_gemm(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, H))
         # elementwise: h
         for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: its states stay as they were
+                seq_h[t + 1, b] = seq_h[t, b]
+                continue
             R_h_h_prev_row = proj_h_prev[b - lo, 0]
             W_h_x_row = proj_x[t, b, 0]
             h_row = seq_h[t + 1, b]
@@ -77,19 +84,26 @@ def backward_buffers(T, B, D, H, dtype, empty=np.empty):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def backward_steps(lo, hi, D, H, M_h_prev, b_h, seq_h, dys, carry_h, delta_x_h_prev):
+def backward_steps(lo, hi, D, H, lengths, M_h_prev, b_h, seq_h, dys, carry_h, delta_x_h_prev):
     """Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final
-    state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only
-    those rows and returns the gradients of the vectors summed over them."""
+    state) on entry and dL/d(initial state) on return; fills the adjoint buffers. A step past
+    a row's length passes its carries through. Touches only those rows and returns the
+    gradients of the vectors summed over them."""
     T = dys.shape[0]
     rows = hi - lo
     dtype = dys.dtype
     one = dtype.type(1.0)
     # the gradients of the parameter vectors, summed over steps and rows
     grad_b_h = np.zeros(H, dtype)
+    # the carries a step GEMM overwrites, as rows past their length keep them: dL/d(final state)
+    held_carry_h = carry_h[lo:hi].copy()
     for t in range(T - 1, -1, -1):
         # elementwise: the adjoints of h
         for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: no adjoint flows into this step's products
+                delta_x_h_prev[t, b] = 0
+                continue
             h_row = seq_h[t + 1, b]
             d_h_above_row = dys[t, b]
             carry_h_row = carry_h[b]
@@ -104,6 +118,9 @@ def backward_steps(lo, hi, D, H, M_h_prev, b_h, seq_h, dys, carry_h, delta_x_h_p
                 grad_b_h[j] += delta_x_h_prev_d_h_bar[j]
         # step GEMM: R_h^T @ the adjoints of its products
         step_gemm(delta_x_h_prev[t, lo:hi].reshape(rows, H), M_h_prev, carry_h[lo:hi])
+        for b in range(lo, hi):
+            if t >= lengths[b]:  # past its length: the carry passes through
+                carry_h[b] = held_carry_h[b - lo]
     return (grad_b_h,)
 
 
@@ -118,3 +135,57 @@ def backward_gradients(lo, hi, D, H, x, M_x, seq_h, delta_x_h_prev, dx, grad_M_x
     np.dot(delta_x_h_prev.reshape(T * B, H)[lo:hi].T, seq_h[:T].reshape(T * B, H)[lo:hi], grad_M_h_prev)
     # input gradient: W_h^T @ the adjoints of its products
     np.dot(delta_x_h_prev.reshape(T * B, H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])
+
+
+def infer_buffers(T, B, D, H, dtype, empty=np.empty):
+    """Uninitialised arrays of one forward-only pass, by name, from ``empty``: the input
+    projection, and per state last step's and this step's rows (2, B, size)."""
+    return {
+        "proj_x": empty((T, B, 1, H), dtype),
+        "state_h": empty((2, B, H), dtype),
+    }
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def infer_steps(lo, hi, D, H, lengths, proj_x, M_h_prev_T, b_h, state_h, ys):
+    """Run all T steps for the batch rows lo:hi, forward only: row t % 2 of each state array
+    holds last step's state (the initial state at t = 0), row (t + 1) % 2 gets this step's; ys[t]
+    gets the output state. A row b past its length (t >= lengths[b]) keeps its states and
+    outputs zeros. Writes only those rows, so disjoint ranges can run at the same time."""
+    T = proj_x.shape[0]
+    rows = hi - lo
+    dtype = proj_x.dtype
+    # the results of the step GEMMs, for this range of rows
+    proj_h_prev = np.empty((rows, 1, H), dtype)
+    for t in range(T):
+        # step GEMM: R_h @ h_prev
+        step_gemm(state_h[t % 2, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, H))
+        # elementwise: h
+        for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: its states stay as they were
+                state_h[(t + 1) % 2, b] = state_h[t % 2, b]
+                ys[t, b] = 0
+                continue
+            R_h_h_prev_row = proj_h_prev[b - lo, 0]
+            W_h_x_row = proj_x[t, b, 0]
+            h_row = state_h[(t + 1) % 2, b]
+            ys_row = ys[t, b]
+            for j in range(H):
+                # h = tanh(W_h @ x + R_h @ h_prev + b_h)
+                h_bar = R_h_h_prev_row[j] + W_h_x_row[j] + b_h[j]
+                h = tanh(h_bar)
+                h_row[j] = h
+                ys_row[j] = h
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def infer_step(D, H, lengths, x, M_x_T, M_h_prev_T, proj_x, b_h, state_h, ys):
+    """One step for all B rows: x and ys are (1, B, ...), the state arrays (2, B, size); row 0
+    holds the state before the step and after it (row 1 is scratch). lengths: B ones."""
+    B = x.shape[1]
+    # input projection: W_h @ x
+    np.dot(x[0], M_x_T, proj_x.reshape(B, M_x_T.shape[1]))
+    infer_steps(0, B, D, H, lengths, proj_x, M_h_prev_T, b_h, state_h, ys)
+    # this step's state becomes the one before the next step
+    state_h[0] = state_h[1]

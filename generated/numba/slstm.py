@@ -35,6 +35,8 @@ FORWARD_OUTPUTS = ('seq_h', 'seq_c', 'seq_n', 'seq_m', 'keep_i_pre', 'keep_f_pre
 SAVED = ('seq_h', 'seq_c', 'seq_n', 'seq_m', 'keep_i_pre', 'keep_f_pre', 'keep_z', 'keep_o', 'keep_i', 'keep_f')
 #: the buffer of the input projection in forward_buffers
 INPUT_PROJECTION = 'proj_x'
+#: the state arrays of infer_buffers, (2, B, size) each, in the order of STATES
+INFER_STATES = ('state_h', 'state_c', 'state_n', 'state_m')
 
 
 def forward_buffers(T, B, D, H, dtype, empty=np.empty):
@@ -70,6 +72,7 @@ def forward_steps(
     hi,
     D,
     H,
+    lengths,
     proj_x,
     M_h_prev_T,
     b_i,
@@ -88,7 +91,8 @@ def forward_steps(
     keep_f,
 ):
     """Run all T steps for the batch rows lo:hi; the state sequences hold the initial states
-    at index 0. Writes only those rows, so disjoint ranges can run at the same time."""
+    at index 0. A row b past its length (t >= lengths[b]) keeps its states. Writes only those
+    rows, so disjoint ranges can run at the same time."""
     T = proj_x.shape[0]
     rows = hi - lo
     dtype = proj_x.dtype
@@ -99,6 +103,19 @@ def forward_steps(
         step_gemm(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 4 * H))
         # elementwise: i_pre, f_pre, z, o, m, i, f, c, n, h
         for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: its states stay as they were
+                seq_h[t + 1, b] = seq_h[t, b]
+                seq_c[t + 1, b] = seq_c[t, b]
+                seq_n[t + 1, b] = seq_n[t, b]
+                seq_m[t + 1, b] = seq_m[t, b]
+                keep_i_pre[t, b] = 0
+                keep_f_pre[t, b] = 0
+                keep_z[t, b] = 0
+                keep_o[t, b] = 0
+                keep_i[t, b] = 0
+                keep_f[t, b] = 0
+                continue
             c_prev_row = seq_c[t, b]
             n_prev_row = seq_n[t, b]
             m_prev_row = seq_m[t, b]
@@ -171,6 +188,7 @@ def backward_steps(
     hi,
     D,
     H,
+    lengths,
     M_h_prev,
     b_i,
     b_f,
@@ -194,8 +212,9 @@ def backward_steps(
     delta_x_h_prev,
 ):
     """Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final
-    state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only
-    those rows and returns the gradients of the vectors summed over them."""
+    state) on entry and dL/d(initial state) on return; fills the adjoint buffers. A step past
+    a row's length passes its carries through. Touches only those rows and returns the
+    gradients of the vectors summed over them."""
     T = dys.shape[0]
     rows = hi - lo
     dtype = dys.dtype
@@ -205,9 +224,15 @@ def backward_steps(
     grad_b_f = np.zeros(H, dtype)
     grad_b_z = np.zeros(H, dtype)
     grad_b_o = np.zeros(H, dtype)
+    # the carries a step GEMM overwrites, as rows past their length keep them: dL/d(final state)
+    held_carry_h = carry_h[lo:hi].copy()
     for t in range(T - 1, -1, -1):
         # elementwise: the adjoints of h, n, c, f, i, m, o, z, f_pre, i_pre
         for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: no adjoint flows into this step's products
+                delta_x_h_prev[t, b] = 0
+                continue
             c_prev_row = seq_c[t, b]
             n_prev_row = seq_n[t, b]
             m_prev_row = seq_m[t, b]
@@ -272,6 +297,9 @@ def backward_steps(
                 grad_b_o[j] += delta_x_h_prev_d_o_bar[j]
         # step GEMM: [R_i; R_f; R_z; R_o]^T @ the adjoints of its products
         step_gemm(delta_x_h_prev[t, lo:hi].reshape(rows, 4 * H), M_h_prev, carry_h[lo:hi])
+        for b in range(lo, hi):
+            if t >= lengths[b]:  # past its length: the carry passes through
+                carry_h[b] = held_carry_h[b - lo]
     return (grad_b_i, grad_b_f, grad_b_z, grad_b_o)
 
 
@@ -307,3 +335,138 @@ def backward_gradients(
     np.dot(delta_x_h_prev.reshape(T * B, 4 * H)[lo:hi].T, seq_h[:T].reshape(T * B, H)[lo:hi], grad_M_h_prev)
     # input gradient: [W_i; W_f; W_z; W_o]^T @ the adjoints of its products
     np.dot(delta_x_h_prev.reshape(T * B, 4 * H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])
+
+
+def infer_buffers(T, B, D, H, dtype, empty=np.empty):
+    """Uninitialised arrays of one forward-only pass, by name, from ``empty``: the input
+    projection, and per state last step's and this step's rows (2, B, size)."""
+    return {
+        "proj_x": empty((T, B, 4, H), dtype),
+        "state_h": empty((2, B, H), dtype),
+        "state_c": empty((2, B, H), dtype),
+        "state_n": empty((2, B, H), dtype),
+        "state_m": empty((2, B, H), dtype),
+    }
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def infer_steps(
+    lo,
+    hi,
+    D,
+    H,
+    lengths,
+    proj_x,
+    M_h_prev_T,
+    b_i,
+    b_f,
+    b_z,
+    b_o,
+    state_h,
+    state_c,
+    state_n,
+    state_m,
+    ys,
+):
+    """Run all T steps for the batch rows lo:hi, forward only: row t % 2 of each state array
+    holds last step's state (the initial state at t = 0), row (t + 1) % 2 gets this step's; ys[t]
+    gets the output state. A row b past its length (t >= lengths[b]) keeps its states and
+    outputs zeros. Writes only those rows, so disjoint ranges can run at the same time."""
+    T = proj_x.shape[0]
+    rows = hi - lo
+    dtype = proj_x.dtype
+    # the results of the step GEMMs, for this range of rows
+    proj_h_prev = np.empty((rows, 4, H), dtype)
+    for t in range(T):
+        # step GEMM: [R_i; R_f; R_z; R_o] @ h_prev
+        step_gemm(state_h[t % 2, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 4 * H))
+        # elementwise: i_pre, f_pre, z, o, m, i, f, c, n, h
+        for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: its states stay as they were
+                state_h[(t + 1) % 2, b] = state_h[t % 2, b]
+                state_c[(t + 1) % 2, b] = state_c[t % 2, b]
+                state_n[(t + 1) % 2, b] = state_n[t % 2, b]
+                state_m[(t + 1) % 2, b] = state_m[t % 2, b]
+                ys[t, b] = 0
+                continue
+            c_prev_row = state_c[t % 2, b]
+            n_prev_row = state_n[t % 2, b]
+            m_prev_row = state_m[t % 2, b]
+            R_i_h_prev_row = proj_h_prev[b - lo, 0]
+            W_i_x_row = proj_x[t, b, 0]
+            R_f_h_prev_row = proj_h_prev[b - lo, 1]
+            W_f_x_row = proj_x[t, b, 1]
+            R_z_h_prev_row = proj_h_prev[b - lo, 2]
+            W_z_x_row = proj_x[t, b, 2]
+            R_o_h_prev_row = proj_h_prev[b - lo, 3]
+            W_o_x_row = proj_x[t, b, 3]
+            m_row = state_m[(t + 1) % 2, b]
+            c_row = state_c[(t + 1) % 2, b]
+            n_row = state_n[(t + 1) % 2, b]
+            h_row = state_h[(t + 1) % 2, b]
+            ys_row = ys[t, b]
+            for j in range(H):
+                # i_pre = W_i @ x + R_i @ h_prev + b_i
+                i_pre = R_i_h_prev_row[j] + W_i_x_row[j] + b_i[j]
+                # f_pre = W_f @ x + R_f @ h_prev + b_f
+                f_pre = R_f_h_prev_row[j] + W_f_x_row[j] + b_f[j]
+                # z = tanh(W_z @ x + R_z @ h_prev + b_z)
+                z_bar = R_z_h_prev_row[j] + W_z_x_row[j] + b_z[j]
+                z = tanh(z_bar)
+                # o = sigmoid(W_o @ x + R_o @ h_prev + b_o)
+                o_bar = R_o_h_prev_row[j] + W_o_x_row[j] + b_o[j]
+                o = sigmoid(o_bar)
+                tmp0 = m_prev_row[j] + logsigmoid(f_pre)
+                # m = maximum(logsigmoid(f_pre) + m_prev, i_pre)
+                m = maximum(tmp0, i_pre)
+                tmp1 = -m
+                # i = exp(i_pre - m)
+                i_bar = i_pre + tmp1
+                i = exp(i_bar)
+                # f = exp(logsigmoid(f_pre) + m_prev - m)
+                f_bar = tmp0 + tmp1
+                f = exp(f_bar)
+                # c = f * c_prev + i * z
+                c = c_prev_row[j] * f + i * z
+                # n = f * n_prev + i
+                n = f * n_prev_row[j] + i
+                # h = o * (c / n)
+                h = c * o / n
+                m_row[j] = m
+                c_row[j] = c
+                n_row[j] = n
+                h_row[j] = h
+                ys_row[j] = h
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def infer_step(
+    D,
+    H,
+    lengths,
+    x,
+    M_x_T,
+    M_h_prev_T,
+    proj_x,
+    b_i,
+    b_f,
+    b_z,
+    b_o,
+    state_h,
+    state_c,
+    state_n,
+    state_m,
+    ys,
+):
+    """One step for all B rows: x and ys are (1, B, ...), the state arrays (2, B, size); row 0
+    holds the state before the step and after it (row 1 is scratch). lengths: B ones."""
+    B = x.shape[1]
+    # input projection: [W_i; W_f; W_z; W_o] @ x
+    np.dot(x[0], M_x_T, proj_x.reshape(B, M_x_T.shape[1]))
+    infer_steps(0, B, D, H, lengths, proj_x, M_h_prev_T, b_i, b_f, b_z, b_o, state_h, state_c, state_n, state_m, ys)
+    # this step's state becomes the one before the next step
+    state_h[0] = state_h[1]
+    state_c[0] = state_c[1]
+    state_n[0] = state_n[1]
+    state_m[0] = state_m[1]

@@ -29,6 +29,8 @@ FORWARD_OUTPUTS = ('seq_h', 'seq_c', 'keep_f', 'keep_r')
 SAVED = ('seq_h', 'seq_c', 'keep_f', 'keep_r', 'proj_x')
 #: the buffer of the input projection in forward_buffers
 INPUT_PROJECTION = 'proj_x'
+#: the state arrays of infer_buffers, (2, B, size) each, in the order of STATES
+INFER_STATES = ('state_h', 'state_c')
 
 
 def forward_buffers(T, B, D, H, dtype, empty=np.empty):
@@ -53,9 +55,26 @@ def forward_inputs(lo, hi, x, M_x_T, proj_x):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def forward_steps(lo, hi, D, H, proj_x, v_f, b_f, v_r, b_r, x, seq_h, seq_c, keep_f, keep_r):
+def forward_steps(
+    lo,
+    hi,
+    D,
+    H,
+    lengths,
+    proj_x,
+    v_f,
+    b_f,
+    v_r,
+    b_r,
+    x,
+    seq_h,
+    seq_c,
+    keep_f,
+    keep_r,
+):
     """Run all T steps for the batch rows lo:hi; the state sequences hold the initial states
-    at index 0. Writes only those rows, so disjoint ranges can run at the same time."""
+    at index 0. A row b past its length (t >= lengths[b]) keeps its states. Writes only those
+    rows, so disjoint ranges can run at the same time."""
     T = proj_x.shape[0]
     rows = hi - lo
     dtype = proj_x.dtype
@@ -63,6 +82,13 @@ def forward_steps(lo, hi, D, H, proj_x, v_f, b_f, v_r, b_r, x, seq_h, seq_c, kee
     for t in range(T):
         # elementwise: f, r, c, h
         for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: its states stay as they were
+                seq_h[t + 1, b] = seq_h[t, b]
+                seq_c[t + 1, b] = seq_c[t, b]
+                keep_f[t, b] = 0
+                keep_r[t, b] = 0
+                continue
             x_row = x[t, b]
             c_prev_row = seq_c[t, b]
             W_f_x_row = proj_x[t, b, 0]
@@ -102,6 +128,7 @@ def backward_steps(
     hi,
     D,
     H,
+    lengths,
     v_f,
     b_f,
     v_r,
@@ -119,8 +146,9 @@ def backward_steps(
     dx_direct,
 ):
     """Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final
-    state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only
-    those rows and returns the gradients of the vectors summed over them."""
+    state) on entry and dL/d(initial state) on return; fills the adjoint buffers. A step past
+    a row's length passes its carries through. Touches only those rows and returns the
+    gradients of the vectors summed over them."""
     T = dys.shape[0]
     rows = hi - lo
     dtype = dys.dtype
@@ -134,6 +162,11 @@ def backward_steps(
     for t in range(T - 1, -1, -1):
         # elementwise: the adjoints of h, c, r, f
         for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: no adjoint flows into this step's products
+                delta_x[t, b] = 0
+                dx_direct[t, b] = 0
+                continue
             x_row = x[t, b]
             c_prev_row = seq_c[t, b]
             f_row = keep_f[t, b]
@@ -208,3 +241,69 @@ def backward_gradients(
         dx_direct_row_2 = dx_direct.reshape(T * B, D)[r_2]
         for j in range(D):
             dx_row[j] += dx_direct_row_2[j]
+
+
+def infer_buffers(T, B, D, H, dtype, empty=np.empty):
+    """Uninitialised arrays of one forward-only pass, by name, from ``empty``: the input
+    projection, and per state last step's and this step's rows (2, B, size)."""
+    return {
+        "proj_x": empty((T, B, 3, H), dtype),
+        "state_h": empty((2, B, H), dtype),
+        "state_c": empty((2, B, H), dtype),
+    }
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def infer_steps(lo, hi, D, H, lengths, proj_x, v_f, b_f, v_r, b_r, x, state_h, state_c, ys):
+    """Run all T steps for the batch rows lo:hi, forward only: row t % 2 of each state array
+    holds last step's state (the initial state at t = 0), row (t + 1) % 2 gets this step's; ys[t]
+    gets the output state. A row b past its length (t >= lengths[b]) keeps its states and
+    outputs zeros. Writes only those rows, so disjoint ranges can run at the same time."""
+    T = proj_x.shape[0]
+    rows = hi - lo
+    dtype = proj_x.dtype
+    one = dtype.type(1.0)
+    for t in range(T):
+        # elementwise: f, r, c, h
+        for b in range(lo, hi):
+            if t >= lengths[b]:
+                # past the end of this row's sequence: its states stay as they were
+                state_h[(t + 1) % 2, b] = state_h[t % 2, b]
+                state_c[(t + 1) % 2, b] = state_c[t % 2, b]
+                ys[t, b] = 0
+                continue
+            x_row = x[t, b]
+            c_prev_row = state_c[t % 2, b]
+            W_f_x_row = proj_x[t, b, 0]
+            W_r_x_row = proj_x[t, b, 1]
+            W_x_row = proj_x[t, b, 2]
+            c_row = state_c[(t + 1) % 2, b]
+            h_row = state_h[(t + 1) % 2, b]
+            ys_row = ys[t, b]
+            for j in range(H):
+                # f = sigmoid(W_f @ x + v_f * c_prev + b_f)
+                f_bar = W_f_x_row[j] + b_f[j] + c_prev_row[j] * v_f[j]
+                f = sigmoid(f_bar)
+                # r = sigmoid(W_r @ x + v_r * c_prev + b_r)
+                r_bar = W_r_x_row[j] + b_r[j] + c_prev_row[j] * v_r[j]
+                r = sigmoid(r_bar)
+                # c = f * c_prev + (1 - f) * (W @ x)
+                c = W_x_row[j] * (one - f) + c_prev_row[j] * f
+                # h = r * c + (1 - r) * x
+                h = c * r + x_row[j] * (one - r)
+                c_row[j] = c
+                h_row[j] = h
+                ys_row[j] = h
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def infer_step(D, H, lengths, x, M_x_T, proj_x, v_f, b_f, v_r, b_r, state_h, state_c, ys):
+    """One step for all B rows: x and ys are (1, B, ...), the state arrays (2, B, size); row 0
+    holds the state before the step and after it (row 1 is scratch). lengths: B ones."""
+    B = x.shape[1]
+    # input projection: [W_f; W_r; W] @ x
+    np.dot(x[0], M_x_T, proj_x.reshape(B, M_x_T.shape[1]))
+    infer_steps(0, B, D, H, lengths, proj_x, v_f, b_f, v_r, b_r, x, state_h, state_c, ys)
+    # this step's state becomes the one before the next step
+    state_h[0] = state_h[1]
+    state_c[0] = state_c[1]

@@ -28,6 +28,8 @@ class Trace:
     arrays: tuple[np.ndarray, ...]
     #: the extra per-step inputs the forward read, by name: the backward reads them too
     inputs: Mapping[str, np.ndarray] = field(default_factory=dict)
+    #: (B,) int64, the steps of each batch row the forward ran (T for all of them unless given)
+    lengths: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
@@ -43,6 +45,17 @@ class Gradients:
     states0: tuple[np.ndarray, ...]  # dL/d(initial state), per state in the spec's order
 
 
+class Stepper(Protocol):
+    """A cell's forward pass one step at a time, with its parameters bound."""
+
+    #: the current states (B, size each), in the spec's order; the stepper updates them in place
+    states: tuple[np.ndarray, ...]
+
+    def step(self, x: np.ndarray, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """One step: ``x`` (1, B, D) and the extra inputs (1, B, size); returns the output state
+        (B, size), valid until the next step."""
+
+
 class Kernels(Protocol):
     """A cell's compiled forward and backward passes over whole batched sequences."""
 
@@ -52,16 +65,36 @@ class Kernels(Protocol):
         the backward."""
 
     def forward(
-        self, x: np.ndarray, packed: Any, states0: Sequence[np.ndarray], inputs: Mapping[str, np.ndarray]
+        self,
+        x: np.ndarray,
+        packed: Any,
+        states0: Sequence[np.ndarray],
+        inputs: Mapping[str, np.ndarray],
+        lengths: np.ndarray,
     ) -> Trace:
         """Run all T >= 1 steps of ``x`` (T, B, D) from the initial states (B, size of each),
-        reading the extra per-step inputs (T, B, size), by name."""
+        reading the extra per-step inputs (T, B, size), by name. ``lengths`` (B,) int64, each in
+        0..T: a row's steps from its length on leave its states unchanged."""
+
+    def infer(
+        self,
+        x: np.ndarray,
+        packed: Any,
+        states0: Sequence[np.ndarray],
+        inputs: Mapping[str, np.ndarray],
+        lengths: np.ndarray,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """``forward`` keeping nothing for a backward: returns the outputs (T, B, size of the
+        output state), zero past each row's length, and the final states (B, size each)."""
+
+    def stepper(self, packed: Any, states0: Sequence[np.ndarray]) -> Stepper:
+        """A ``Stepper`` starting from ``states0`` (B, size each), for a stream of single steps."""
 
     def backward(
         self, x: np.ndarray, packed: Any, trace: Trace, dys: np.ndarray, dfinal: Sequence[np.ndarray]
     ) -> Gradients:
         """Backpropagate ``dys`` (T, B, size of the output) and dL/d(final state) through
-        the steps ``trace`` recorded."""
+        the steps ``trace`` recorded (a row's steps past its length pass the adjoints through)."""
 
 
 class Backend(Protocol):

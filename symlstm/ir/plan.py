@@ -45,6 +45,9 @@ class StoragePlan:
     forward_crossing: tuple[str, ...] = field(init=False)
     #: backward adjoints computed in one loop and read in another
     backward_crossing: tuple[str, ...] = field(init=False)
+    #: forward-only (inference): values that need a row of their own for one step, as nothing is
+    #: stored: those read in a later loop or multiplied by a step GEMM
+    inference_crossing: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         d = self.d
@@ -76,8 +79,10 @@ class StoragePlan:
         for operand, products in self.groups.items():
             buffers.setdefault(tuple(d.product_deltas[p.name] for p in products), []).append(operand)
         self.buffers = tuple(AdjointBuffer(tuple(ops), key) for key, ops in buffers.items())
-        self.forward_crossing = self._forward_crossing()
+        self.forward_crossing = self._forward_crossing(homes=self.stored)
         self.backward_crossing = self._backward_crossing()
+        operands = [op for op in self.step_groups if d.kind(op).is_forward_value and op not in d.spec.states]
+        self.inference_crossing = tuple(dict.fromkeys([*self._forward_crossing(homes=()), *operands]))
 
     # -- queries ------------------------------------------------------------------------------------
     @property
@@ -132,7 +137,9 @@ class StoragePlan:
         return levels
 
     # -- what crosses loops -------------------------------------------------------------------------
-    def _forward_crossing(self) -> tuple[str, ...]:
+    def _forward_crossing(self, homes: tuple[str, ...]) -> tuple[str, ...]:
+        """Values computed in one loop and read in a later one, other than the states and
+        ``homes`` (values stored anyway)."""
         d = self.d
         by_level = self.by_level(d.forward)
         out: list[str] = []
@@ -145,7 +152,7 @@ class StoragePlan:
                     if (
                         a.target in used
                         and a.name not in d.spec.states
-                        and a.name not in self.stored
+                        and a.name not in homes
                         and a.name not in self.aliases
                         and a.name not in out
                     ):

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from symlstm.interop import pytorch as torch_interop
-from symlstm.runtime import Cell, ForwardCache, _as_float_array
+from symlstm.runtime import Cell, ForwardCache, _as_float_array, _check_lengths
 from symlstm.train.checks import check_arrays, float_dtype, positive_int
 from symlstm.train.optim import SGD, Adam, Optimizer, clip_grad_norm
 
@@ -85,6 +85,8 @@ class RecurrentCache:
     T: int
     B: int
     cells: tuple[ForwardCache, ...]  # one per (layer, direction), in parameter order
+    #: (T, B) time indices that reverse each row within its length, for the reverse direction
+    reversal: np.ndarray | None = None
 
 
 class Recurrent(Layer):
@@ -244,15 +246,21 @@ class Recurrent(Layer):
     def _stack_states(self, per_unit: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         return {s: np.stack([u[s] for u in per_unit]) for s in self.state_names}
 
-    def forward(self, x, params: Mapping | None = None, state0: Mapping | None = None):
+    def forward(self, x, params: Mapping | None = None, state0: Mapping | None = None, *, lengths=None):
         """``x`` (T, B, input_size), or (B, T, input_size) when batch_first. Returns ``(ys, state,
-        cache)`` with ``ys`` (T, B, output_size) from the last layer."""
+        cache)`` with ``ys`` (T, B, output_size) from the last layer. ``lengths`` (B,): row b has
+        ``lengths[b]`` steps (as the cell's ``forward``); the reverse direction then runs each row
+        backwards from its own last step, as PyTorch does with a PackedSequence."""
         params = self._params(params)
         x = self._time_major(x, "x")
         T, B, D = x.shape
         if D != self.input_size:
             raise ValueError(f"x has {D} features (last axis); this layer's input_size is {self.input_size}")
         states0 = self._split_states(state0, B, "state0")
+        reversal = None
+        if lengths is not None and self.bidirectional:
+            reversal = _reversal(_check_lengths(lengths, T, B), T)
+
         prefixes = self.unit_prefixes()
         caches, finals = [], []
         seq = x
@@ -262,13 +270,14 @@ class Recurrent(Layer):
                 u = k * self.num_directions + d
                 # The reverse direction is the same cell run on the time-reversed sequence.
                 unit = self.unit_params(params, prefixes[u])
-                ys, state, cache = self.cell.forward(seq[::-1] if d else seq, unit, states0[u])
-                outs.append(ys[::-1] if d else ys)
+                steps = _reverse(seq, reversal) if d else seq
+                ys, state, cache = self.cell.forward(steps, unit, states0[u], lengths=lengths)
+                outs.append(_reverse(ys, reversal) if d else ys)
                 caches.append(cache)
                 finals.append(state)
             seq = np.concatenate(outs, axis=-1) if self.bidirectional else outs[0]
         ys = seq.transpose(1, 0, 2) if self.batch_first else seq
-        return ys, self._stack_states(finals), RecurrentCache(id(self), T, B, tuple(caches))
+        return ys, self._stack_states(finals), RecurrentCache(id(self), T, B, tuple(caches), reversal)
 
     def backward(self, dys, cache: RecurrentCache, dstate: Mapping | None = None):
         """``dys`` = dL/dys (shaped as ys) or None; ``dstate`` = dL/d(final state) or None.
@@ -288,6 +297,8 @@ class Recurrent(Layer):
                 )
         dstates = self._split_states(dstate, B, "dstate")
         prefixes = self.unit_prefixes()
+        reversal = cache.reversal
+
         grads: dict[str, np.ndarray] = {}
         dstate0: list = [None] * len(prefixes)
         dseq = dys
@@ -296,13 +307,26 @@ class Recurrent(Layer):
             for d in range(self.num_directions):
                 u = k * self.num_directions + d
                 dpart = dseq[..., d * size : (d + 1) * size]
-                dx, dparams, dstate0[u] = self.cell.backward(dpart[::-1] if d else dpart, cache.cells[u], dstates[u])
-                dx = dx[::-1] if d else dx
+                dpart = _reverse(dpart, reversal) if d else dpart
+                dx, dparams, dstate0[u] = self.cell.backward(dpart, cache.cells[u], dstates[u])
+                dx = _reverse(dx, reversal) if d else dx
                 dinput = dx if dinput is None else dinput + dx
                 grads.update({f"{prefixes[u]}.{n}": g for n, g in dparams.items()})
             dseq = dinput
         dx = dseq.transpose(1, 0, 2) if self.batch_first else dseq
         return dx, {n: grads[n] for n in self.params}, self._stack_states(dstate0)
+
+
+def _reversal(lengths: np.ndarray, T: int) -> np.ndarray:
+    """(T, B) indices that reverse each row's first ``lengths[b]`` steps and leave the rest in
+    place; applied twice they give the identity."""
+    t = np.arange(T)[:, None]
+    return np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+
+
+def _reverse(seq: np.ndarray, reversal: np.ndarray | None) -> np.ndarray:
+    """A (T, B, ...) sequence in reverse time order: all of it, or each row within its length."""
+    return seq[::-1] if reversal is None else np.take_along_axis(seq, reversal[:, :, None], axis=0)
 
 
 # -- stateless layers ----------------------------------------------------------------------------

@@ -250,11 +250,13 @@ def test_optimizers_match_pytorch(rng):
 # -- PyTorch interop for stacked and bidirectional modules ----------------------------------------
 
 
+@pytest.mark.parametrize("lengths", [None, [6, 2, 4]], ids=["full", "packed"])
 @pytest.mark.parametrize("batch_first", [False, True], ids=["time-major", "batch-first"])
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
-def test_from_torch_stacked_bidirectional_matches_pytorch(kind, batch_first, rng):
+def test_from_torch_stacked_bidirectional_matches_pytorch(kind, batch_first, lengths, rng):
     """Outputs, final states and every gradient (input, initial states, every weight and bias of
-    every layer and direction) of a 3-layer bidirectional module, in float64."""
+    every layer and direction) of a 3-layer bidirectional module, in float64; with ``lengths``,
+    against the module on a PackedSequence of rows of those lengths (unsorted)."""
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     module = getattr(torch.nn, kind)(D, H, num_layers=3, bidirectional=True, batch_first=batch_first).double()
@@ -264,17 +266,21 @@ def test_from_torch_stacked_bidirectional_matches_pytorch(kind, batch_first, rng
     state0 = {s: rng.standard_normal((6, B, H)) for s in layer.state_names}
     dys = rng.standard_normal(x.shape[:2] + (2 * H,))
     dstate = {s: rng.standard_normal((6, B, H)) for s in layer.state_names}
-    ys, state, cache = layer.forward(x, params, state0)
+    ys, state, cache = layer.forward(x, params, state0, lengths=lengths)
     dx, grads, dstate0 = layer.backward(dys, cache, dstate)
 
     xt = torch.tensor(x, requires_grad=True)
     s0t = {s: torch.tensor(v, requires_grad=True) for s, v in state0.items()}
+    rnn = torch.nn.utils.rnn
+    given = xt if lengths is None else rnn.pack_padded_sequence(xt, lengths, batch_first, enforce_sorted=False)
     if kind == "LSTM":
-        out, (hn, cn) = module(xt, (s0t["h"], s0t["c"]))
+        out, (hn, cn) = module(given, (s0t["h"], s0t["c"]))
         final = {"h": hn, "c": cn}
     else:
-        out, hn = module(xt, s0t["h"])
+        out, hn = module(given, s0t["h"])
         final = {"h": hn}
+    if lengths is not None:
+        out, _ = rnn.pad_packed_sequence(out, batch_first, total_length=T)
     (torch.sum(out * torch.tensor(dys)) + sum(torch.sum(final[s] * torch.tensor(dstate[s])) for s in final)).backward()
 
     def close(actual, expected, what):

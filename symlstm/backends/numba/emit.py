@@ -5,7 +5,10 @@ each step runs one concatenated GEMM per operand (e.g. ``[R_i; R_f; R_g; R_o] h_
 preallocated buffer, then one fused elementwise loop; the backward stores the adjoints of all
 products over time and forms the weight gradients with one GEMM each after the recurrence.
 
-The recurrences (``forward_steps``, ``backward_steps``) run on a range ``lo:hi`` of batch rows,
+``infer_steps`` is the forward pass that keeps nothing for a backward: two rows per state instead
+of T + 1, and no stored values.
+
+The recurrences (``forward_steps``, ``backward_steps``, ``infer_steps``) run on a range ``lo:hi`` of batch rows,
 since the rows of a batch are independent: the runtime runs one range per core, each on its own
 thread (the kernels release the GIL) with single-threaded BLAS, so the steps need no barrier. The
 runtime allocates the big arrays with NumPy (``forward_buffers``, ``backward_buffers``) and the
@@ -19,7 +22,7 @@ in canonical order, and nothing iterates over a set while emitting.
 from __future__ import annotations
 
 from symlstm.backends.numba.emit_backward import emit_backward, saved
-from symlstm.backends.numba.emit_forward import emit_forward, forward_outputs
+from symlstm.backends.numba.emit_forward import emit_forward, emit_infer, forward_outputs
 from symlstm.backends.numba.names import KernelNames
 from symlstm.backends.numba.printer import kernels_used
 from symlstm.backends.numba.source import Source
@@ -70,12 +73,17 @@ def emit_module(d: Derivation) -> str:
     out(f"SAVED = {tuple(saved(names))!r}")
     out("#: the buffer of the input projection in forward_buffers")
     out(f"INPUT_PROJECTION = {names.proj[d.input.name]!r}")
+    out("#: the state arrays of infer_buffers, (2, B, size) each, in the order of STATES")
+    out(f"INFER_STATES = {tuple(names.pair[s] for s in spec.states)!r}")
     out()
     out()
     emit_forward(names, out)
     out()
     out()
     emit_backward(names, out)
+    out()
+    out()
+    emit_infer(names, out)
     return "\n".join(out.lines) + "\n"
 
 

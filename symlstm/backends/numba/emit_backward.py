@@ -62,13 +62,14 @@ def emit_backward(names: KernelNames, out: Source) -> None:
     out()
     out()
     vectors = [n.ident[v] for v in spec.vectors]
-    args = [n.lo, n.hi, *n.size_args] + [n.matrix[op] for op in step_groups] + vectors + saved(n)
+    args = [n.lo, n.hi, *n.size_args, n.lengths] + [n.matrix[op] for op in step_groups] + vectors + saved(n)
     args += list(n.step_inputs.values()) + [n.dys] + carries + buffers
     out(KERNEL)
     out.signature("backward_steps", args)
     out('"""Backpropagate through all T steps for the batch rows lo:hi. The carries hold dL/d(final', 1)
-    out("state) on entry and dL/d(initial state) on return; fills the adjoint buffers. Touches only", 1)
-    out('those rows and returns the gradients of the vectors summed over them."""', 1)
+    out("state) on entry and dL/d(initial state) on return; fills the adjoint buffers. A step past", 1)
+    out("a row's length passes its carries through. Touches only those rows and returns the", 1)
+    out('gradients of the vectors summed over them."""', 1)
     constants, local, constants_at = recurrence_prologue(n, out, n.dys)
     if spec.vectors:
         out.comment("the gradients of the parameter vectors, summed over steps and rows", 1)
@@ -83,6 +84,12 @@ def emit_backward(names: KernelNames, out: Source) -> None:
         out.comment("adjoints one loop computes and another reads", 1)
     for name in plan.backward_crossing:
         out(f"{n.crossing[name]} = {allocation(n, f'{n.rows}, {n.size(d.size(name))}')}", 1)
+
+    held = {op: n.namer.fresh(f"held_{n.ident[d.carries[d.quantities[op].base].name]}") for op in carry_only_gemms(n)}
+    if held:
+        out.comment("the carries a step GEMM overwrites, as rows past their length keep them: dL/d(final state)", 1)
+    for operand, name in held.items():
+        out(f"{name} = {n.ident[d.carries[d.quantities[operand].base].name]}[{n.lo}:{n.hi}].copy()", 1)
 
     grads = [(n.grad[v], e) for v, e in d.param_grads.items()]
     by_level = plan.by_level(d.backward)
@@ -102,6 +109,9 @@ def emit_backward(names: KernelNames, out: Source) -> None:
         for g in d.gemm_t.values():
             rows[g.name] = (n.row(g.name), f"{n.ident[g.name]}[{n.b} - {n.lo}]")
         nest = LoopNest(n, rows, constants, local)
+        if level == max(by_level):
+            nest.past_end = ["# past the end of this row's sequence: no adjoint flows into this step's products"]
+            nest.past_end += [f"{buffer}[{n.t}, {n.b}] = 0" for buffer in buffers]
         for a in body:
             nest.compute(a.name, a.expr, adjoint_comment(n, a.name))
         for a in body:
@@ -134,7 +144,7 @@ def emit_backward(names: KernelNames, out: Source) -> None:
         owners = [d.quantities[p].base if d.kind(p) == Kind.PREACT else p for p in primals if d.kind(p) != Kind.PRODUCT]
         out.comment("elementwise: the adjoints of " + (", ".join(dict.fromkeys(owners)) or "products"), 2)
         nest.emit(out, 2, defined)
-        _emit_step_gemms(n, out, level)
+        _emit_step_gemms(n, out, level, held)
     out(f"return ({', '.join(n.grad[v] for v in spec.vectors)}{',' if len(spec.vectors) == 1 else ''})", 1)
     out.insert(constants_at, constants.definitions(n.dtype, indent=1) + local.definitions(indent=1))
     out()
@@ -142,8 +152,15 @@ def emit_backward(names: KernelNames, out: Source) -> None:
     _emit_gradients(n, out)
 
 
-def _emit_step_gemms(n: KernelNames, out: Source, level: int) -> None:
-    """The adjoints of this level's GEMM operands, M^T delta, for the loop below."""
+def carry_only_gemms(n: KernelNames) -> list[str]:
+    """The operands (previous states) whose step GEMM writes their carry directly."""
+    d = n.plan.d
+    return [op for op in n.plan.step_groups if d.kind(op) == Kind.PREV and n.plan.gemm_is_carry_only(op)]
+
+
+def _emit_step_gemms(n: KernelNames, out: Source, level: int, held: dict[str, str]) -> None:
+    """The adjoints of this level's GEMM operands, M^T delta, for the loop below; ``held``:
+    operand -> the copy of the carry its GEMM overwrites, for the rows past their length."""
     plan = n.plan
     d = plan.d
     for operand, products in plan.step_groups.items():
@@ -155,6 +172,9 @@ def _emit_step_gemms(n: KernelNames, out: Source, level: int) -> None:
             carry = n.ident[d.carries[d.quantities[operand].base].name]
             if plan.gemm_is_carry_only(operand):
                 out(f"step_gemm({src}, {n.matrix[operand]}, {carry}[{n.lo}:{n.hi}])", 2)
+                out(f"for {n.b} in range({n.lo}, {n.hi}):", 2)
+                out(f"if {n.t} >= {n.lengths}[{n.b}]:  # past its length: the carry passes through", 3)
+                out(f"{carry}[{n.b}] = {held[operand]}[{n.b} - {n.lo}]", 4)
                 continue
             scratch = n.ident[d.gemm_t[operand].name]
             out(f"step_gemm({src}, {n.matrix[operand]}, {scratch})", 2)
@@ -198,7 +218,7 @@ def _emit_gradients(n: KernelNames, out: Source) -> None:
             src = f"{n.x}.reshape({T} * {B}, {D})[{lo}:{hi}]"
         else:
             columns = n.size(d.size(operand))
-            src = f"{operand_source(n, operand, all_steps=True)}.reshape({T} * {B}, {columns})[{lo}:{hi}]"
+            src = f"{operand_source(n, operand)}.reshape({T} * {B}, {columns})[{lo}:{hi}]"
         out.comment(
             f"weight gradient: the adjoints of {stacked(products)} @ {operand}, times {operand}^T, summed over steps", 1
         )

@@ -8,6 +8,7 @@ from symlstm.backends.numba.loops import KernelLocals, LoopNest, row_sources
 from symlstm.backends.numba.names import KernelNames
 from symlstm.backends.numba.printer import ConstantNames
 from symlstm.backends.numba.source import Source
+from symlstm.backends.numba.storage import StepStorage
 from symlstm.ir.nodes import Kind, Product
 
 #: nogil: the runtime runs ranges of rows on threads of their own. contract: a * b + c may become
@@ -28,15 +29,13 @@ def width(names: KernelNames, products: tuple[Product, ...]) -> str:
     return names.size_sum([names.plan.d.size(p.name) for p in products])
 
 
-def operand_source(names: KernelNames, operand: str, all_steps: bool = False) -> str:
-    """The (rows, in) block a GEMM multiplies at step t, or all T steps as (T, B, in)."""
+def operand_source(names: KernelNames, operand: str) -> str:
+    """The (T, B, in) array of a group's operand over all steps, as the training forward kept it."""
     d, n = names.plan.d, names
     state = d.state_of_operand(operand)
     if state is not None:  # seq[t] is the state at t-1, seq[t + 1] the one at t
-        if d.kind(operand) == Kind.PREV:
-            return f"{n.seq[state]}[:{n.T}]" if all_steps else f"{n.seq[state]}[{n.t}, {n.lo}:{n.hi}]"
-        return f"{n.seq[state]}[1:]" if all_steps else f"{n.seq[state]}[{n.t} + 1, {n.lo}:{n.hi}]"
-    return n.keep[operand] if all_steps else f"{n.keep[operand]}[{n.t}, {n.lo}:{n.hi}]"
+        return f"{n.seq[state]}[:{n.T}]" if d.kind(operand) == Kind.PREV else f"{n.seq[state]}[1:]"
+    return n.keep[operand]
 
 
 def forward_outputs(names: KernelNames) -> list[str]:
@@ -96,43 +95,114 @@ def emit_forward(names: KernelNames, out: Source) -> None:
     )
     out()
     out()
+    emit_steps(n, out, StepStorage(n))
+
+
+def emit_infer(names: KernelNames, out: Source) -> None:
+    """The forward-only kernels: ``infer_buffers`` and ``infer_steps`` (the input projection is
+    ``forward_inputs``'s)."""
+    plan, n = names.plan, names
+    d = plan.d
+    out.signature("infer_buffers", buffers_signature(n))
+    out('"""Uninitialised arrays of one forward-only pass, by name, from ``empty``: the input', 1)
+    out('projection, and per state last step\'s and this step\'s rows (2, B, size)."""', 1)
+    out("return {", 1)
+    blocks, _ = n.product_layout(plan.input_group)
+    out(f'"{n.proj[d.input.name]}": {allocation(n, f"{n.T}, {n.B}, {blocks}", n.empty)},', 2)
+    for s in d.spec.states:
+        out(f'"{n.pair[s]}": {allocation(n, f"2, {n.B}, {n.size(d.size(s))}", n.empty)},', 2)
+    out("}", 1)
+    out()
+    out()
+    emit_steps(n, out, StepStorage(n, inference=True))
+    out()
+    out()
+    emit_one_step(n, out)
+
+
+def emit_one_step(names: KernelNames, out: Source) -> None:
+    """``infer_step``: one step of ``infer_steps`` for all rows, its input projection included,
+    as one call (a stream's step costs a few microseconds, mostly the call itself)."""
+    plan, n = names.plan, names
+    d = plan.d
+    x = d.input.name
+    matrices = [n.matrix_T[op] for op in plan.groups]
+    vectors = [n.ident[v] for v in d.spec.vectors]
+    pairs = [n.pair[s] for s in d.spec.states]
+    extra = [name for name in n.step_inputs.values() if name != n.x]  # x is an argument anyway
+    args = [*n.size_args, n.lengths, n.x, *matrices, n.proj[x], *vectors, *extra, *pairs, n.ys]
+    out(KERNEL)
+    out.signature("infer_step", args)
+    out(f'"""One step for all B rows: {n.x} and {n.ys} are (1, B, ...), the state arrays (2, B, size); row 0', 1)
+    out('holds the state before the step and after it (row 1 is scratch). lengths: B ones."""', 1)
+    B = n.B
+    out(f"{B} = {n.x}.shape[1]", 1)
+    out.comment(f"input projection: {stacked(plan.input_group)} @ {x}", 1)
+    out(f"np.dot({n.x}[0], {matrices[0]}, {n.proj[x]}.reshape({B}, {matrices[0]}.shape[1]))", 1)
+    steps = [n.lo, n.hi, *n.size_args, n.lengths, n.proj[x], *matrices[1:], *vectors, *n.step_inputs.values()]
+    out(f"infer_steps(0, {B}, {', '.join(steps[2:])}, {', '.join(pairs)}, {n.ys})", 1)
+    out.comment("this step's state becomes the one before the next step", 1)
+    for pair in pairs:
+        out(f"{pair}[0] = {pair}[1]", 1)
+
+
+def emit_steps(names: KernelNames, out: Source, storage: StepStorage) -> None:
+    """``forward_steps`` (training: keeps every step for the backward) or ``infer_steps``
+    (forward only: keeps one step), as ``storage`` says."""
+    plan, n = names.plan, names
+    d = plan.d
     step_groups = plan.step_groups
+    if storage.inference:
+        outputs = [n.pair[s] for s in d.spec.states] + [n.ys]
+    else:
+        outputs = forward_outputs(n)
     args = (
-        [n.lo, n.hi, *n.size_args, n.proj[x]]
+        [n.lo, n.hi, *n.size_args, n.lengths, n.proj[d.input.name]]
         + [n.matrix_T[op] for op in step_groups]
         + [n.ident[v] for v in d.spec.vectors]
         + list(n.step_inputs.values())
-        + forward_outputs(n)
+        + outputs
     )
     out(KERNEL)
-    out.signature("forward_steps", args)
-    out('"""Run all T steps for the batch rows lo:hi; the state sequences hold the initial states', 1)
-    out('at index 0. Writes only those rows, so disjoint ranges can run at the same time."""', 1)
-    constants, local, constants_at = recurrence_prologue(n, out, n.proj[x])
+    if storage.inference:
+        out.signature("infer_steps", args)
+        out('"""Run all T steps for the batch rows lo:hi, forward only: row t % 2 of each state array', 1)
+        out(f"holds last step's state (the initial state at t = 0), row (t + 1) % 2 gets this step's; {n.ys}[t]", 1)
+        out("gets the output state. A row b past its length (t >= lengths[b]) keeps its states and", 1)
+        out('outputs zeros. Writes only those rows, so disjoint ranges can run at the same time."""', 1)
+    else:
+        out.signature("forward_steps", args)
+        out('"""Run all T steps for the batch rows lo:hi; the state sequences hold the initial states', 1)
+        out("at index 0. A row b past its length (t >= lengths[b]) keeps its states. Writes only those", 1)
+        out('rows, so disjoint ranges can run at the same time."""', 1)
+    constants, local, constants_at = recurrence_prologue(n, out, n.proj[d.input.name])
     if step_groups:
         out.comment("the results of the step GEMMs, for this range of rows", 1)
     for operand, products in step_groups.items():
         blocks, _ = n.product_layout(products)
         out(f"{n.proj[operand]} = {allocation(n, f'{n.rows}, {blocks}')}", 1)
-    if plan.forward_crossing:
-        out.comment("values one loop computes and a later one reads", 1)
-    for name in plan.forward_crossing:
+    if storage.crossing:
+        out.comment("values one loop computes and a later one (or a step GEMM) reads", 1)
+    for name in storage.crossing:
         out(f"{n.crossing[name]} = {allocation(n, f'{n.rows}, {n.size(d.size(name))}')}", 1)
     by_level = plan.by_level(d.forward)
     equations = {eq.target: eq for eq in d.spec.equations}
+    output = d.spec.states[0]
     out(f"for {n.t} in range({n.T}):", 1)
     for level in sorted(by_level):
         for operand, products in step_groups.items():
             if products[0].stage == level:
                 out.comment(f"step GEMM: {stacked(products)} @ {operand}", 2)
                 out(
-                    f"step_gemm({operand_source(n, operand)}, {n.matrix_T[operand]}, "
+                    f"step_gemm({storage.gemm_operand(operand)}, {n.matrix_T[operand]}, "
                     f"{n.proj[operand]}.reshape({n.rows}, {width(n, products)}))",
                     2,
                 )
         body = by_level[level]
         defined = {a.name for a in body}
-        nest = LoopNest(n, row_sources(n, defined, backward=False), constants, local)
+        nest = LoopNest(n, row_sources(n, defined, backward=False, storage=storage), constants, local)
+        if level == min(by_level):
+            nest.past_end = storage.past_end()
         commented: set[str] = set()
         for a in body:
             q = d.quantities[a.name]
@@ -147,12 +217,12 @@ def emit_forward(names: KernelNames, out: Source) -> None:
         for a in body:
             size = d.size(a.name)
             if a.name in d.spec.states:
-                nest.store(n.row(a.name), f"{n.seq[a.name]}[{n.t} + 1, {n.b}]", a.target, size)
-            if a.name in plan.stored:
-                nest.store(n.row(a.name), f"{n.keep[a.name]}[{n.t}, {n.b}]", a.target, size)
-            if a.name in plan.forward_crossing:
-                nest.store(n.row(a.name), f"{n.crossing[a.name]}[{n.b} - {n.lo}]", a.target, size)
-        for name in plan.kept_products:
+                nest.store(n.row(a.name), storage.new(a.name, n.b), a.target, size)
+                if storage.inference and a.name == output:
+                    nest.store(n.namer.fresh(f"{n.ys}_row"), f"{n.ys}[{n.t}, {n.b}]", a.target, size)
+            elif (home := storage.value(a.name, n.b)) is not None:
+                nest.store(n.row(a.name), home, a.target, size)
+        for name in plan.kept_products if not storage.inference else ():
             if d.levels[name] == level:
                 view = n.namer.fresh(f"{n.ident[name]}_kept")
                 nest.store(view, f"{n.keep[name]}[{n.t}, {n.b}]", sympy.Symbol(name, real=True), d.size(name))

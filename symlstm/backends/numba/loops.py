@@ -26,6 +26,7 @@ import sympy
 from symlstm.backends.numba.names import KernelNames
 from symlstm.backends.numba.printer import ConstantNames, NumbaPrinter
 from symlstm.backends.numba.source import Source
+from symlstm.backends.numba.storage import StepStorage
 from symlstm.ir.nodes import Kind
 from symlstm.ir.sizes import expression_size
 from symlstm.lang.nodes import UnitSum
@@ -35,11 +36,15 @@ from symlstm.lang.sizes import Size
 Row = tuple[str, str]
 
 
-def row_sources(names: KernelNames, defined_here: set[str], backward: bool) -> dict[str, Row]:
-    """For each IR symbol a loop body may read and does not compute: its row view."""
+def row_sources(
+    names: KernelNames, defined_here: set[str], backward: bool, storage: StepStorage | None = None
+) -> dict[str, Row]:
+    """For each IR symbol a loop body may read and does not compute: its row view. ``storage``:
+    where the forward's states and values are (the training kernels' arrays by default)."""
     plan, n = names.plan, names
     d = plan.d
     t, b, lo = n.t, n.b, n.lo
+    storage = storage or StepStorage(names)
     rows: dict[str, Row] = {}
     for name, q in d.quantities.items():
         if name in defined_here:
@@ -47,7 +52,7 @@ def row_sources(names: KernelNames, defined_here: set[str], backward: bool) -> d
         if name in plan.aliases:
             continue  # added below, as the row of what it renames
         if q.kind == Kind.PREV:
-            rows[name] = (n.row(name), f"{n.seq[q.base]}[{t}, {b}]")
+            rows[name] = (n.row(name), storage.prev(q.base, b))
         elif q.kind in (Kind.INPUT, Kind.DATA) and name in n.step_inputs:
             rows[name] = (n.row(name), f"{n.step_inputs[name]}[{t}, {b}]")
         elif q.kind == Kind.PRODUCT:
@@ -62,11 +67,9 @@ def row_sources(names: KernelNames, defined_here: set[str], backward: bool) -> d
                 rows[name] = (n.row(name), f"{n.proj[operand]}[{b} - {lo}, {block}]")
         elif q.kind.is_forward_value and q.of is None:
             if name in d.spec.states:
-                rows[name] = (n.row(name), f"{n.seq[name]}[{t} + 1, {b}]")
-            elif name in plan.stored:
-                rows[name] = (n.row(name), f"{n.keep[name]}[{t}, {b}]")
-            elif name in n.crossing:
-                rows[name] = (n.row(name), f"{n.crossing[name]}[{b} - {lo}]")
+                rows[name] = (n.row(name), storage.new(name, b))
+            elif (home := storage.value(name, b)) is not None:
+                rows[name] = (n.row(name), home)
     for alias, product in plan.aliases.items():
         if alias not in defined_here and product in rows:
             rows[alias] = rows[product]
@@ -133,6 +136,9 @@ class LoopNest:
         #: symbol -> the symbol it is only another name for (``d_c = carry_c``): read that one
         #: instead, unless this nest overwrites it (the carry's row is written back in the same loop)
         self.aliases: dict[str, str] = {}
+        #: lines run for a batch row whose sequence has ended before this step, in place of the
+        #: nest's statements (which every such row skips)
+        self.past_end: list[str] = []
 
     def size_of(self, expr: sympy.Expr) -> Size:
         d = self.names.plan.d
@@ -239,6 +245,10 @@ class LoopNest:
             reads[name] = self.local.size_value(name)
         views.update(self.stores)
         out(f"for {n.b} in range({n.lo}, {n.hi}):", indent)
+        out(f"if {n.t} >= {n.lengths}[{n.b}]:", indent + 1)
+        for line in self.past_end:
+            out(line, indent + 2)
+        out("continue", indent + 2)
         for view, src in views.items():
             out(f"{view} = {src}", indent + 1)
         for line in scalar_reads:

@@ -30,6 +30,8 @@ class KernelNames:
         self.t, self.b, self.j = fresh("t"), fresh("b"), fresh("j")
         self.lo, self.hi, self.rows = fresh("lo"), fresh("hi"), fresh("rows")
         self.T, self.B = fresh("T"), fresh("B")
+        #: (B,) the number of steps of each batch row: a row's later steps leave it as it is
+        self.lengths = fresh("lengths")
         self.sizes: dict[Size, str] = {size: fresh(size) for size in d.spec.size_names}
         self.dtype, self.empty = fresh("dtype"), fresh("empty")
         # arrays: the input and its adjoint, dL/dys
@@ -47,7 +49,11 @@ class KernelNames:
         self.grad_matrix = {op: fresh(f"grad_M_{op}") for op in plan.groups}
         self.grad = {v: fresh(f"grad_{v}") for v in d.spec.vectors}
         self.adjoint_buffer = {b.operands: fresh("delta_" + "_".join(b.operands)) for b in plan.buffers}
-        self.crossing = {name: fresh(f"buf_{name}") for name in plan.forward_crossing + plan.backward_crossing}
+        crossing = dict.fromkeys(plan.forward_crossing + plan.backward_crossing + plan.inference_crossing)
+        self.crossing = {name: fresh(f"buf_{name}") for name in crossing}
+        # the inference kernel's: per state last step's and this step's rows; the outputs
+        self.pair = {s: fresh(f"state_{s}") for s in d.spec.states}
+        self.ys = fresh("ys")
         self._rows: dict[str, str] = {}
         self._values: dict[str, str] = {}
 

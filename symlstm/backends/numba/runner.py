@@ -60,27 +60,60 @@ class NumbaKernels:
         return [x if name == "x" else inputs[name] for name in self.module.STEP_INPUTS]
 
     def forward(
-        self, x: np.ndarray, packed: Packed, states0: Sequence[np.ndarray], inputs: Mapping[str, np.ndarray]
+        self,
+        x: np.ndarray,
+        packed: Packed,
+        states0: Sequence[np.ndarray],
+        inputs: Mapping[str, np.ndarray],
+        lengths: np.ndarray,
     ) -> Trace:
         k = self.module
         T, B, _ = x.shape
         buffers = k.forward_buffers(T, B, *packed.sizes, x.dtype, workspace.empty)
         for name, state0 in zip(k.FORWARD_OUTPUTS, states0):
             buffers[name][0] = state0
+        self._run_steps(k.forward_steps, x, packed, buffers, inputs, lengths, [buffers[n] for n in k.FORWARD_OUTPUTS])
+        saved = tuple(buffers[name] for name in k.SAVED)
+        return Trace(states=saved[: self.num_states], arrays=saved, inputs=dict(inputs), lengths=lengths)
+
+    def infer(
+        self,
+        x: np.ndarray,
+        packed: Packed,
+        states0: Sequence[np.ndarray],
+        inputs: Mapping[str, np.ndarray],
+        lengths: np.ndarray,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        k = self.module
+        T, B, _ = x.shape
+        buffers = k.infer_buffers(T, B, *packed.sizes, x.dtype, workspace.empty)
+        pairs = [buffers[name] for name in k.INFER_STATES]
+        for pair, state0 in zip(pairs, states0):
+            pair[0] = state0
+        ys = np.empty((T, B, states0[0].shape[1]), x.dtype)
+        self._run_steps(k.infer_steps, x, packed, buffers, inputs, lengths, [*pairs, ys])
+        return ys, tuple(pair[T % 2].copy() for pair in pairs)
+
+    def stepper(self, packed: Packed, states0: Sequence[np.ndarray]) -> NumbaStepper:
+        return NumbaStepper(self, packed, states0)
+
+    def _run_steps(self, kernel, x, packed: Packed, buffers, inputs, lengths, outputs) -> None:
+        """The input projection of all steps, then ``kernel`` (the recurrence) over ranges of rows."""
+        k = self.module
+        T, B, _ = x.shape
         transposed = [_transposed(m) for m in packed.matrices]
         with parallel.RowSplit(T, B, packed.step_bytes) as split:
             split.flat(k.forward_inputs, x, transposed[0], buffers[k.INPUT_PROJECTION])
             split.batch(
-                k.forward_steps,
+                kernel,
                 *packed.sizes,
+                lengths,
                 buffers[k.INPUT_PROJECTION],
                 *transposed[1:],
                 *packed.vectors,
                 *self.step_inputs(x, inputs),
-                *(buffers[name] for name in k.FORWARD_OUTPUTS),
+                *outputs,
             )
-        saved = tuple(buffers[name] for name in k.SAVED)
-        return Trace(states=saved[: self.num_states], arrays=saved, inputs=dict(inputs))
 
     def backward(
         self, x: np.ndarray, packed: Packed, trace: Trace, dys: np.ndarray, dfinal: Sequence[np.ndarray]
@@ -96,6 +129,7 @@ class NumbaKernels:
             vector_parts = split.batch(
                 k.backward_steps,
                 *sizes,
+                trace.lengths,
                 *matrices[1:],
                 *packed.vectors,
                 *trace.arrays,
@@ -112,6 +146,33 @@ class NumbaKernels:
                 grads[m] = grads[m] + grad[first:last] if m in grads else grad[first:last].copy()
         grads.update(zip(self.vectors, _summed(vector_parts)))
         return Gradients(dx, grads, tuple(carries))
+
+
+class NumbaStepper:
+    """One step at a time, for all B rows (``Kernels.stepper``): everything but x_t is bound
+    once, so a step is one kernel call."""
+
+    def __init__(self, kernels: NumbaKernels, packed: Packed, states0: Sequence[np.ndarray]):
+        k = kernels.module
+        B, dtype = states0[0].shape[0], states0[0].dtype
+        buffers = k.infer_buffers(1, B, *packed.sizes, dtype, np.empty)  # its own: kept for the stream's life
+        self._pairs = [buffers[name] for name in k.INFER_STATES]
+        for pair, state0 in zip(self._pairs, states0):
+            pair[0] = state0
+        self.states = tuple(pair[0] for pair in self._pairs)
+        self._ys = np.empty((1, B, states0[0].shape[1]), dtype)
+        matrices = [np.ascontiguousarray(m.T) for m in packed.matrices]
+        self._kernel = k.infer_step
+        self._head = (*packed.sizes, np.ones(B, np.int64))
+        self._middle = (*matrices, buffers[k.INPUT_PROJECTION], *packed.vectors)
+        self._tail = (*self._pairs, self._ys)
+        self._inputs = [name for name in k.STEP_INPUTS if name != "x"]
+
+    def step(self, x: np.ndarray, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """``x`` (1, B, D), ``inputs`` (1, B, size) each; returns the output (B, size), a view
+        that the next step overwrites; ``states`` hold the states after it."""
+        self._kernel(*self._head, x, *self._middle, *[inputs[name] for name in self._inputs], *self._tail)
+        return self._ys[0]
 
 
 def _stacked(blocks: list[np.ndarray]) -> np.ndarray:
