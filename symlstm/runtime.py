@@ -35,42 +35,11 @@ from typing import Any
 
 import numpy as np
 
+from symlstm.arrays import SUPPORTED_DTYPES, as_float_array, check_lengths, check_shape, owned
 from symlstm.backends.base import Gradients, Kernels, Trace
 from symlstm.lang.sizes import evaluate
 from symlstm.lang.spec import CellSpec
-
-SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _as_float_array(value, what: str, dtype: np.dtype | None = None) -> np.ndarray:
-    """``value`` as a C-contiguous, aligned, writable, native-order float32/float64 array."""
-    if type(value) is np.ndarray and value.dtype in SUPPORTED_DTYPES and (dtype is None or value.dtype == dtype):
-        flags = value.flags  # the common case, already right: checked once per call per array
-        if flags.c_contiguous and flags.writeable and flags.aligned and value.ndim:
-            return value
-    if isinstance(value, np.ndarray):
-        array = value
-    else:
-        try:
-            array = np.asarray(value)
-        except Exception as err:  # noqa: BLE001 - anything that is not array-like
-            raise TypeError(f"{what} must be a NumPy array, got {type(value).__name__}") from err
-    native = array.dtype.newbyteorder("=") if array.dtype.kind == "f" else array.dtype
-    if native not in SUPPORTED_DTYPES:
-        raise TypeError(f"{what} has dtype {array.dtype}; use float32 or float64")
-    target = dtype if dtype is not None else native
-    out = np.asarray(array, dtype=target, order="C")  # keeps a 0-d array 0-d, for the messages
-    if not (out.flags.writeable and out.flags.aligned) or out.dtype.byteorder not in "=|":
-        out = np.array(out, dtype=target, order="C", copy=True)  # a read-only array is its own type
-    return out
-
-
-def _owned(array: np.ndarray, original) -> np.ndarray:
-    """``array``, copied unless it is a fresh array made from the caller's ``original`` (it may
-    be the caller's own array, or a view of its memory: an ndarray, a buffer, a tensor)."""
-    if array is original or array.base is not None:
-        return array.copy()
-    return array
+from symlstm.streaming import Stream
 
 
 def _checkpoint_interval(checkpoint) -> int | None:
@@ -88,34 +57,10 @@ def _checkpoint_interval(checkpoint) -> int | None:
     return int(checkpoint)
 
 
-def _check_lengths(lengths, T: int, B: int) -> np.ndarray:
-    """``lengths`` as a fresh (B,) int64 array, each in 1..T (T for every row when None)."""
-    if lengths is None:
-        return np.full(B, T, np.int64)
-    what = "lengths (the number of steps of each batch row)"
-    try:
-        array = np.asarray(lengths)
-    except Exception as err:  # noqa: BLE001 - anything that is not array-like
-        raise TypeError(f"{what} must be an array of integers, got {type(lengths).__name__}") from err
-    if array.dtype == bool or array.dtype.kind not in "iu":
-        raise TypeError(f"{what} must be integers, got dtype {array.dtype}")
-    if array.shape != (B,):
-        raise ValueError(f"{what} has shape {array.shape}; expected ({B},), one per batch row")
-    if B and (array.min() < 1 or array.max() > T):
-        bad = int(array.min()) if array.min() < 1 else int(array.max())
-        raise ValueError(f"{what} must each be in 1..T = 1..{T}, got {bad}")
-    return array.astype(np.int64)
-
-
 def _zero_past_end(ys: np.ndarray, lengths: np.ndarray) -> None:
     """Outputs of the steps past a row's length are zeros (as a padded PackedSequence's)."""
     for b in np.flatnonzero(lengths < ys.shape[0]):
         ys[lengths[b] :, b] = 0
-
-
-def _check_shape(array: np.ndarray, expected: tuple[int, ...], what: str, meaning: str) -> None:
-    if array.shape != expected:
-        raise ValueError(f"{what} has shape {array.shape}; expected {expected} {meaning}")
 
 
 @dataclass(frozen=True)
@@ -266,7 +211,7 @@ class Cell:
                 f"params for cell {self.name!r}: missing {missing}, unexpected {extra}; "
                 f"expected exactly {list(self.param_names)}"
             )
-        checked = {n: _as_float_array(params[n], self._param_labels[n], dtype) for n in self.param_names}
+        checked = {n: as_float_array(params[n], self._param_labels[n], dtype) for n in self.param_names}
         # the shapes of a call are nearly always those of the last few: reuse what they gave
         key = (D, tuple(a.shape for a in checked.values()))
         known = self._known_shapes.get(key)
@@ -281,7 +226,7 @@ class Cell:
         for name, array in checked.items():
             if array.shape != shapes[name]:  # (the message only when it is needed: this runs every call)
                 where = " and ".join(f"{k}={v} (from {source})" for k, (v, source) in read.items())
-                _check_shape(array, shapes[name], self._param_labels[name], f"for {where}")
+                check_shape(array, shapes[name], self._param_labels[name], f"for {where}")
         if len(self._known_shapes) < 8 and not any(source.startswith("state0") for _, source in read.values()):
             self._known_shapes[key] = sizes  # (sizes read off state0 depend on more than the key)
         return checked, sizes
@@ -298,8 +243,8 @@ class Cell:
             raise ValueError(f"{what} has keys {sorted(map(str, states))}; expected {list(self.state_names)}")
         out = []
         for s, shape in zip(self.state_names, shapes):
-            array = _as_float_array(states[s], f"{what}[{s!r}]", dtype)
-            _check_shape(array, shape, f"{what}[{s!r}]", f"(B, {self.spec.sizes[s]})")
+            array = as_float_array(states[s], f"{what}[{s!r}]", dtype)
+            check_shape(array, shape, f"{what}[{s!r}]", f"(B, {self.spec.sizes[s]})")
             out.append(array)
         return out
 
@@ -318,10 +263,10 @@ class Cell:
             raise ValueError(f"inputs for cell {self.name!r}: missing {missing}, unexpected {extra}; {have}")
         out = {}
         for name in expected:
-            array = _as_float_array(inputs[name], f"inputs[{name!r}]", dtype)
+            array = as_float_array(inputs[name], f"inputs[{name!r}]", dtype)
             shape = (T, B, evaluate(self.spec.inputs[name], sizes))
-            _check_shape(array, shape, f"inputs[{name!r}]", f"(T, B, {self.spec.inputs[name]}), time-major like x")
-            out[name] = _owned(array, inputs[name])
+            check_shape(array, shape, f"inputs[{name!r}]", f"(T, B, {self.spec.inputs[name]}), time-major like x")
+            out[name] = owned(array, inputs[name])
         return out
 
     # -- the API --------------------------------------------------------------------------------
@@ -347,7 +292,7 @@ class Cell:
         call = self._checked(x, params, state0, inputs, lengths)
         k = _checkpoint_interval(checkpoint)
         T, B, dtype, steps = call.steps, call.batch, call.x.dtype, call.lengths
-        x = _owned(call.x, x)
+        x = owned(call.x, x)
         packed = self.kernels.pack(call.params, call.sizes)
         cache = functools.partial(ForwardCache, self.spec.sha256, dtype, T, B, call.sizes, x, call.inputs, packed)
         if T == 0:
@@ -379,13 +324,11 @@ class Cell:
     def stream(self, params: Mapping, state0: Mapping | None = None, batch: int = 1):
         """A ``symlstm.streaming.Stream``: ``step(x_t)`` advances ``batch`` streams by one step
         ((batch, D) in, the output state (batch, size) out); ``state``, ``reset()``."""
-        from symlstm.streaming import Stream  # it builds on this module
-
         return Stream(self, params, state0, batch)
 
     def _checked(self, x, params, state0, inputs, lengths) -> _Call:
         """Every argument of a call checked and converted, before any kernel runs."""
-        x = _as_float_array(x, "x")
+        x = as_float_array(x, "x")
         if x.ndim != 3:
             raise ValueError(f"x has shape {x.shape}; expected (T, B, D), time-major")
         T, B, D = x.shape
@@ -394,7 +337,7 @@ class Cell:
         params, sizes = self._check_params(params, D, x.dtype, state0)
         states0 = self._check_states(state0, self._state_shapes(B, sizes), x.dtype, "state0")
         extra = self._check_inputs(inputs, T, B, sizes, x.dtype)
-        return _Call(x, T, B, params, sizes, states0, extra, _check_lengths(lengths, T, B))
+        return _Call(x, T, B, params, sizes, states0, extra, check_lengths(lengths, T, B))
 
     @staticmethod
     def _segments(T: int, k: int) -> list[tuple[int, int]]:
@@ -464,8 +407,8 @@ class Cell:
         ys_shape = (T, *state_shapes[0])
         if dys is None:
             dys = np.zeros(ys_shape, dtype)
-        dys = _as_float_array(dys, "dys", dtype)
-        _check_shape(dys, ys_shape, "dys", f"(T, B, {self.spec.sizes[self.state_names[0]]}), the shape of ys")
+        dys = as_float_array(dys, "dys", dtype)
+        check_shape(dys, ys_shape, "dys", f"(T, B, {self.spec.sizes[self.state_names[0]]}), the shape of ys")
         dlast = self._check_states(dstate, state_shapes, dtype, "dstate")
         if T == 0:
             shapes = self._shapes(tuple(cache.sizes.items()))

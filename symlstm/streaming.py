@@ -9,17 +9,21 @@ gives, to the last bit in float64.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
+from symlstm.arrays import SUPPORTED_DTYPES, as_float_array, check_shape
 from symlstm.lang.sizes import evaluate
-from symlstm.runtime import SUPPORTED_DTYPES, Cell, _as_float_array, _check_shape
+
+#: a ``symlstm.runtime.Cell``, which makes streams (``Cell.stream``): this module does not import it
+CellLike = Any
 
 
 class Stream:
     """The state of one or more (``batch``) streams of a cell, and the step that advances them."""
 
-    def __init__(self, cell: Cell, params: Mapping, state0: Mapping | None = None, batch: int = 1):
+    def __init__(self, cell: CellLike, params: Mapping, state0: Mapping | None = None, batch: int = 1):
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise ValueError(f"batch must be a positive integer (the number of streams), got {batch!r}")
         self.cell = cell
@@ -59,8 +63,8 @@ class Stream:
     def _row(self, value, what: str, shape: tuple[int, int], meaning: str) -> np.ndarray:
         """``value`` as a (1, batch, n) array of the stream's dtype."""
         if not (type(value) is np.ndarray and value.dtype == self.dtype and value.shape == shape):
-            value = _as_float_array(value, what, self.dtype)
-            _check_shape(value, shape, what, meaning)
+            value = as_float_array(value, what, self.dtype)
+            check_shape(value, shape, what, meaning)
         elif not value.flags.c_contiguous:
             value = np.ascontiguousarray(value)
         return value.reshape(1, *shape)
@@ -89,7 +93,7 @@ def _params_dtype(params) -> np.dtype:
     return np.dtype(np.float64)
 
 
-def _input_size(cell: Cell, params) -> int:
+def _input_size(cell: CellLike, params) -> int:
     """D, read off a matrix that multiplies the input."""
     if isinstance(params, Mapping):
         for name, (_, columns) in cell.spec.matrices.items():

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from symlstm.runtime import SUPPORTED_DTYPES
+from symlstm.arrays import SUPPORTED_DTYPES
 
 
 def float_dtype(dtype) -> np.dtype:

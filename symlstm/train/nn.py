@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from symlstm.arrays import as_float_array, check_lengths
 from symlstm.interop import pytorch as torch_interop
-from symlstm.runtime import Cell, ForwardCache, _as_float_array, _check_lengths
+from symlstm.runtime import Cell, ForwardCache
 from symlstm.train.checks import check_arrays, float_dtype, positive_int
 from symlstm.train.optim import SGD, Adam, Optimizer, clip_grad_norm
 
@@ -229,7 +230,7 @@ class Recurrent(Layer):
         return {n: params[f"{prefix}.{n}"] for n in self.cell.param_names}
 
     def _time_major(self, array, what: str) -> np.ndarray:
-        array = _as_float_array(array, what)
+        array = as_float_array(array, what)
         if array.ndim != 3:
             order = "(B, T, features), batch first" if self.batch_first else "(T, B, features), time-major"
             raise ValueError(f"{what} has shape {array.shape}; expected {order}")
@@ -259,7 +260,7 @@ class Recurrent(Layer):
         states0 = self._split_states(state0, B, "state0")
         reversal = None
         if lengths is not None and self.bidirectional:
-            reversal = _reversal(_check_lengths(lengths, T, B), T)
+            reversal = _reversal(check_lengths(lengths, T, B), T)
 
         prefixes = self.unit_prefixes()
         caches, finals = [], []
@@ -352,7 +353,7 @@ class Dense(Layer):
 
     def forward(self, x, params: Mapping | None = None):
         params = self._params(params)
-        x = _as_float_array(x, "x")
+        x = as_float_array(x, "x")
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"x has shape {x.shape}; its last axis must be in_features = {self.in_features}")
         # As the cells do: compute in the dtype of x.
@@ -361,7 +362,7 @@ class Dense(Layer):
 
     def backward(self, dy, cache):
         x, W = cache
-        dy = _as_float_array(dy, "dy", x.dtype)
+        dy = as_float_array(dy, "dy", x.dtype)
         if dy.shape != x.shape[:-1] + (self.out_features,):
             raise ValueError(f"dy has shape {dy.shape}; expected {x.shape[:-1] + (self.out_features,)}, the shape of y")
         dy2, x2 = dy.reshape(-1, self.out_features), x.reshape(-1, self.in_features)
@@ -380,7 +381,7 @@ class LastStep(Layer):
 
     def forward(self, x, params: Mapping | None = None):
         self._params(params)
-        x = _as_float_array(x, "x")
+        x = as_float_array(x, "x")
         axis = 1 if self.batch_first else 0
         if x.ndim != 3 or x.shape[axis] < 1:
             raise ValueError(
@@ -391,7 +392,7 @@ class LastStep(Layer):
 
     def backward(self, dy, cache):
         shape, dtype = cache
-        dy = _as_float_array(dy, "dy", dtype)
+        dy = as_float_array(dy, "dy", dtype)
         dx = np.zeros(shape, dtype)
         last = dx[:, -1] if self.batch_first else dx[-1]
         if dy.shape != last.shape:
@@ -450,8 +451,8 @@ class Sequential(Layer):
 
 def mse(prediction, target) -> tuple[float, np.ndarray]:
     """Mean squared error over all elements; returns ``(loss, dloss/dprediction)``."""
-    prediction = _as_float_array(prediction, "prediction")
-    target = _as_float_array(target, "target", prediction.dtype)
+    prediction = as_float_array(prediction, "prediction")
+    target = as_float_array(target, "target", prediction.dtype)
     if target.shape != prediction.shape:
         raise ValueError(f"target has shape {target.shape}; expected {prediction.shape}, the shape of prediction")
     if prediction.size == 0:
@@ -463,7 +464,7 @@ def mse(prediction, target) -> tuple[float, np.ndarray]:
 def softmax_cross_entropy(logits, labels) -> tuple[float, np.ndarray]:
     """Mean cross-entropy of softmax(logits) against integer class labels; ``logits`` (..., C),
     ``labels`` (...) in [0, C). Returns ``(loss, dloss/dlogits)``."""
-    logits = _as_float_array(logits, "logits")
+    logits = as_float_array(logits, "logits")
     labels = np.asarray(labels)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"labels has dtype {labels.dtype}; expected integer class indices")

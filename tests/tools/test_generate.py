@@ -124,19 +124,22 @@ def test_generated_module_is_readable_python():
         "backward_buffers",
         "backward_steps",
         "backward_gradients",
+        "infer_buffers",
+        "infer_steps",
+        "infer_step",
     }
     assert "@numba.njit(cache=True" in source
     # the input projection of all steps at once: one GEMM
     assert len(_calls(kernels["forward_inputs"], "dot")) == 1
     # one GEMM per step forward, and one backward, for the kernel's rows of the batch, each
     # headed by a comment saying which
-    for kernel in ("forward_steps", "backward_steps"):
+    for kernel in ("forward_steps", "backward_steps", "infer_steps"):
         time_loop = next(n for n in kernels[kernel].body if isinstance(n, ast.For))
         assert len(_calls(time_loop, "step_gemm")) == 1
         # no array is allocated inside the time loops
         for allocation in ("empty", "zeros", "copy"):
             assert not _calls(time_loop, allocation), (kernel, allocation)
-    assert source.count("# step GEMM: [R_i; R_f; R_g; R_o] @ h_prev") == 1
+    assert source.count("# step GEMM: [R_i; R_f; R_g; R_o] @ h_prev") == 2  # forward_steps, infer_steps
     assert source.count("# step GEMM: [R_i; R_f; R_g; R_o]^T @ the adjoints of its products") == 1
     # the weight gradients after the loop, one GEMM per operand, and dx
     assert len(_calls(kernels["backward_gradients"], "dot")) == 3
