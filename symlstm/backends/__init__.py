@@ -1,6 +1,7 @@
 """Backends: one folder each, one entry in ``REGISTRY``.
 
-``numba`` emits and runs the kernels; ``latex`` typesets the equations. A new backend is a folder
+``numba`` emits and runs the kernels; ``latex`` typesets the equations; ``onnx`` writes the cell
+as an ONNX graph (``symlstm export`` binds trained parameters to it). A new backend is a folder
 with a class that implements ``symlstm.backends.base.Backend`` (or ``KernelBackend``), plus its
 line below.
 """
@@ -17,6 +18,7 @@ from symlstm.lang.spec import CellSpec
 REGISTRY: dict[str, str] = {
     "numba": "symlstm.backends.numba:NumbaBackend",
     "latex": "symlstm.backends.latex:LatexBackend",
+    "onnx": "symlstm.backends.onnx:OnnxBackend",
 }
 #: the backend whose kernels ``symlstm.cell`` runs
 DEFAULT_KERNELS = "numba"

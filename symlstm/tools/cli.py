@@ -1,4 +1,4 @@
-"""The ``symlstm`` command: list, latex, generate, gradcheck, cache, demo, docs, bench."""
+"""The ``symlstm`` command: list, latex, generate, gradcheck, export, cache, demo, docs, bench."""
 
 from __future__ import annotations
 
@@ -131,6 +131,40 @@ def cmd_gradcheck(args) -> int:
         return 1
     print(f"all {len(names)} cell(s) passed")
     return 0
+
+
+def cmd_export(args) -> int:
+    import zipfile
+
+    import numpy as np
+
+    from symlstm.onnx import export  # onnx loads only for this command
+
+    try:
+        with np.load(args.params, allow_pickle=False) as npz:
+            params = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise ValueError(f"cannot read the parameters {args.params} (a .npz file of name -> array): {err}") from None
+    path = export(args.cell, params, args.output, dtype=args.dtype, native=args.native, lengths=args.lengths)
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _add_export_parser(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a cell with trained parameters as an ONNX model",
+        description="Export a cell as an ONNX graph (a Scan over time of standard operators, or with "
+        "--native ONNX's own LSTM/GRU/RNN operator) with the parameters of an .npz file "
+        "(one array per parameter name, e.g. from np.savez(path, **params)) as initializers.",
+    )
+    p.add_argument("cell", help="built-in name or path of a .toml spec")
+    p.add_argument("--params", required=True, metavar="FILE.npz", help="the parameters, one array per name")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.onnx", help="the file to write")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="default float32")
+    p.add_argument("--native", action="store_true", help="ONNX's LSTM/GRU/RNN operator (lstm, peephole, gru, rnn)")
+    p.add_argument("--lengths", action="store_true", help="add an input lengths (B,) int64 for variable lengths")
+    p.set_defaults(func=cmd_export)
 
 
 def _size_binding(text: str) -> tuple[str, int]:
@@ -316,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_gradcheck)
+    _add_export_parser(sub)
     _add_cache_parser(sub)
 
     p = sub.add_parser("demo", help="train cells on a task and plot what they learn (demo adding --quick)")
