@@ -197,12 +197,13 @@ def _saved_bytes(forward) -> int:
 STEPS = {"symlstm": _symlstm_step, "torch-nn": _torch_nn_step, "torch-loop": _torch_loop_step, "gemm": _gemm_step}
 
 
-def worker(label: str, sizes, repeats: int, budget: float) -> dict:
-    """Time ``label`` at every size; runs inside its own process."""
+def worker(label: str, sizes, repeats: int, budget: float, steps=None) -> dict:
+    """Time ``label`` at every size; runs inside its own process. ``steps``: kind -> the function
+    making the timed call (this module's ``STEPS`` by default)."""
     impl = Impl.parse(label)
     out = {}
     for size in sizes:
-        run, stored = STEPS[impl.kind](impl.cell, tuple(size), impl.dtype)
+        run, stored = (steps or STEPS)[impl.kind](impl.cell, tuple(size), impl.dtype)
         run()  # warm up: compile or load kernels, allocate
         times: list[float] = []
         start = time.perf_counter()
@@ -217,12 +218,13 @@ def worker(label: str, sizes, repeats: int, budget: float) -> dict:
 # -- the driver ----------------------------------------------------------------------------------
 
 
-def _run_worker(impl: Impl, sizes, repeats, budget) -> dict:
+def _run_worker(impl: Impl, sizes, repeats, budget, module: str) -> dict:
+    """Run ``python -m module --worker ...``: the suite's module times one side."""
     env = {k: v for k, v in os.environ.items() if k not in UNSET_ENV}
     cmd = [
         sys.executable,
         "-m",
-        "symlstm.tools.bench",
+        module,
         "--worker",
         impl.label,
         "--sizes",
@@ -288,10 +290,14 @@ def machine_info() -> dict:
     return info
 
 
-def run(cells, dtypes, grid, rounds: int, repeats: int, budget: float, out_dir: Path, with_torch=True):
+def run(cells, dtypes, grid, rounds: int, repeats: int, budget: float, out_dir: Path, with_torch=True, suite=None):
+    """Run every side of ``suite`` (a module with ``implementations``, ``format_report`` and
+    optionally ``chart``, whose ``__main__`` runs ``worker``; this module by default) and write
+    bench.md, bench.json and bench.png into ``out_dir``."""
     from tqdm import tqdm
 
-    impls = implementations(cells, dtypes, with_torch)
+    suite = suite or sys.modules[__name__]
+    impls = suite.implementations(cells, dtypes, with_torch)
     sizes = [list(s) for s in grid]
     times: dict[tuple[str, str], list[float]] = {}
     stored: dict[tuple[str, str], int] = {}
@@ -299,7 +305,7 @@ def run(cells, dtypes, grid, rounds: int, repeats: int, budget: float, out_dir: 
         for _ in range(rounds):  # alternate: every implementation once per round
             for impl in impls:
                 bar.set_postfix_str(impl.label)
-                for key, result in _run_worker(impl, sizes, repeats, budget).items():
+                for key, result in _run_worker(impl, sizes, repeats, budget, suite.__name__).items():
                     times.setdefault((impl.label, key), []).extend(result["times"])
                     stored[(impl.label, key)] = result["stored_bytes"]
                 bar.update()
@@ -313,9 +319,10 @@ def run(cells, dtypes, grid, rounds: int, repeats: int, budget: float, out_dir: 
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.json").write_text(json.dumps(report, indent=1, sort_keys=True))
-    text = format_report(report, cells, dtypes)
+    text = suite.format_report(report, cells, dtypes)
     (out_dir / "bench.md").write_text(text)
-    chart(report, cells, dtypes, out_dir / "bench.png")
+    if hasattr(suite, "chart"):
+        suite.chart(report, cells, dtypes, out_dir / "bench.png")
     return text
 
 
@@ -323,12 +330,12 @@ def _med(report, label, size) -> float:
     return report["median_seconds"].get(f"{label}@{','.join(map(str, size))}", math.nan)
 
 
-def format_report(report, cells, dtypes) -> str:
+def machine_lines(report, what: str) -> list[str]:
+    """The head of a report: the machine, the libraries, how the sides ran and what was timed."""
     from symlstm.backends.numba import parallel
 
-    grid = report["grid"]
     m = report["machine"]
-    lines = [
+    return [
         f"Machine: {m.get('cpu')} ({m.get('cpu_count')} cores), Python {m.get('python')}, "
         f"numba {m.get('numba', '?')}, torch {m.get('torch')}",
         f"BLAS: {'; '.join(m.get('blas', []))}",
@@ -336,9 +343,14 @@ def format_report(report, cells, dtypes) -> str:
         f"single-threaded BLAS while the step matrices are under "
         f"{parallel.MAX_SPLIT_STEP_BYTES >> 20} MiB, else one thread and BLAS's threads.",
         f"Workers ran with {' and '.join(report['unset_env'])} unset; each implementation in its own "
-        "process, alternating; times are medians, forward + backward over the whole sequence.",
+        f"process, alternating; times are medians, {what}.",
         "",
     ]
+
+
+def format_report(report, cells, dtypes) -> str:
+    grid = report["grid"]
+    lines = machine_lines(report, "forward + backward over the whole sequence")
     header = "| T, B, D, H | " + " | ".join(f"{t},{b},{d},{h}" for t, b, d, h in grid) + " |"
     rule = "|---" * (len(grid) + 1) + "|"
     lines += ["Times (ms):", "", header, rule]
@@ -446,13 +458,15 @@ def chart(report, cells, dtypes, path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> int:
+def main(argv=None, suite=None, default_cells: str = "lstm,peephole,gru,rnn") -> int:
+    """``symlstm bench``; ``suite``: another module's sides (``symlstm bench --inference``)."""
+    suite = suite or sys.modules[__name__]
     parser = argparse.ArgumentParser(
-        prog="symlstm bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="symlstm bench", description=suite.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--cells",
-        default="lstm,peephole,gru,rnn",
+        default=default_cells,
         help="comma-separated cells; the first is the reference for the GEMM-only run "
         "(default: lstm,peephole,gru,rnn; 'all' for every built-in)",
     )
@@ -467,7 +481,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, json.loads(args.sizes), args.repeats, args.budget)))
+        steps = getattr(suite, "STEPS", STEPS)
+        print(json.dumps(worker(args.worker, json.loads(args.sizes), args.repeats, args.budget, steps)))
         return 0
     import symlstm
 
@@ -485,6 +500,7 @@ def main(argv=None) -> int:
         args.budget,
         Path(args.out),
         with_torch=not args.no_torch,
+        suite=suite,
     )
     print(text)
     print(f"wrote {args.out}/bench.md, bench.json and bench.png")

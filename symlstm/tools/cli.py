@@ -302,6 +302,11 @@ def _add_docs_parser(sub) -> None:
 def cmd_bench(args) -> int:
     from symlstm.tools.bench import main as bench_main  # its options are its own: symlstm bench --help
 
+    if "--inference" in args.bench_args:  # forward only: infer, stream, onnxruntime, torch inference
+        from symlstm.tools import bench_inference
+
+        rest = [a for a in args.bench_args if a != "--inference"]
+        return bench_main(rest, suite=bench_inference, default_cells="lstm,gru")
     return bench_main(args.bench_args)
 
 
