@@ -255,8 +255,17 @@ def zoneout(x, p, s, *, zh, zc):
     return {"h": zh * s["h"] + (1 - zh) * new["h"], "c": zc * s["c"] + (1 - zc) * new["c"]}
 
 
+def mut1(x, p, s):
+    """MUT1 (Jozefowicz, Zaremba & Sutskever 2015): z sees only x; the candidate adds tanh(x)."""
+    h = s["h"]
+    z = sig(mv(p["W_z"], x) + p["b_z"])
+    r = sig(pre("r", x, p, h))
+    n = tanh(mv(p["R_n"], r * h) + tanh(x) + p["b_n"])
+    return {"h": n * z + h * (1 - z)}
+
+
 #: examples/<name>.toml -> its reference step
-EXAMPLES = {"zoneout": zoneout}
+EXAMPLES = {"zoneout": zoneout, "mut1": mut1}
 
 
 def run_reference(step, x, p, state0, inputs=None):

@@ -101,3 +101,8 @@ def test_zoneout_example_matches_handwritten_torch_autograd(masks, rng):
     }[masks]
     inputs = {name: draw() for name in cell.input_names}
     compare_with_reference(cell, EXAMPLES["zoneout"], rng, {"D": D, "H": H}, inputs)
+
+
+def test_mut1_example_matches_handwritten_torch_autograd(rng):
+    """The user spec the PyTorch benchmark times (x elementwise, so D == H)."""
+    compare_with_reference(symlstm.cell(EXAMPLES_DIR / "mut1.toml"), EXAMPLES["mut1"], rng, {"D": H, "H": H})
