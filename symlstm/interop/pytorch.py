@@ -10,8 +10,9 @@ imported only when these functions are called.
 
 The conversions work one (layer, direction) unit at a time, named by PyTorch's suffixes (``l0``,
 ``l0_reverse``, ``l1``, ...): ``architecture(module)``, ``unit_from_torch``, ``new_module`` and
-``unit_to_torch``. A multi-layer or bidirectional module becomes a ``symlstm.nn.Recurrent``
-(``symlstm/train``), which is built on those: train depends on interop, not the other way round.
+``unit_to_torch``; ``units_from_torch`` and ``stack_to_torch`` do every unit of a stack at once. A
+multi-layer or bidirectional module becomes a ``symlstm.nn.Recurrent`` (``symlstm/train``) or a
+``symlstm.torch.Recurrent``, which are built on those: they depend on interop, not the other way round.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from symlstm.runtime import BatchFirstCell, Cell
+from symlstm.stack import Stack
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,29 @@ def unit_to_torch(module, params: Mapping[str, Any], suffix: str = "l0") -> None
         for k, gate in enumerate(layout.gates):
             if gate in layout.separate_bias:
                 bias_hh[k * H : (k + 1) * H] = torch.from_numpy(np.asarray(params[f"b_h{gate}"], dtype))
+
+
+def units_from_torch(module, dtype=None) -> dict[str, dict[str, np.ndarray]]:
+    """Every (layer, direction) unit's parameter dict, by PyTorch's suffix (l0, l0_reverse, ...)."""
+    return {suffix: unit_from_torch(module, suffix, dtype) for suffix in architecture(module).suffixes}
+
+
+def stack_to_torch(stack: Stack, units: Mapping[str, Mapping[str, Any]], dtype, *, batch_first: bool = False):
+    """A ``torch.nn`` module of the stack's cell, depth and directions holding each unit's
+    parameters (``units`` maps PyTorch's suffixes to parameter dicts), in ``dtype``."""
+    module = new_module(
+        stack.cell,
+        stack.input_size,
+        stack.hidden_size,
+        dtype,
+        num_layers=stack.num_layers,
+        bidirectional=stack.bidirectional,
+        batch_first=batch_first,
+        **stack.sizes,
+    )
+    for suffix in stack.suffixes:
+        unit_to_torch(module, units[suffix], suffix)
+    return module
 
 
 def cell_to_torch(cell, params: Mapping[str, Any]):

@@ -204,14 +204,16 @@ def worker(label: str, sizes, repeats: int, budget: float, steps=None) -> dict:
     out = {}
     for size in sizes:
         run, stored = (steps or STEPS)[impl.kind](impl.cell, tuple(size), impl.dtype)
+        t0 = time.perf_counter()
         run()  # warm up: compile or load kernels, allocate
+        first = time.perf_counter() - t0
         times: list[float] = []
         start = time.perf_counter()
         while len(times) < repeats and (len(times) < 2 or time.perf_counter() - start < budget):
             t0 = time.perf_counter()
             run()
             times.append(time.perf_counter() - t0)
-        out[",".join(map(str, size))] = {"times": times, "stored_bytes": stored}
+        out[",".join(map(str, size))] = {"times": times, "stored_bytes": stored, "first_seconds": first}
     return out
 
 
@@ -301,6 +303,7 @@ def run(cells, dtypes, grid, rounds: int, repeats: int, budget: float, out_dir: 
     sizes = [list(s) for s in grid]
     times: dict[tuple[str, str], list[float]] = {}
     stored: dict[tuple[str, str], int] = {}
+    first: dict[tuple[str, str], float] = {}  # the first call's time, in the first round
     with tqdm(total=rounds * len(impls), desc="benchmark", unit="process") as bar:
         for _ in range(rounds):  # alternate: every implementation once per round
             for impl in impls:
@@ -308,6 +311,7 @@ def run(cells, dtypes, grid, rounds: int, repeats: int, budget: float, out_dir: 
                 for key, result in _run_worker(impl, sizes, repeats, budget, suite.__name__).items():
                     times.setdefault((impl.label, key), []).extend(result["times"])
                     stored[(impl.label, key)] = result["stored_bytes"]
+                    first.setdefault((impl.label, key), result["first_seconds"])
                 bar.update()
     medians = {k: float(np.median(v)) for k, v in times.items()}
     report = {
@@ -316,6 +320,7 @@ def run(cells, dtypes, grid, rounds: int, repeats: int, budget: float, out_dir: 
         "grid": sizes,
         "median_seconds": {f"{a}@{b}": v for (a, b), v in medians.items()},
         "stored_bytes": {f"{a}@{b}": v for (a, b), v in stored.items()},
+        "first_seconds": {f"{a}@{b}": v for (a, b), v in first.items()},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.json").write_text(json.dumps(report, indent=1, sort_keys=True))

@@ -307,6 +307,11 @@ def cmd_bench(args) -> int:
 
         rest = [a for a in args.bench_args if a != "--inference"]
         return bench_main(rest, suite=bench_inference, default_cells="lstm,gru")
+    if "--torch" in args.bench_args:  # training steps inside PyTorch
+        from symlstm.tools import bench_torch
+
+        rest = [a for a in args.bench_args if a != "--torch"]
+        return bench_main(rest, suite=bench_torch, default_cells=f"lstm,peephole,gru,{bench_torch.USER_SPEC}")
     return bench_main(args.bench_args)
 
 

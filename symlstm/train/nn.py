@@ -34,6 +34,7 @@ import numpy as np
 from symlstm.arrays import as_float_array, check_lengths
 from symlstm.interop import pytorch as torch_interop
 from symlstm.runtime import Cell, ForwardCache
+from symlstm.stack import Stack
 from symlstm.train.checks import check_arrays, float_dtype, positive_int
 from symlstm.train.optim import SGD, Adam, Optimizer, clip_grad_norm
 
@@ -133,8 +134,10 @@ class Recurrent(Layer):
         self.batch_first = bool(batch_first)
         self.dtype = float_dtype(dtype)
         self.sizes = dict(sizes)
+        #: which (layer, direction) units there are and what each reads (shared with symlstm.torch)
+        self.stack = Stack(cell, self.input_size, self.hidden_size, self.num_layers, self.bidirectional, self.sizes)
         #: state -> its number of units, the last axis of its (num_layers * num_directions, B, size)
-        self.state_sizes = cell.state_sizes(self.input_size, self.hidden_size, **self.sizes)
+        self.state_sizes = self.stack.state_sizes
         bias_init = dict(bias_init or {})
         vectors = cell.spec.vectors
         for name, value in bias_init.items():
@@ -145,23 +148,17 @@ class Recurrent(Layer):
                 )
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"bias_init[{name!r}] must be a number, got {type(value).__name__}")
-        self.num_directions = 2 if self.bidirectional else 1
+        self.num_directions = self.stack.num_directions
         # Independent, reproducible streams for each (layer, direction).
-        seeds = np.random.SeedSequence(seed).generate_state(self.num_layers * self.num_directions)
+        seeds = np.random.SeedSequence(seed).generate_state(len(self.stack.units))
         self.params = {}
-        D = self.input_size
-        for unit, prefix in enumerate(self.unit_prefixes()):
-            if unit == self.num_directions:  # the first unit of layer 1 sees layer 0's output
-                D = self.output_size
-                if cell.state_sizes(D, self.hidden_size, **self.sizes) != self.state_sizes:
-                    raise ValueError(
-                        f"the states of cell {cell.name!r} depend on its input size, so the layers' "
-                        "states cannot be stacked: use one layer per Recurrent"
-                    )
-            init = cell.init_params(D, self.hidden_size, dtype=self.dtype, seed=int(seeds[unit]), **self.sizes)
+        for unit, seed_of_unit in zip(self.stack.units, seeds):
+            init = cell.init_params(
+                unit.input_size, self.hidden_size, dtype=self.dtype, seed=int(seed_of_unit), **self.sizes
+            )
             for name, value in bias_init.items():
                 init[name] += self.dtype.type(value)
-            self.params.update({f"{prefix}.{n}": p for n, p in init.items()})
+            self.params.update({f"{unit.suffix}.{n}": p for n, p in init.items()})
 
     def __repr__(self) -> str:
         return (
@@ -189,8 +186,9 @@ class Recurrent(Layer):
             bias_init=None,  # named, so the type checker knows **sizes does not give it
             **arch.sizes,
         )
-        for prefix in arch.suffixes:  # PyTorch's names, l0, l0_reverse, ..., are the layer's unit prefixes
-            for name, value in torch_interop.unit_from_torch(module, prefix, dtype).items():
+        # PyTorch's suffixes, l0, l0_reverse, ..., are the layer's unit prefixes
+        for prefix, unit in torch_interop.units_from_torch(module, dtype).items():
+            for name, value in unit.items():
                 np.copyto(layer.params[f"{prefix}.{name}"], value)
         return layer
 
@@ -198,24 +196,14 @@ class Recurrent(Layer):
         """A ``torch.nn.LSTM``, ``GRU`` or ``RNN`` of this layer's depth, directions and layout,
         holding ``params`` (default: the layer's own); ``symlstm.to_torch(layer)`` is the same."""
         params = self._params(params)
-        module = torch_interop.new_module(
-            self.cell,
-            self.input_size,
-            self.hidden_size,
-            params[next(iter(params))].dtype,
-            num_layers=self.num_layers,
-            bidirectional=self.bidirectional,
-            batch_first=self.batch_first,
-            **self.sizes,
-        )
-        for prefix in self.unit_prefixes():
-            torch_interop.unit_to_torch(module, self.unit_params(params, prefix), prefix)
-        return module
+        units = {prefix: self.unit_params(params, prefix) for prefix in self.unit_prefixes()}
+        dtype = params[next(iter(params))].dtype
+        return torch_interop.stack_to_torch(self.stack, units, dtype, batch_first=self.batch_first)
 
     @property
     def output_size(self) -> int:
         """Features of ys, and of layer k+1's input: the output state's size per direction."""
-        return self.num_directions * self.state_sizes[self.state_names[0]]
+        return self.stack.output_size
 
     @property
     def state_names(self) -> tuple[str, ...]:
@@ -223,7 +211,7 @@ class Recurrent(Layer):
 
     def unit_prefixes(self) -> list[str]:
         """Parameter-name prefixes, one per (layer, direction) unit in order: l0, l0_reverse, l1, ..."""
-        return [f"l{k}{'_reverse' if d else ''}" for k in range(self.num_layers) for d in range(self.num_directions)]
+        return self.stack.suffixes
 
     def unit_params(self, params, prefix: str) -> dict[str, np.ndarray]:
         """The cell's parameter dict of one unit, e.g. ``unit_params(layer.params, "l1_reverse")``."""

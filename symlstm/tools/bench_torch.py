@@ -1,0 +1,216 @@
+"""``symlstm bench --torch``: a full PyTorch training step (forward, backward, Adam) side by side.
+
+The same driver as ``symlstm bench`` (one process per side, alternating rounds, medians). Sides,
+float32, each one training step over the whole sequence of a loss ``sum(output * g)``:
+
+- ``module``: ``symlstm.torch.Recurrent(cell, D, H)``, the cell's kernels inside PyTorch;
+- ``module-fb``: the same without the optimizer step, and ``raw``: ``cell.forward`` +
+  ``cell.backward`` on NumPy arrays: their ratio is the wrapper's overhead;
+- ``torch-nn``: ``torch.nn.LSTM``/``GRU``/``RNN`` (oneDNN's fused primitive in float32);
+- ``torch-loop``: the cell written as PyTorch code with a Python loop over time
+  (``symlstm.verify.torch_reference``), autograd for the backward: what a new cell costs without
+  symlstm; ``torch-compile``: that loop under ``torch.compile``, whose first call (the compile) is
+  reported apart.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from symlstm.tools.bench import TORCH_MODULES, _med, machine_lines
+
+#: the user spec the benchmark trains besides the built-ins (examples/mut1.toml)
+USER_SPEC = "mut1"
+CUSTOM = ("peephole", USER_SPEC)  # cells PyTorch has no module for
+
+
+def _cell_name(name: str) -> str:
+    """A built-in name, or the path of the example spec ``name`` in examples/."""
+    import os
+
+    import symlstm
+
+    if name in symlstm.cells.builtin_names():
+        return name
+    return os.path.join(os.path.dirname(symlstm.__file__), os.pardir, "examples", f"{name}.toml")
+
+
+def _problem(size, dtype, H_out):
+    T, B, D, _ = size
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((T, B, D)).astype(dtype), rng.standard_normal((T, B, H_out)).astype(dtype)
+
+
+def _training_step(module, params, x, g, adam: bool = True):
+    """One step: forward, the backward of ``sum(output * g)``, and (``adam``) an Adam update."""
+    import torch
+
+    params = list(params)
+    optimizer = torch.optim.Adam(params, lr=1e-3) if adam else None
+    xt, gt = torch.from_numpy(x), torch.from_numpy(g)
+
+    def run():
+        for p in params:
+            p.grad = None
+        (module(xt)[0] * gt).sum().backward()
+        if optimizer is not None:
+            optimizer.step()
+
+    return run
+
+
+def _module_step(cell_name, size, dtype, adam=True):
+    import torch
+
+    import symlstm.torch
+
+    T, B, D, H = size
+    torch.manual_seed(0)
+    module = symlstm.torch.Recurrent(_cell_name(cell_name), D, H, dtype=getattr(torch, dtype))
+    x, g = _problem(size, dtype, H)
+    return _training_step(module, module.parameters(), x, g, adam), 0
+
+
+def _module_fb_step(cell_name, size, dtype):
+    return _module_step(cell_name, size, dtype, adam=False)
+
+
+def _raw_step(cell_name, size, dtype):
+    import symlstm
+
+    T, B, D, H = size
+    cell = symlstm.cell(_cell_name(cell_name))
+    params = cell.init_params(D, H, dtype=dtype, seed=0)
+    x, g = _problem(size, dtype, H)
+
+    def run():
+        _, _, cache = cell.forward(x, params)
+        cell.backward(g, cache)
+
+    return run, 0
+
+
+def _torch_nn_step(cell_name, size, dtype):
+    import torch
+
+    T, B, D, H = size
+    torch.manual_seed(0)
+    module = getattr(torch.nn, TORCH_MODULES[cell_name])(D, H).to(getattr(torch, dtype))
+    x, g = _problem(size, dtype, H)
+    return _training_step(module, module.parameters(), x, g), 0
+
+
+class _Loop:
+    """The reference step of a cell (``torch_reference``) looped over time: a module-like callable."""
+
+    def __init__(self, cell_name, size, dtype):
+        import torch
+
+        import symlstm
+        from symlstm.verify.torch_reference import EXAMPLES, REFERENCE
+
+        T, B, D, H = size
+        cell = symlstm.cell(_cell_name(cell_name))
+        arrays = cell.init_params(D, H, dtype=dtype, seed=0)
+        self.params = {k: torch.nn.Parameter(torch.from_numpy(v)) for k, v in arrays.items()}
+        self.step = REFERENCE.get(cell_name) or EXAMPLES[cell_name]
+        units = cell.state_sizes(D, H)
+        self.state0 = {s: torch.zeros(B, units[s], dtype=getattr(torch, dtype)) for s in cell.state_names}
+
+    def __call__(self, x):
+        from symlstm.verify.torch_reference import run_reference
+
+        return run_reference(self.step, x, self.params, self.state0)
+
+
+def _torch_loop_step(cell_name, size, dtype, compiled=False):
+    import torch
+
+    loop = _Loop(cell_name, size, dtype)
+    module = torch.compile(loop) if compiled else loop
+    x, g = _problem(size, dtype, size[3])
+    return _training_step(module, loop.params.values(), x, g), 0
+
+
+def _torch_compile_step(cell_name, size, dtype):
+    return _torch_loop_step(cell_name, size, dtype, compiled=True)
+
+
+STEPS = {
+    "module": _module_step,
+    "module-fb": _module_fb_step,
+    "raw": _raw_step,
+    "torch-nn": _torch_nn_step,
+    "torch-loop": _torch_loop_step,
+    "torch-compile": _torch_compile_step,
+}
+
+
+def implementations(cells, dtypes, with_torch: bool):
+    from symlstm.tools.bench import Impl
+
+    impls = []
+    for cell in cells:
+        for dtype in dtypes:
+            impls += [Impl("module", cell, dtype), Impl("torch-loop", cell, dtype), Impl("torch-compile", cell, dtype)]
+            if cell in TORCH_MODULES:
+                impls.append(Impl("torch-nn", cell, dtype))
+            if cell == cells[0]:  # the wrapper's overhead, on the first cell
+                impls += [Impl("module-fb", cell, dtype), Impl("raw", cell, dtype)]
+    return impls
+
+
+def _geomean(values) -> float:
+    values = [v for v in values if not math.isnan(v)]
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else math.nan
+
+
+def format_report(report, cells, dtypes) -> str:
+    grid = report["grid"]
+    header = "| T, B, D, H | " + " | ".join(f"{t},{b},{d},{h}" for t, b, d, h in grid) + " |"
+    rule = "|---" * (len(grid) + 1) + "|"
+    lines = machine_lines(report, "one training step (forward, backward, Adam) over the whole sequence")
+    lines += ["Times (ms):", "", header, rule]
+    labels = sorted({k.split("@")[0] for k in report["median_seconds"]}, key=lambda s: (s.split(":")[1], s))
+    for label in labels:
+        lines.append(f"| {label} | " + " | ".join(f"{_med(report, label, s) * 1e3:.3g}" for s in grid) + " |")
+    first = report.get("first_seconds", {})
+    compiles = [
+        f"{k.split('@')[0]} at {k.split('@')[1]}: {v:.1f} s" for k, v in sorted(first.items()) if "compile" in k
+    ]
+    if compiles:
+        lines += ["", "First call of the compiled loop (tracing and compiling): " + "; ".join(compiles)]
+
+    def ratios(num, den):
+        return [_med(report, num, s) / _med(report, den, s) for s in grid]
+
+    def row(name, values):
+        return f"| {name} | " + " | ".join("–" if math.isnan(v) else f"{v:.2f}" for v in values) + " |"
+
+    lines += ["", "Ratios (time / time; below 1 means the first is faster):", "", header, rule]
+    summary = []
+    for dtype in dtypes:
+        for cell in cells:
+            module = f"module:{cell}:{dtype}"
+            if cell in TORCH_MODULES:
+                lines.append(
+                    row(f"symlstm.torch {cell} / torch.nn ({dtype})", ratios(module, f"torch-nn:{cell}:{dtype}"))
+                )
+            for side in ("torch-loop", "torch-compile"):
+                speedup = ratios(f"{side}:{cell}:{dtype}", module)
+                lines.append(row(f"{side} / symlstm.torch, {cell} ({dtype}; speed-up)", speedup))
+                summary.append(f"{cell} vs {side} {_geomean(speedup):.1f}x")
+        overhead = ratios(f"module-fb:{cells[0]}:{dtype}", f"raw:{cells[0]}:{dtype}")
+        lines.append(row(f"symlstm.torch forward+backward / raw cell.forward+backward, {cells[0]} ({dtype})", overhead))
+    lines += ["", "Speed-ups of symlstm.torch, geometric mean over the grid: " + ", ".join(summary)]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # a worker process of ``symlstm bench --torch``
+    import sys
+
+    from symlstm.tools.bench import main
+
+    sys.exit(main(suite=sys.modules[__name__]))

@@ -1,0 +1,27 @@
+"""symlstm's cells inside PyTorch: ``Recurrent``, an ``nn.Module`` mirroring ``torch.nn.LSTM``.
+
+    >>> import symlstm.torch
+    >>> model = symlstm.torch.Recurrent("peephole", input_size=8, hidden_size=32, num_layers=2)
+    >>> output, (h_n, c_n) = model(x)                 # x (T, B, 8), or a PackedSequence
+    >>> lstm = symlstm.torch.Recurrent.from_torch(torch.nn.LSTM(8, 32))   # and .to_torch()
+
+The kernels run through one ``torch.library`` custom op per cell, with its autograd formula and
+fake implementation, so ``torch.compile`` traces a model without graph breaks. CPU only; double
+backward is not supported. Modules: ``module`` (the nn.Module), ``ops`` (the custom ops),
+``packed`` (variable-length batches), ``masks`` (samplers of per-step inputs), ``checks``
+(argument checks), ``trace`` (what the ops need from the runtime).
+
+Requires torch (``pip install 'symlstm[torch]'``); ``import symlstm`` alone never imports it.
+"""
+
+from __future__ import annotations
+
+try:
+    import torch  # noqa: F401 - only to fail here, with the install hint, when it is missing
+except ImportError:
+    raise ImportError("symlstm.torch needs PyTorch: pip install 'symlstm[torch]' (or pip install torch)") from None
+
+from symlstm.torch.masks import Bernoulli
+from symlstm.torch.module import Recurrent
+
+__all__ = ["Bernoulli", "Recurrent"]
