@@ -266,7 +266,7 @@ class Cell:
             array = as_float_array(inputs[name], f"inputs[{name!r}]", dtype)
             shape = (T, B, evaluate(self.spec.inputs[name], sizes))
             check_shape(array, shape, f"inputs[{name!r}]", f"(T, B, {self.spec.inputs[name]}), time-major like x")
-            out[name] = owned(array, inputs[name])
+            out[name] = array
         return out
 
     # -- the API --------------------------------------------------------------------------------
@@ -279,6 +279,7 @@ class Cell:
         inputs: Mapping | None = None,
         checkpoint: int | None = None,
         lengths=None,
+        borrow: bool = False,
     ):
         """Run over a sequence. ``x`` is (T, B, D); returns ``(ys, state, cache)``.
 
@@ -288,21 +289,26 @@ class Cell:
         2k, ... for the backward, which then recomputes the rest (see the module docstring).
         ``lengths`` (B,) integers in 1..T: row b runs for its first ``lengths[b]`` steps; its
         state is then held and its outputs are zeros (see the module docstring).
+        ``borrow=True``: the cache refers to the caller's ``x`` and ``inputs`` instead of copies;
+        the caller promises not to change them before ``backward`` (PyTorch's autograd checks
+        that with its version counters).
         """
         call = self._checked(x, params, state0, inputs, lengths)
         k = _checkpoint_interval(checkpoint)
         T, B, dtype, steps = call.steps, call.batch, call.x.dtype, call.lengths
-        x = owned(call.x, x)
+        x = call.x if borrow else owned(call.x, x)
+        given = inputs or {}
+        extra = call.inputs if borrow else {name: owned(a, given[name]) for name, a in call.inputs.items()}
         packed = self.kernels.pack(call.params, call.sizes)
-        cache = functools.partial(ForwardCache, self.spec.sha256, dtype, T, B, call.sizes, x, call.inputs, packed)
+        cache = functools.partial(ForwardCache, self.spec.sha256, dtype, T, B, call.sizes, x, extra, packed)
         if T == 0:
             ys = np.zeros((0, B, call.states0[0].shape[1]), dtype)
             return ys, {s: v.copy() for s, v in zip(self.state_names, call.states0)}, cache(None, lengths=steps)
         if k is not None:
-            ys, final, checkpoints = self._checkpointed_forward(x, packed, call.states0, call.inputs, k, steps)
+            ys, final, checkpoints = self._checkpointed_forward(x, packed, call.states0, extra, k, steps)
             result = dict(zip(self.state_names, final)), cache(None, k, checkpoints, steps)
         else:
-            trace = self.kernels.forward(x, packed, call.states0, call.inputs, steps)
+            trace = self.kernels.forward(x, packed, call.states0, extra, steps)
             ys = trace.states[0][1:].copy()
             result = {s: seq[-1].copy() for s, seq in zip(self.state_names, trace.states)}, cache(trace, lengths=steps)
         if lengths is not None:
@@ -320,6 +326,17 @@ class Cell:
         packed = self.kernels.pack(call.params, call.sizes)
         ys, final = self.kernels.infer(call.x, packed, call.states0, call.inputs, call.lengths)
         return ys, dict(zip(self.state_names, final))
+
+    def restore_cache(self, x, params, arrays, inputs, lengths, sizes: Mapping[str, int]) -> ForwardCache:
+        """The cache ``forward(x, params, inputs=inputs, lengths=lengths)`` returned, around the
+        arrays its trace kept (``cache.trace.arrays``, used as they are): for a caller that kept
+        only those, e.g. a custom op, which hands only arrays from its forward to its backward.
+        ``x``, ``params``, ``inputs`` and the arrays must be those of that call (not checked)."""
+        T, B = x.shape[:2]
+        steps = check_lengths(lengths, T, B)
+        trace = self.kernels.trace(arrays, inputs, steps)
+        packed = self.kernels.pack(params, sizes)
+        return ForwardCache(self.spec.sha256, x.dtype, T, B, dict(sizes), x, dict(inputs), packed, trace, lengths=steps)
 
     def stream(self, params: Mapping, state0: Mapping | None = None, batch: int = 1):
         """A ``symlstm.streaming.Stream``: ``step(x_t)`` advances ``batch`` streams by one step

@@ -87,6 +87,15 @@ class Kernels(Protocol):
         """``forward`` keeping nothing for a backward: returns the outputs (T, B, size of the
         output state), zero past each row's length, and the final states (B, size each)."""
 
+    def trace_shapes(self, T, B, sizes: Mapping[str, Any], empty) -> tuple:
+        """``empty(shape, dtype)`` for each array of ``Trace.arrays`` of a forward pass of T steps
+        over B rows, in that order (``dtype`` is None: the caller's). T, B and the sizes may be
+        symbolic (a tracer's integers): only arithmetic is done on them."""
+
+    def trace(self, arrays: Sequence[np.ndarray], inputs: Mapping[str, np.ndarray], lengths: np.ndarray) -> Trace:
+        """The ``Trace`` whose ``arrays`` are ``arrays`` (kept, not copied): a forward's trace
+        rebuilt after its arrays travelled on their own (e.g. as a custom op's outputs)."""
+
     def stepper(self, packed: Any, states0: Sequence[np.ndarray]) -> Stepper:
         """A ``Stepper`` starting from ``states0`` (B, size each), for a stream of single steps."""
 

@@ -9,7 +9,7 @@ The kernels run through one ``torch.library`` custom op per cell, with its autog
 fake implementation, so ``torch.compile`` traces a model without graph breaks. CPU only; double
 backward is not supported. Modules: ``module`` (the nn.Module), ``ops`` (the custom ops),
 ``packed`` (variable-length batches), ``masks`` (samplers of per-step inputs), ``checks``
-(argument checks), ``trace`` (what the ops need from the runtime).
+(argument checks).
 
 Requires torch (``pip install 'symlstm[torch]'``); ``import symlstm`` alone never imports it.
 """

@@ -29,7 +29,6 @@ import torch
 from symlstm.backends import kernel_backend
 from symlstm.lang.spec import CellSpec
 from symlstm.runtime import Cell
-from symlstm.torch.trace import restore_cache, trace_shapes
 
 DOUBLE_BACKWARD = (
     "symlstm's kernels compute first derivatives only, so the gradient of a symlstm.torch "
@@ -58,7 +57,7 @@ class CellOp:
         self.input_names = cell.input_names
         self.size_names = cell.size_names
         ones = dict.fromkeys(self.size_names, 1)
-        self.num_trace = len(trace_shapes(cell, 1, 1, ones, lambda shape, dtype: shape))
+        self.num_trace = len(cell.kernels.trace_shapes(1, 1, ones, lambda shape, dtype: shape))
         name = f"symlstm::{_identifier(cell.name)}_{cell.spec.sha256[:12]}"
         states = ", ".join(["Tensor"] * len(self.state_names))
         trace = ", ".join(["Tensor"] * self.num_trace)
@@ -92,6 +91,7 @@ class CellOp:
             None if state0 is None else dict(zip(self.state_names, map(_array, state0))),
             inputs=dict(zip(self.input_names, map(_array, inputs))),
             lengths=None if lengths is None else lengths.numpy(),
+            borrow=True,  # the tensors' memory: autograd's version counters guard it (save_for_backward)
         )
         return _tensor(ys), [_tensor(final[s]) for s in self.state_names], cache
 
@@ -112,8 +112,7 @@ class CellOp:
         return (ys, *final, *map(_tensor, cache.trace.arrays))
 
     def _backward(self, x, params, inputs, lengths, trace, dys, dstate, sizes):
-        cache = restore_cache(
-            self.cell,
+        cache = self.cell.restore_cache(
             _array(x),
             dict(zip(self.param_names, map(_array, params))),
             [_array(a) for a in trace],
@@ -126,7 +125,9 @@ class CellOp:
     # -- shapes only, for torch.compile ----------------------------------------------------------
     def _forward_fake(self, x, params, inputs, lengths, state0, sizes):
         T, B = x.shape[0], x.shape[1]
-        trace = trace_shapes(self.cell, T, B, dict(zip(self.size_names, sizes)), lambda shape, _: x.new_empty(shape))
+        trace = self.cell.kernels.trace_shapes(
+            T, B, dict(zip(self.size_names, sizes)), lambda shape, _: x.new_empty(shape)
+        )
         return (x.new_empty((T, B, state0[0].shape[1])), *(s.new_empty(s.shape) for s in state0), *trace)
 
     def _backward_fake(self, x, params, inputs, lengths, trace, dys, dstate, sizes):
@@ -175,11 +176,14 @@ class _Eager(torch.autograd.Function):
         n = len(op.param_names)
         ys, final, ctx.cache = op._run_forward(x, flat[:n], inputs, lengths, None if zero_state else flat[n:])
         ctx.op, ctx.final, ctx.zero_state = op, [(f.shape, f.dtype) for f in final], zero_state
+        # the cache reads x and the inputs where they are: autograd then raises if they change
+        ctx.save_for_backward(x, *inputs)
         ctx.set_materialize_grads(False)  # the runtime takes None for zero gradients
         return (ys, *final)
 
     @staticmethod
     def backward(ctx, dys, *dstate):
+        ctx.saved_tensors  # noqa: B018 - reading them checks that x and the inputs are unchanged
         given = None
         if any(d is not None for d in dstate):
             given = [

@@ -161,7 +161,7 @@ def test_long_cell_name_is_a_spec_error():
 def test_generated_files_stay_in_their_folder(tmp_path):
     spec = parse_spec(spec_with('h = "tanh(W @ x + R @ h_prev + b_h)"'))
     files = generated_files(spec)
-    assert sorted(files) == ["latex/t.tex", "numba/t.py"]
+    assert sorted(files) == ["latex/t.tex", "numba/t.py", "onnx/t.onnxtxt"]
     for name in files:
         assert (tmp_path / name).resolve().parent.parent == tmp_path.resolve()
     assert build._kernel_path(spec, tmp_path).parent.parent == tmp_path

@@ -73,8 +73,7 @@ class NumbaKernels:
         for name, state0 in zip(k.FORWARD_OUTPUTS, states0):
             buffers[name][0] = state0
         self._run_steps(k.forward_steps, x, packed, buffers, inputs, lengths, [buffers[n] for n in k.FORWARD_OUTPUTS])
-        saved = tuple(buffers[name] for name in k.SAVED)
-        return Trace(states=saved[: self.num_states], arrays=saved, inputs=dict(inputs), lengths=lengths)
+        return self.trace([buffers[name] for name in k.SAVED], inputs, lengths)
 
     def infer(
         self,
@@ -93,6 +92,15 @@ class NumbaKernels:
         ys = np.empty((T, B, states0[0].shape[1]), x.dtype)
         self._run_steps(k.infer_steps, x, packed, buffers, inputs, lengths, [*pairs, ys])
         return ys, tuple(pair[T % 2].copy() for pair in pairs)
+
+    def trace_shapes(self, T, B, sizes: Mapping, empty) -> tuple:
+        k = self.module
+        buffers = k.forward_buffers(T, B, *(sizes[name] for name in k.SIZE_NAMES), None, empty)
+        return tuple(buffers[name] for name in k.SAVED)
+
+    def trace(self, arrays: Sequence[np.ndarray], inputs: Mapping[str, np.ndarray], lengths: np.ndarray) -> Trace:
+        arrays = tuple(arrays)  # SAVED starts with the state sequences, in the spec's order
+        return Trace(states=arrays[: self.num_states], arrays=arrays, inputs=dict(inputs), lengths=lengths)
 
     def stepper(self, packed: Packed, states0: Sequence[np.ndarray]) -> NumbaStepper:
         return NumbaStepper(self, packed, states0)
