@@ -18,6 +18,9 @@ MATHTEXT_REWRITES = [
     (r"\right)", ")"),
     (r"\left[", "["),
     (r"\right]", "]"),
+    # the invisible delimiters around a line break inside parentheses
+    (r"\left.", ""),
+    (r"\right.", ""),
 ]
 
 

@@ -52,15 +52,16 @@ def cmd_list(args) -> int:
 
 
 def cmd_latex(args) -> int:
-    from symlstm.backends.latex.document import header, latex_document, latex_equations
+    from symlstm.backends.latex.document import Layout, header, latex_document, latex_equations
     from symlstm.ir.derive import derive
 
     d = derive(resolve_spec(args.cell))
     n = args.notation
+    layout = Layout(long=args.long, numbered=args.numbered, steps=args.steps)
     text = (
-        latex_document(d, n)
+        latex_document(d, n, layout)
         if args.standalone
-        else header(d, n) + latex_equations(d, not args.forward_only, notation=n)
+        else header(d, n) + latex_equations(d, not args.forward_only, notation=n, layout=layout)
     )
     if args.output:
         write_atomic(Path(args.output), text)
@@ -327,6 +328,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cell", help="built-in name or path of a .toml spec")
     p.add_argument("--standalone", action="store_true", help="a complete document for pdflatex")
     p.add_argument("--forward-only", action="store_true", help="leave out the backward pass")
+    p.add_argument(
+        "--long",
+        action="store_true",
+        help="one gradient sum per parameter (default: one line per group of parameters sharing a pattern)",
+    )
+    p.add_argument(
+        "--steps",
+        action="store_true",
+        help="derive the backward pass step by step: the chain rule over each quantity's uses, "
+        "every partial derivative, then the result",
+    )
+    p.add_argument(
+        "--numbered",
+        action="store_true",
+        help="numbered equations (align), each labelled symlstm:<cell>:<quantity>, for papers",
+    )
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
     p.add_argument(
         "--notation",

@@ -71,7 +71,7 @@ def test_directive_inserts_the_printed_equations(tmp_path):
     assert "Backward pass through time" in text and "Gradients" in text
     assert r"\bar{i}_t &= W_{ii} x_t + W_{hi} h_{t-1} + b_{i}" in blocks[3]
     assert (
-        r"\mathbf{h}_t &= \mathbf{f}_t \odot \mathbf{n}_t + \mathbf{h}_{t-1} \odot \left(1 - \mathbf{f}_t\right)"
+        r"\mathbf{h}_t &= \left(1 - \mathbf{f}_t\right) \odot \mathbf{h}_{t-1} + \mathbf{f}_t \odot \mathbf{n}_t"
         in blocks[4]
     )
     assert "mathjax" in text.lower()  # Sphinx's default HTML math renderer is wired in
@@ -83,7 +83,7 @@ def test_default_notation_from_conf(tmp_path):
     )
     assert status == 0
     (block,) = math_blocks((out / "index.html").read_text())
-    assert r"\mathbf{y}^t &= \tanh\left(\mathbf{c}^t\right) \odot \mathbf{o}^t" in block
+    assert r"\mathbf{y}^t &= \mathbf{o}^t \odot \tanh\left(\mathbf{c}^t\right)" in block
 
 
 def test_unknown_cell_is_a_sphinx_error(tmp_path, capsys):

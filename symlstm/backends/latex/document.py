@@ -1,28 +1,86 @@
-"""Documents: a cell's equations as ``align*`` blocks, its section of a document, and a standalone
-document that pdflatex compiles."""
+"""Documents: a cell's equations as ``align*`` blocks (``align`` with a label per line when
+numbered), its section of a document, and a standalone document that pdflatex compiles.
+
+``Layout`` says how: the gradients compact (one line per group of parameters sharing a pattern,
+``symlstm.backends.latex.compact``) or long (one sum per parameter), the backward pass simplified
+or derived step by step (``symlstm.backends.latex.steps``), numbered or not.
+"""
 
 from __future__ import annotations
 
-from symlstm.backends.latex.equations import backward_lines, check_unambiguous, forward_lines, gradient_lines
+import re
+from dataclasses import dataclass
+
+from symlstm.backends.latex.compact import compact_gradient_rows
+from symlstm.backends.latex.equations import (
+    BREAK,
+    Row,
+    backward_rows,
+    check_unambiguous,
+    forward_rows,
+    gradient_rows,
+)
 from symlstm.backends.latex.notation import DEFAULT, Notation, load_notation
+from symlstm.backends.latex.steps import steps_rows
 from symlstm.ir.derive import Derivation
 from symlstm.version import __version__
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the equations are laid out: ``long`` writes one gradient sum per parameter;
+    ``numbered`` numbers every equation and labels it ``symlstm:<cell>:<quantity>``; ``steps``
+    shows, before every adjoint, the chain rule over its uses and each partial derivative."""
+
+    long: bool = False
+    numbered: bool = False
+    #: the backward pass derived step by step (``symlstm.backends.latex.steps``)
+    steps: bool = False
 
 
 def align(lines: list[str]) -> str:
     return "\\begin{align*}\n" + " \\\\\n".join(lines) + "\n\\end{align*}"
 
 
-def latex_equations(d: Derivation, backward: bool = True, notation: Notation | str | None = None) -> str:
-    """The forward (and backward) equations as ``align*`` environments."""
+def label(d: Derivation, quantity: str) -> str:
+    """The label of one equation: ``symlstm:<cell>:<quantity>``, e.g. ``symlstm:lstm:d_c``."""
+    return f"symlstm:{d.spec.name}:{re.sub(r'[^A-Za-z0-9_.-]', '-', quantity)}"
+
+
+def numbered_line(row: Row, name: str) -> str:
+    """A row of a numbered ``align``: the number and the label on its last line."""
+    return f"{row.lhs} &= " + (r" \notag" + BREAK).join(row.lines) + f" \\label{{{name}}}"
+
+
+def block(d: Derivation, rows: dict[str, Row], layout: Layout, prefix: str = "") -> str:
+    """One display of rows: ``align*``, or ``align`` with a label per row (``prefix`` + its key)."""
+    if not layout.numbered:
+        return align([row.latex() for row in rows.values()])
+    lines = [numbered_line(row, label(d, prefix + key)) for key, row in rows.items()]
+    return "\\begin{align}\n" + " \\\\\n".join(lines) + "\n\\end{align}"
+
+
+def backward_block(d: Derivation, n: Notation, layout: Layout) -> str:
+    return block(d, steps_rows(d, n) if layout.steps else backward_rows(d, n), layout)
+
+
+def gradient_block(d: Derivation, n: Notation, layout: Layout) -> str:
+    rows = gradient_rows(d, n) if layout.long else compact_gradient_rows(d, n)
+    return block(d, rows, layout, prefix="d")  # δW_i -> dW_i, δx -> dx
+
+
+def latex_equations(
+    d: Derivation, backward: bool = True, notation: Notation | str | None = None, layout: Layout = Layout()
+) -> str:
+    """The forward (and backward) equations as ``align*`` (or numbered ``align``) environments."""
     n = check_unambiguous(d, notation)
-    parts = ["% Forward pass, one time step", align(forward_lines(d, n))]
+    parts = ["% Forward pass, one time step", block(d, forward_rows(d, n), layout)]
     if backward:
         parts += [
             "% Backward pass through time, one step (t = T, ..., 1)",
-            align(backward_lines(d, n)),
+            backward_block(d, n, layout),
             "% Gradients of the parameters, the input and the initial state",
-            align(gradient_lines(d, n)),
+            gradient_block(d, n, layout),
         ]
     return "\n".join(parts) + "\n"
 
@@ -59,10 +117,23 @@ PREAMBLE = (
     "\\usepackage[margin=2cm]{geometry}\n\\usepackage{amsmath,amssymb}\n"
     "\\allowdisplaybreaks\n"
 )
+#: commands of amssymb the printer may write (the indicator's \mathbb{1})
+_AMSSYMB = ("\\mathbb",)
+
+
+def preamble(body: str) -> str:
+    """``PREAMBLE`` with only the packages ``body`` uses (amssymb only for its commands)."""
+    if any(command in body for command in _AMSSYMB):
+        return PREAMBLE
+    return PREAMBLE.replace("\\usepackage{amsmath,amssymb}", "\\usepackage{amsmath}")
 
 
 def latex_sections(
-    d: Derivation, notation: Notation | str | None = None, level: str = "section", legend: bool = True
+    d: Derivation,
+    notation: Notation | str | None = None,
+    level: str = "section",
+    legend: bool = True,
+    layout: Layout = Layout(),
 ) -> str:
     """A cell's part of a document: title, legend, forward, backward and gradient equations.
 
@@ -76,23 +147,25 @@ def latex_sections(
     refs = "; ".join(tex_text(r) for r in spec.references)
     states = ", ".join(f"${n.vector(s, 't')}$" for s in spec.states)
     return (
-        f"\\{level}*{{{tex_text(spec.title)}}}\n"
+        # ragged: a long title (peephole's) would otherwise stick out of the margin
+        f"\\{level}*{{\\raggedright {tex_text(spec.title)}}}\n"
         + f"Cell \\texttt{{{tex_text(spec.name)}}}. State carried between steps: {states}"
         + (f". References: {refs}.\n" if refs else ".\n")
         + (n.legend_text() + "\n" if legend else "")
         + f"\\{sub}*{{Forward pass}}\n"
-        + latex_equations(d, backward=False, notation=n)
+        + latex_equations(d, backward=False, notation=n, layout=layout)
         + f"\\{sub}*{{Backward pass through time}}\n"
         + "From $t = T$ down to $1$; terms from step $T+1$ vanish (the adjoints there are zero), except "
         "the gradients of the final state.\n"
-        + align(backward_lines(d, n))
+        + backward_block(d, n, layout)
         + "\n"
         + f"\\{sub}*{{Gradients}}\n"
-        + align(gradient_lines(d, n))
+        + gradient_block(d, n, layout)
         + "\n"
     )
 
 
-def latex_document(d: Derivation, notation: Notation | str | None = None) -> str:
+def latex_document(d: Derivation, notation: Notation | str | None = None, layout: Layout = Layout()) -> str:
     """A standalone document that pdflatex compiles."""
-    return header(d, notation) + PREAMBLE + "\\begin{document}\n" + latex_sections(d, notation) + "\\end{document}\n"
+    body = "\\begin{document}\n" + latex_sections(d, notation, layout=layout) + "\\end{document}\n"
+    return header(d, notation) + preamble(body) + body

@@ -9,12 +9,15 @@ rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import sympy
 
 from symlstm.backends.latex.notation import Notation, load_notation
+from symlstm.backends.latex.order import Order, SourceOrder
 from symlstm.backends.latex.printer import LatexError, VectorLatexPrinter, join_terms
+from symlstm.backends.latex.width import LINE_GLYPHS, glyphs, top_level_splits
 from symlstm.ir.derive import Derivation
 from symlstm.ir.nodes import Kind
 
@@ -49,7 +52,7 @@ BREAK = r" \\ &\qquad "
 
 class Row(NamedTuple):
     """One equation: ``lhs = lines[0]``, then ``lines[1:]`` as continuation lines (each starting
-    with its sign, ``+ ...`` or ``- ...``)."""
+    with its sign, ``+ ...`` or ``- ...``, or, within a long product, ``\\odot ...``)."""
 
     lhs: str
     lines: tuple[str, ...]
@@ -59,31 +62,80 @@ class Row(NamedTuple):
         return f"{self.lhs} &= " + BREAK.join(self.lines)
 
 
-def sum_lines(terms: list[str], per_line: int = PER_LINE) -> tuple[str, ...]:
-    """Signed terms (``+ a``, ``- b``) as the lines of a right side: ``per_line`` terms each."""
-    chunks = [terms[k : k + per_line] for k in range(0, len(terms), per_line)] or [[]]
-    return (join_terms(chunks[0]), *(" ".join(chunk) for chunk in chunks[1:]))
+def sum_lines(terms: list[str], per_line: int = PER_LINE, width: float = LINE_GLYPHS) -> tuple[str, ...]:
+    """Signed terms (``+ a``, ``- b``) as the lines of a right side: at most ``per_line`` terms
+    and, where the terms allow, ``width`` glyphs each (``symlstm.backends.latex.width``); a term
+    wider than that alone is broken before one of its ``\\odot`` factors."""
+    chunks: list[list[str]] = [[]]
+    for term in terms:
+        if chunks[-1] and (len(chunks[-1]) == per_line or glyphs(" ".join([*chunks[-1], term])) > width):
+            chunks.append([])
+        chunks[-1].append(term)
+    lines = [join_terms(chunks[0]), *(" ".join(chunk) for chunk in chunks[1:])]
+    return tuple(piece for line in lines for piece in _break_product(line, width))
+
+
+def _break_product(line: str, width: float) -> list[str]:
+    """A line wider than ``width`` as several, each continued before a top-level ``\\odot``."""
+    if glyphs(line) <= width:
+        return [line]
+    out = [""]
+    for factor in top_level_splits(line, r"\odot"):
+        # a factor too wide for any line stays where it is, to be broken inside (_break_group)
+        if out[-1] and glyphs(out[-1] + factor) > width and glyphs(factor) <= width:
+            out.append("")
+        out[-1] += factor
+    return [line for piece in out for line in _break_group(piece.strip(), width)]
+
+
+def _break_group(piece: str, width: float) -> list[str]:
+    """A piece still wider than ``width`` broken inside its first parenthesised sum, before a
+    ``+`` or ``-`` of it: ``\\left( a + b \\right.`` then ``\\left. + c \\right)``."""
+    before, *groups = top_level_splits(piece, r"\left(")  # the first group outside braces
+    opening = 0 if piece.startswith(r"\left(") else len(before)
+    if glyphs(piece) <= width or not (groups or opening == 0):
+        return [piece]
+    start = opening + len(r"\left(")
+    inner, *after = top_level_splits(piece[start:], r"\right)")
+    if not after or not after[0].startswith(r"\right)"):
+        return [piece]
+    terms = top_level_splits(inner, " + ")
+    terms = [t for term in terms for t in top_level_splits(term, " - ")]
+    if len(terms) < 2:
+        return [piece]
+    lines = [piece[:start]]
+    for term in terms:
+        if lines[-1] and lines[-1] != r"\left." and glyphs(lines[-1] + term) > width:
+            lines[-1] += r" \right."
+            lines.append(r"\left.")
+        lines[-1] += term
+    lines[-1] += "".join(after)
+    return [line.strip() for line in lines]
 
 
 def _sum_row(p: VectorLatexPrinter, lhs: str, expr: sympy.Expr) -> Row:
     return Row(lhs, sum_lines(p.term_strings(expr)))
 
 
-def _assignment_rows(d: Derivation, assignments, notation: Notation | str | None) -> dict[str, Row]:
+def _assignment_rows(
+    d: Derivation, assignments, notation: Notation | str | None, order: Callable[..., Order]
+) -> dict[str, Row]:
+    """One row per assignment; ``order(d, source, name)`` gives each line its order of terms."""
+    source = SourceOrder.of(d)
     p = VectorLatexPrinter(d, notation=notation)
     # a reduction is written out where it is used (1^T v), not as an equation of its own
     shown = [a for a in assignments if d.kind(a.name) != Kind.REDUCTION]
-    return {a.name: _sum_row(p, p.symbol_latex(a.name), a.expr) for a in shown}
+    return {a.name: _sum_row(p.ordered_by(order(d, source, a.name)), p.symbol_latex(a.name), a.expr) for a in shown}
 
 
 def forward_rows(d: Derivation, notation: Notation | str | None = None) -> dict[str, Row]:
-    """The forward assignments, by the name they assign."""
-    return _assignment_rows(d, d.forward, notation)
+    """The forward assignments, by the name they assign, in the order of the spec's text."""
+    return _assignment_rows(d, d.forward, notation, Order.for_forward)
 
 
 def backward_rows(d: Derivation, notation: Notation | str | None = None) -> dict[str, Row]:
-    """The backward assignments, by the name they assign."""
-    return _assignment_rows(d, d.backward, notation)
+    """The backward assignments, by the name they assign, adjoints first (``order``'s rule)."""
+    return _assignment_rows(d, d.backward, notation, Order.for_backward)
 
 
 def gradient_rows(d: Derivation, notation: Notation | str | None = None) -> dict[str, Row]:
@@ -93,19 +145,7 @@ def gradient_rows(d: Derivation, notation: Notation | str | None = None) -> dict
     n = load_notation(notation)
     p = VectorLatexPrinter(d, notation=n)
     x = d.input.name
-    rows = {}
-    for matrix in d.spec.matrices:
-        terms = [
-            n.outer(p.doprint(d.product_deltas[prod.name]), p.symbol_latex(prod.operand))
-            for prod in d.products
-            if prod.matrix == matrix
-        ]
-        rows[matrix] = Row(n.delta(n.parameter(matrix)), (f"{n.sum} " + " + ".join(terms),))
-    for vector, expr in d.param_grads.items():
-        body = p.doprint(expr)
-        if isinstance(expr, sympy.Add):
-            body = rf"\left({body}\right)"
-        rows[vector] = Row(n.delta(n.parameter(vector)), (f"{n.sum} {body}",))
+    rows = {name: parameter_gradient_row(d, name, n) for name in (*d.spec.matrices, *d.param_grads)}
     x_terms = [
         n.product(n.parameter(prod.matrix), p.doprint(d.product_deltas[prod.name]), transposed=True)
         for prod in d.products_with_operand(x)
@@ -117,6 +157,26 @@ def gradient_rows(d: Derivation, notation: Notation | str | None = None) -> dict
         lhs = n.delta(n.vector(state, "0"))
         rows[state + "0"] = _sum_row(first, lhs, expr) if expr != 0 else Row(lhs, ("0",))
     return rows
+
+
+def parameter_gradient_row(d: Derivation, name: str, notation: Notation | str | None = None) -> Row:
+    """The gradient of one parameter: a sum over time of outer products (a matrix) or of its
+    per-step terms (a vector)."""
+    n = load_notation(notation)
+    p = VectorLatexPrinter(d, notation=n)
+    lhs = n.delta(n.parameter(name))
+    if name in d.spec.matrices:
+        terms = [
+            n.outer(p.doprint(d.product_deltas[prod.name]), p.symbol_latex(prod.operand))
+            for prod in d.products
+            if prod.matrix == name
+        ]
+        return Row(lhs, (f"{n.sum} " + " + ".join(terms),))
+    expr = d.param_grads[name]
+    body = p.doprint(expr)
+    if isinstance(expr, sympy.Add):
+        body = rf"\left({body}\right)"
+    return Row(lhs, (f"{n.sum} {body}",))
 
 
 def equation_rows(d: Derivation, notation: Notation | str | None = None) -> dict[str, list[Row]]:

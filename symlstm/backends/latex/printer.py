@@ -5,6 +5,10 @@ Vectors and matrices are bold, ``\\odot`` is the elementwise product, pre-activa
 the derivation's own assignments; the adjoint a state receives from step t+1 (the kernel's carry)
 is written out as the t+1 terms it stands for, e.g. ``\\mathbf{R}_i^\\top \\delta\\bar{\\mathbf{i}}_{t+1}``.
 
+The printer only formats: which term or factor comes first is ``symlstm.backends.latex.order``'s
+rule (forward lines as the spec's text writes them, backward lines adjoint first), handed to it as
+an ``Order`` per line.
+
 How each symbol looks is data: a ``Notation`` preset (``symlstm.backends.latex.notation``; ``greff``, ``pytorch``,
 ``d2l`` or a user's TOML file) supplies the templates, and every function here takes one
 (default: ``symlstm``). The printer's logic is the same for all presets.
@@ -16,6 +20,7 @@ import sympy
 from sympy.printing.printer import Printer
 
 from symlstm.backends.latex.notation import DEFAULT, GREEK, Notation, NotationError, load_notation  # noqa: F401 (GREEK re-exported)
+from symlstm.backends.latex.order import Order, SourceOrder
 from symlstm.ir.derive import Derivation
 from symlstm.ir.nodes import TIMED_KINDS, Kind, Quantity
 from symlstm.lang import primitives as fn
@@ -41,16 +46,34 @@ class VectorLatexPrinter(Printer):
     printmethod = "_symlstm_latex"
 
     def __init__(
-        self, derivation: Derivation, step: str | int = "t", shift: int = 0, notation: Notation | str | None = None
+        self,
+        derivation: Derivation,
+        step: str | int = "t",
+        shift: int = 0,
+        notation: Notation | str | None = None,
+        order: Order | None = None,
     ):
         super().__init__()
         self.d = derivation
         self.step = step
         self.shift = shift
         self.n = load_notation(notation)
+        self._order = order
+
+    @property
+    def order(self) -> Order:
+        """How this line's sums and products are ordered (``symlstm.backends.latex.order``);
+        by default the backward lines' rule."""
+        if self._order is None:
+            self._order = Order(self.d, SourceOrder.of(self.d))
+        return self._order
 
     def shifted(self, by: int) -> VectorLatexPrinter:
-        return VectorLatexPrinter(self.d, self.step, self.shift + by, self.n)
+        return VectorLatexPrinter(self.d, self.step, self.shift + by, self.n, self._order)
+
+    def ordered_by(self, order: Order) -> VectorLatexPrinter:
+        """The same printer, ordering terms and factors by ``order`` (one line's context)."""
+        return VectorLatexPrinter(self.d, self.step, self.shift, self.n, order)
 
     def time(self, offset: int = 0) -> str:
         k = self.shift + offset
@@ -120,14 +143,14 @@ class VectorLatexPrinter(Printer):
         if q.kind == Kind.CARRY:
             printer = self.shifted(1)
             expr = self.d.prev_adjoints[q.base]
-            return [(t, printer) for t in ordered_terms(self.d, expr) if t != 0]
+            return [(t, printer) for t in printer.order.terms(expr) if t != 0]
         return [
             (self.d.product_deltas[p.name], self, p) for p in self.d.products_with_operand(self.d.operand_of(term.name))
         ]
 
     def term_strings(self, expr: sympy.Expr) -> list[str]:
         out = []
-        for term in ordered_terms(self.d, expr):
+        for term in self.order.terms(expr):
             expansion = self.expanded_terms(term)
             if expansion is None:
                 out.append(self.signed(term))
@@ -148,23 +171,15 @@ class VectorLatexPrinter(Printer):
             return "- " + self.paren_mul(-term)
         return "+ " + self._print(term)
 
-    def paren_mul(self, expr) -> str:
+    def paren_mul(self, expr, product: bool = False) -> str:
+        """``expr`` as a factor: a sum in parentheses (and, if ``product``, a product M v)."""
         text = self._print(expr)
-        return f"\\left({text}\\right)" if isinstance(expr, sympy.Add) else text
+        wrap = isinstance(expr, sympy.Add) or (
+            product and isinstance(expr, sympy.Symbol) and self.quantity(expr.name).kind == Kind.PRODUCT
+        )
+        return f"\\left({text}\\right)" if wrap else text
 
     # -- operators ------------------------------------------------------------------------------
-    def factor_rank(self, factor: sympy.Expr) -> int:
-        """Order of factors in a product: adjoints, functions, parameters, values at t-1, values
-        at t, then sums and powers, so an activation's derivative ``i ⊙ (1 - i)`` stays together."""
-        if isinstance(factor, sympy.Symbol):
-            kind = self.quantity(factor.name).kind
-            if kind.is_adjoint:
-                return 0
-            return {Kind.PARAM: 2, Kind.PREV: 3}.get(kind, 4)
-        if isinstance(factor, sympy.Function):
-            return 1
-        return 5
-
     def _print_Add(self, expr):
         return join_terms(self.term_strings(expr))
 
@@ -178,10 +193,12 @@ class VectorLatexPrinter(Printer):
                 den.append(f.base ** (-f.exp))
             else:
                 num.append(f)
-        num.sort(key=self.factor_rank)
+        num = self.order.factors(num)
         # a number of units (mean's H) scales like a coefficient: no elementwise product sign
         scalars = [f for f in num if isinstance(f, sympy.Symbol) and self.quantity(f.name).kind == Kind.SIZE]
-        parts = [self.paren_mul(f) for f in num if f not in scalars]
+        factors = [f for f in num if f not in scalars]
+        # after a ⊙, a product M v is parenthesised: a ⊙ M v would read as (a ⊙ M) v
+        parts = [self.paren_mul(f, product=k > 0) for k, f in enumerate(factors)]
         text = f" {self.n.hadamard} ".join(parts) if parts else "1"
         if scalars:
             text = " ".join([*(self._print(f) for f in scalars), *([text] if parts else [])])
@@ -236,30 +253,6 @@ class VectorLatexPrinter(Printer):
 
     def _print_Function(self, expr):
         return self.function_call(expr)
-
-
-def ordered_terms(d: Derivation, expr: sympy.Expr) -> list[sympy.Expr]:
-    """Terms of a sum in reading order: constants, the gradient from above, input and recurrent
-    products (W x + R h), other terms, lone parameters (biases), then what comes from step t+1."""
-    terms = list(expr.as_ordered_terms()) if isinstance(expr, sympy.Add) else [expr]
-
-    def rank(term):
-        kinds = {d.kind(s.name) for s in term.free_symbols}
-        if term.is_number:
-            return 0
-        if Kind.OUTPUT_GRAD in kinds:
-            return 1
-        if isinstance(term, sympy.Symbol) and d.kind(term.name) in (Kind.PRODUCT, Kind.GEMM_T):
-            # a product M v, or the sum of products M^T delta a GEMM adjoint stands for
-            return 2 if d.kind(d.operand_of(term.name)) == Kind.INPUT else 3
-        if Kind.CARRY in kinds:
-            return 6
-        if isinstance(term, sympy.Symbol) and d.kind(term.name) != Kind.DELTA:
-            return 5
-        return 4
-
-    # a difference reads better than a leading minus: (h_{t-1} - n_t), not (-n_t + h_{t-1})
-    return sorted(terms, key=lambda term: (rank(term), term.could_extract_minus_sign()))
 
 
 def join_terms(terms: list[str]) -> str:

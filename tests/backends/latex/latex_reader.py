@@ -142,7 +142,8 @@ class Reader:
 
     # -- tokens and parsing ------------------------------------------------------------------------
     def tokenize(self, text: str) -> list:
-        text = text.replace(r"\\ &\qquad", " ")
+        # a line break inside parentheses closes and reopens them invisibly: \right. ... \left.
+        text = text.replace(r"\right. \\ &\qquad \left.", " ").replace(r"\\ &\qquad", " ")
         out, k = [], 0
         number = re.compile(r"\d+(\.\d+)?(e[-+]?\d+)?")
         while k < len(text):

@@ -59,19 +59,19 @@ def test_presets_read_as_documented():
     )
     assert r"\delta \mathbf{y}^t &= \Delta^t + \mathbf{R}_{i}^{\top} \delta \bar{\mathbf{i}}^{t+1}" in greff
     assert r"\left(1 - \left(\mathbf{z}^t\right)^{2}\right)" in greff  # no stacked superscripts
-    assert r"\langle \delta \bar{\mathbf{i}}^t, \mathbf{x}^t \rangle" in greff
+    assert r"\langle \delta \bar{\mathbf{k}}^t, \mathbf{x}^t \rangle" in greff
     torch = latex_equations(derive(builtin_spec("lstm")), notation="pytorch")
     assert r"\bar{i}_t &= W_{ii} x_t + W_{hi} h_{t-1} + b_{i}" in torch
-    assert r"c_t &= c_{t-1} \odot f_t + g_t \odot i_t" in torch
+    assert r"c_t &= f_t \odot c_{t-1} + i_t \odot g_t" in torch  # the spec's order
     d2l = latex_equations(derive(builtin_spec("lstm")), notation="d2l")
     assert (
         r"\bar{\mathbf{I}}_t &= \mathbf{X}_t \mathbf{W}_{\mathrm{xi}} + \mathbf{H}_{t-1} \mathbf{W}_{\mathrm{hi}}"
         in d2l
     )
     assert r"\tilde{\mathbf{C}}_t &= \tanh\left(\bar{\tilde{\mathbf{C}}}_t\right)" in d2l
-    assert r"\delta \mathbf{W}_{\mathrm{xi}} &= \sum_{t=1}^{T} \mathbf{X}_t^{\top} \delta \bar{\mathbf{I}}_t" in d2l
+    assert r"\delta \mathbf{W}_{\mathrm{xk}} &= \sum_{t=1}^{T} \mathbf{X}_t^{\top} \delta \bar{\mathbf{K}}_t" in d2l
     gru = latex_equations(derive(builtin_spec("gru")), notation="pytorch")
-    assert r"W_{in} x_t + r_t \odot \left(W_{hn} h_{t-1} + b_{hn}\right) + b_{n}" in gru
+    assert r"W_{in} x_t + b_{n} + r_t \odot \left(W_{hn} h_{t-1} + b_{hn}\right)" in gru
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -227,7 +227,7 @@ def user_cell(tmp_path_factory):
 @pytest.mark.parametrize("preset", ["symlstm", "greff", "pytorch"])
 def test_typeset_user_spec_with_reductions_sizes_inputs_and_functions(user_cell, preset):
     lines = latex_equations(derive(user_cell.spec))
-    assert r"\frac{\mathbf{1}^{\top} \mathbf{p}_t}{P}" in lines and r"\mathbf{x}_t \odot" in lines
+    assert r"\frac{\mathbf{1}^{\top} \mathbf{p}_t}{P}" in lines and r"\odot \mathbf{x}_t" in lines
     _check_against_kernels(user_cell, preset, inputs={"dt": _uniform})
 
 
@@ -266,7 +266,7 @@ def test_user_preset_file(tmp_path, capsys):
     )
     assert main(["latex", "peephole", "--notation", str(path)]) == 0
     out = capsys.readouterr().out
-    assert r"\mathbf{s}^t &= \mathbf{s}^{t-1} \odot \mathbf{f}^t + \mathbf{z}^t \odot \mathbf{i}^t" in out
+    assert r"\mathbf{s}^t &= \mathbf{f}^t \odot \mathbf{s}^{t-1} + \mathbf{i}^t \odot \mathbf{z}^t" in out
     assert r"\operatorname{th}\left(" in out and "notation 'mine'" in out
     _check_against_kernels("peephole", load_notation(path))
 
@@ -278,7 +278,7 @@ def test_user_preset_without_extends_starts_from_the_default(tmp_path):
     assert n.name == "plain" and n.vector("c", "t-1") == "c^{t-1}"
     assert "Symbols follow the notation 'plain'" in n.legend_text()
     text = latex_equations(derive(builtin_spec("lstm")), notation=n)
-    assert r"h^t &= \tanh\left(c^t\right) \odot o^t" in text
+    assert r"h^t &= o^t \odot \tanh\left(c^t\right)" in text
 
 
 @pytest.mark.parametrize(
