@@ -11,6 +11,10 @@ each time is the median over all repeats. Implementations:
 - ``gemm``: only the matrix products a cell's kernels perform, with the same shapes and the same
   BLAS calls: the unavoidable part of the work.
 
+``symlstm bench --inference`` (``bench_inference``: forward only, streaming, onnxruntime) and
+``symlstm bench --torch`` (``bench_torch``: training steps inside PyTorch) run other suites of sides
+with the same driver.
+
 The machine sets OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (a workaround for old OpenBLAS) which slow a
 current OpenBLAS; the worker processes run without them, and the output says so.
 """
