@@ -357,12 +357,34 @@ def machine_lines(report, what: str) -> list[str]:
     ]
 
 
+def table_head(grid) -> list[str]:
+    """The header and rule of a table with one column per (T, B, D, H) of the grid."""
+    header = "| T, B, D, H | " + " | ".join(f"{t},{b},{d},{h}" for t, b, d, h in grid) + " |"
+    return [header, "|---" * (len(grid) + 1) + "|"]
+
+
+def ratios(report, num: str, den: str) -> list[float]:
+    """The median time of side ``num`` over that of ``den``, per size (NaN where one did not run)."""
+    return [_med(report, num, s) / _med(report, den, s) for s in report["grid"]]
+
+
+def ratio_row(name: str, values: list[float]) -> list[str]:
+    """One table row of ratios, or none when no size has one."""
+    if all(math.isnan(v) for v in values):
+        return []
+    return [f"| {name} | " + " | ".join("–" if math.isnan(v) else f"{v:.2f}" for v in values) + " |"]
+
+
+def geomean(values) -> float:
+    """The geometric mean of the values that are numbers (NaN if none is)."""
+    values = [v for v in values if not math.isnan(v)]
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else math.nan
+
+
 def format_report(report, cells, dtypes) -> str:
     grid = report["grid"]
     lines = machine_lines(report, "forward + backward over the whole sequence")
-    header = "| T, B, D, H | " + " | ".join(f"{t},{b},{d},{h}" for t, b, d, h in grid) + " |"
-    rule = "|---" * (len(grid) + 1) + "|"
-    lines += ["Times (ms):", "", header, rule]
+    lines += ["Times (ms):", "", *table_head(grid)]
     labels = sorted(
         {k.split("@")[0] for k in report["median_seconds"]},
         key=lambda s: (s.split(":")[1], s.split(":")[0], s.split(":")[2]),
@@ -370,44 +392,33 @@ def format_report(report, cells, dtypes) -> str:
     for label in labels:
         lines.append(f"| {label} | " + " | ".join(f"{_med(report, label, s) * 1e3:.3g}" for s in grid) + " |")
 
-    def ratio_row(name, num, den):
-        vals = [_med(report, num, s) / _med(report, den, s) for s in grid]
-        if all(math.isnan(v) for v in vals):
-            return None
-        return f"| {name} | " + " | ".join(f"{v:.2f}" if not math.isnan(v) else "–" for v in vals) + " |"
+    def row(name, num, den):
+        return ratio_row(name, ratios(report, num, den))
 
-    lines += ["", "Ratios (time / time; below 1 means the first is faster):", "", header, rule]
+    lines += ["", "Ratios (time / time; below 1 means the first is faster):", "", *table_head(grid)]
     for dtype in dtypes:
-        row = ratio_row(f"symlstm lstm / torch nn.LSTM ({dtype})", f"symlstm:lstm:{dtype}", f"torch-nn:lstm:{dtype}")
-        lines += [row] if row else []
+        lines += row(f"symlstm lstm / torch nn.LSTM ({dtype})", f"symlstm:lstm:{dtype}", f"torch-nn:lstm:{dtype}")
         for cell in cells:
             if cell in TORCH_MODULES and cell != "lstm":
-                row = ratio_row(
+                lines += row(
                     f"symlstm {cell} / torch nn ({dtype})", f"symlstm:{cell}:{dtype}", f"torch-nn:{cell}:{dtype}"
                 )
-                lines += [row] if row else []
     for cell in cells:
-        row = ratio_row(
+        lines += row(
             f"torch loop / symlstm, {cell} (float32; speed-up)", f"torch-loop:{cell}:float32", f"symlstm:{cell}:float32"
         )
-        lines += [row] if row else []
     for dtype in dtypes:
         for cell in cells:
             if cell != "lstm":
-                row = ratio_row(f"{cell} / lstm, symlstm ({dtype})", f"symlstm:{cell}:{dtype}", f"symlstm:lstm:{dtype}")
-                lines += [row] if row else []
-        row = ratio_row(
+                lines += row(f"{cell} / lstm, symlstm ({dtype})", f"symlstm:{cell}:{dtype}", f"symlstm:lstm:{dtype}")
+        lines += row(
             f"symlstm {cells[0]} / its GEMMs alone ({dtype})", f"symlstm:{cells[0]}:{dtype}", f"gemm:{cells[0]}:{dtype}"
         )
-        lines += [row] if row else []
     geo = []
     for cell in cells:
-        vals = [
-            _med(report, f"torch-loop:{cell}:float32", s) / _med(report, f"symlstm:{cell}:float32", s) for s in grid
-        ]
-        vals = [v for v in vals if not math.isnan(v)]
-        if vals:
-            geo.append(f"{cell} {math.exp(sum(map(math.log, vals)) / len(vals)):.1f}x")
+        mean = geomean(ratios(report, f"torch-loop:{cell}:float32", f"symlstm:{cell}:float32"))
+        if not math.isnan(mean):
+            geo.append(f"{cell} {mean:.1f}x")
     if geo:
         lines += [
             "",

@@ -14,7 +14,6 @@ alternating rounds, medians). Sides, all float32, over the whole sequence unless
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 
@@ -153,13 +152,11 @@ def implementations(cells, dtypes, with_torch: bool):
 
 
 def format_report(report, cells, dtypes) -> str:
-    from symlstm.tools.bench import _med, machine_lines
+    from symlstm.tools.bench import _med, machine_lines, ratio_row, ratios, table_head
 
     grid = report["grid"]
-    header = "| T, B, D, H | " + " | ".join(f"{t},{b},{d},{h}" for t, b, d, h in grid) + " |"
-    rule = "|---" * (len(grid) + 1) + "|"
     lines = machine_lines(report, "forward only (inference)")
-    lines += ["Times (ms per sequence; µs per step for the per-step sides):", "", header, rule]
+    lines += ["Times (ms per sequence; µs per step for the per-step sides):", "", *table_head(grid)]
     labels = sorted({k.split("@")[0] for k in report["median_seconds"]}, key=lambda s: (s.split(":")[1], s))
     for label in labels:
         per_step = label.split(":")[0] in PER_STEP
@@ -168,12 +165,9 @@ def format_report(report, cells, dtypes) -> str:
         lines.append(f"| {label}{unit} | " + " | ".join(f"{v:.3g}" for v in values) + " |")
 
     def ratio(name, num, den):
-        values = [_med(report, num, s) / _med(report, den, s) for s in grid]
-        if all(math.isnan(v) for v in values):
-            return []
-        return [f"| {name} | " + " | ".join("–" if math.isnan(v) else f"{v:.2f}" for v in values) + " |"]
+        return ratio_row(name, ratios(report, num, den))
 
-    lines += ["", "Ratios (time / time; below 1 means the first is faster):", "", header, rule]
+    lines += ["", "Ratios (time / time; below 1 means the first is faster):", "", *table_head(grid)]
     for dtype in dtypes:
         for cell in cells:
             lines += ratio(f"{cell} infer / forward ({dtype})", f"infer:{cell}:{dtype}", f"forward:{cell}:{dtype}")

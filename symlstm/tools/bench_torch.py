@@ -15,11 +15,9 @@ float32, each one training step over the whole sequence of a loss ``sum(output *
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from symlstm.tools.bench import TORCH_MODULES, _med, machine_lines
+from symlstm.tools.bench import TORCH_MODULES, _med, geomean, machine_lines, ratio_row, ratios, table_head
 
 #: the user spec the benchmark trains besides the built-ins (examples/mut1.toml)
 USER_SPEC = "mut1"
@@ -164,17 +162,10 @@ def implementations(cells, dtypes, with_torch: bool):
     return impls
 
 
-def _geomean(values) -> float:
-    values = [v for v in values if not math.isnan(v)]
-    return math.exp(sum(map(math.log, values)) / len(values)) if values else math.nan
-
-
 def format_report(report, cells, dtypes) -> str:
     grid = report["grid"]
-    header = "| T, B, D, H | " + " | ".join(f"{t},{b},{d},{h}" for t, b, d, h in grid) + " |"
-    rule = "|---" * (len(grid) + 1) + "|"
     lines = machine_lines(report, "one training step (forward, backward, Adam) over the whole sequence")
-    lines += ["Times (ms):", "", header, rule]
+    lines += ["Times (ms):", "", *table_head(grid)]
     labels = sorted({k.split("@")[0] for k in report["median_seconds"]}, key=lambda s: (s.split(":")[1], s))
     for label in labels:
         lines.append(f"| {label} | " + " | ".join(f"{_med(report, label, s) * 1e3:.3g}" for s in grid) + " |")
@@ -185,27 +176,21 @@ def format_report(report, cells, dtypes) -> str:
     if compiles:
         lines += ["", "First call of the compiled loop (tracing and compiling): " + "; ".join(compiles)]
 
-    def ratios(num, den):
-        return [_med(report, num, s) / _med(report, den, s) for s in grid]
-
-    def row(name, values):
-        return f"| {name} | " + " | ".join("–" if math.isnan(v) else f"{v:.2f}" for v in values) + " |"
-
-    lines += ["", "Ratios (time / time; below 1 means the first is faster):", "", header, rule]
+    lines += ["", "Ratios (time / time; below 1 means the first is faster):", "", *table_head(grid)]
     summary = []
     for dtype in dtypes:
         for cell in cells:
             module = f"module:{cell}:{dtype}"
             if cell in TORCH_MODULES:
-                lines.append(
-                    row(f"symlstm.torch {cell} / torch.nn ({dtype})", ratios(module, f"torch-nn:{cell}:{dtype}"))
-                )
+                versus_nn = ratios(report, module, f"torch-nn:{cell}:{dtype}")
+                lines += ratio_row(f"symlstm.torch {cell} / torch.nn ({dtype})", versus_nn)
             for side in ("torch-loop", "torch-compile") if cell in CUSTOM else ("torch-loop",):
-                speedup = ratios(f"{side}:{cell}:{dtype}", module)
-                lines.append(row(f"{side} / symlstm.torch, {cell} ({dtype}; speed-up)", speedup))
-                summary.append(f"{cell} vs {side} {_geomean(speedup):.1f}x")
-        overhead = ratios(f"module-fb:{cells[0]}:{dtype}", f"raw:{cells[0]}:{dtype}")
-        lines.append(row(f"symlstm.torch forward+backward / raw cell.forward+backward, {cells[0]} ({dtype})", overhead))
+                speedup = ratios(report, f"{side}:{cell}:{dtype}", module)
+                lines += ratio_row(f"{side} / symlstm.torch, {cell} ({dtype}; speed-up)", speedup)
+                summary.append(f"{cell} vs {side} {geomean(speedup):.1f}x")
+        overhead = ratios(report, f"module-fb:{cells[0]}:{dtype}", f"raw:{cells[0]}:{dtype}")
+        name = f"symlstm.torch forward+backward / raw cell.forward+backward, {cells[0]} ({dtype})"
+        lines += ratio_row(name, overhead)
     lines += ["", "Speed-ups of symlstm.torch, geometric mean over the grid: " + ", ".join(summary)]
     return "\n".join(lines) + "\n"
 
