@@ -7,11 +7,23 @@ Both multi-layer modules, the NumPy ``symlstm.nn.Recurrent`` and the PyTorch
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from symlstm.runtime import Cell
+
+
+def load_cell(cell: Cell | str | os.PathLike) -> Cell:
+    """``cell`` itself, or the built-in or spec file it names (what a layer's ``cell`` argument takes)."""
+    if isinstance(cell, (str, os.PathLike)):
+        from symlstm.cells import cell as by_name  # at call time: symlstm/__init__ imports the layers
+
+        return by_name(cell)
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell must be a symlstm Cell, a built-in name or a spec path, got {type(cell).__name__}")
+    return cell
 
 
 @dataclass(frozen=True)

@@ -20,23 +20,13 @@ from torch.nn.utils.rnn import PackedSequence
 from symlstm.interop import pytorch as torch_interop
 from symlstm.lang.sizes import evaluate
 from symlstm.runtime import Cell
-from symlstm.stack import Stack
+from symlstm.stack import Stack, load_cell
 from symlstm.torch import checks, packed
 from symlstm.torch.masks import check_sampler
 from symlstm.torch.ops import cell_op, cell_op_of_spec
 from symlstm.train.checks import positive_int
 
 _NUMPY_DTYPE = {torch.float32: "float32", torch.float64: "float64"}
-
-
-def _load(cell) -> Cell:
-    if isinstance(cell, (str, os.PathLike)):
-        from symlstm.cells import cell as load_cell
-
-        return load_cell(cell)
-    if not isinstance(cell, Cell):
-        raise TypeError(f"cell must be a symlstm Cell, a built-in name or a spec path, got {type(cell).__name__}")
-    return cell
 
 
 class Recurrent(nn.Module):
@@ -68,7 +58,7 @@ class Recurrent(nn.Module):
         **sizes: int,
     ):
         super().__init__()
-        self.cell = _load(cell)
+        self.cell = load_cell(cell)
         self.stack = Stack(
             self.cell,
             positive_int(input_size, "input_size"),

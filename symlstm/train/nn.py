@@ -34,7 +34,7 @@ import numpy as np
 from symlstm.arrays import as_float_array, check_lengths
 from symlstm.interop import pytorch as torch_interop
 from symlstm.runtime import Cell, ForwardCache
-from symlstm.stack import Stack
+from symlstm.stack import Stack, load_cell
 from symlstm.train.checks import check_arrays, float_dtype, positive_int
 from symlstm.train.optim import SGD, Adam, Optimizer, clip_grad_norm
 
@@ -120,12 +120,7 @@ class Recurrent(Layer):
         bias_init: Mapping[str, float] | None = None,
         **sizes: int,
     ):
-        if isinstance(cell, (str, os.PathLike)):
-            from symlstm.cells import cell as load_cell  # at call time: symlstm/__init__ may import this module
-
-            cell = load_cell(cell)
-        if not isinstance(cell, Cell):
-            raise TypeError(f"cell must be a symlstm Cell, a built-in name or a spec path, got {type(cell).__name__}")
+        cell = load_cell(cell)
         self.cell = cell
         self.input_size = positive_int(input_size, "input_size")
         self.hidden_size = positive_int(hidden_size, "hidden_size")
