@@ -19,7 +19,8 @@ from __future__ import annotations
 import dataclasses
 from types import MappingProxyType
 
-from symlstm.backends.latex.equations import Row, gradient_rows, parameter_gradient_row
+from symlstm.backends.latex.concat import cell_notation, pairs
+from symlstm.backends.latex.equations import Row, gradient_keys, gradient_rows, parameter_gradient_row
 from symlstm.backends.latex.notation import Notation, load_notation
 from symlstm.ir.derive import Derivation
 
@@ -44,6 +45,24 @@ def _index_notation(n: Notation, d: Derivation, member: str, index: str) -> Nota
     )
 
 
+def _members(d: Derivation, n: Notation) -> list[tuple[str, str, str]]:
+    """(gradient row key, base, member) of every parameter's row: ``W_i`` -> (``W_i``, ``W``,
+    ``i``); a concatenated matrix (``concat``) is its pair's, named after the value it computes:
+    (``W_i+R_i``, ``W+R``, ``i``)."""
+    out = []
+    for key in gradient_keys(d, n):
+        pair = next((pair for pair in pairs(d) if pair.key == key), None) if n.blocks else None
+        if pair is None:
+            base, _, member = key.partition("_")
+        else:
+            base, member = (
+                "+".join(m.partition("_")[0] for m in (pair.input.matrix, pair.recurrent.matrix)),
+                pair.member,
+            )
+        out.append((key, base, member))
+    return out
+
+
 def _rhs_as_text(row: Row) -> str | None:
     return row.lines[0] if len(row.lines) == 1 else None  # a continued row stays on its own
 
@@ -52,19 +71,18 @@ def compact_gradient_rows(d: Derivation, notation: Notation | str | None = None)
     """``gradient_rows`` with the rows that share a pattern folded into one row per group.
 
     Keys: a folded row's is its bases and members (``W_R_b_ifgo``); the others keep theirs."""
-    n = load_notation(notation)
+    n = cell_notation(d, load_notation(notation))
     long = gradient_rows(d, n)
     index = index_letter(d)
     # (base, the row with its member written as the index) -> the members whose rows read so
     classes: dict[tuple[str, Row], list[str]] = {}
     of_param: dict[str, tuple[str, Row]] = {}
-    for param in d.spec.param_names:
-        base, _, member = param.partition("_")
-        if not member or _rhs_as_text(long[param]) is None:
+    for key, base, member in _members(d, n):
+        if not member or _rhs_as_text(long[key]) is None:
             continue
-        pattern = (base, parameter_gradient_row(d, param, _index_notation(n, d, member, index)))
+        pattern = (base, parameter_gradient_row(d, key, _index_notation(n, d, member, index)))
         classes.setdefault(pattern, []).append(member)
-        of_param[param] = pattern
+        of_param[key] = pattern
     shared = {pattern: tuple(members) for pattern, members in classes.items() if len(members) > 1}
     # bases whose groups hold the same members share one line, in the order of the long rows
     lines: dict[tuple[str, ...], list[tuple[str, Row]]] = {}

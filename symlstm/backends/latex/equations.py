@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import sympy
 
+from symlstm.backends.latex.concat import Pair, cell_notation, pairs
 from symlstm.backends.latex.notation import Notation, load_notation
 from symlstm.backends.latex.order import Order, SourceOrder
 from symlstm.backends.latex.printer import LatexError, VectorLatexPrinter, join_terms
@@ -24,14 +25,17 @@ from symlstm.ir.nodes import Kind
 
 def check_unambiguous(d: Derivation, notation: Notation | str | None = None) -> Notation:
     """Raise ``LatexError`` if the preset typesets two different names of the cell the same way
-    (e.g. ``greff`` renames ``g`` to ``z``: a cell with both ``g`` and ``z`` cannot use it)."""
-    n = load_notation(notation)
+    (e.g. ``greff`` renames ``g`` to ``z``: a cell with both ``g`` and ``z`` cannot use it).
+    Returns the notation for this cell (``concat.cell_notation``: concatenated matrices named)."""
+    n = cell_notation(d, load_notation(notation))
     seen: dict[str, str] = {}
     names = [(d.input.name, n.vector(d.input.name, "t"))]
     names += [(s, n.vector(s, "t")) for s in d.spec.states]
     names += [(a.name, n.vector(a.name, "t")) for a in d.forward if d.kind(a.name) in (Kind.VALUE, Kind.OPERAND)]
     names += [(name, n.vector(name, "t")) for name in d.spec.inputs]
     names += [(p, n.parameter(p)) for p in d.spec.param_names]
+    names += [(pair.key, n.concatenated(pair.member)) for pair in pairs(d) if n.blocks]
+    names += [(pair.key, n.concatenated(pair.member)) for pair in pairs(d) if n.blocks]
     for name, text in names:
         other = seen.setdefault(text, name)
         if other != name:
@@ -62,25 +66,27 @@ class Row(NamedTuple):
         return f"{self.lhs} &= " + BREAK.join(self.lines)
 
 
-def sum_lines(terms: list[str], per_line: int = PER_LINE, width: float = LINE_GLYPHS) -> tuple[str, ...]:
+def sum_lines(
+    terms: list[str], per_line: int = PER_LINE, width: float = LINE_GLYPHS, hadamard: str = r"\odot"
+) -> tuple[str, ...]:
     """Signed terms (``+ a``, ``- b``) as the lines of a right side: at most ``per_line`` terms
     and, where the terms allow, ``width`` glyphs each (``symlstm.backends.latex.width``); a term
-    wider than that alone is broken before one of its ``\\odot`` factors."""
+    wider than that alone is broken before one of its ``hadamard`` (elementwise product) signs."""
     chunks: list[list[str]] = [[]]
     for term in terms:
         if chunks[-1] and (len(chunks[-1]) == per_line or glyphs(" ".join([*chunks[-1], term])) > width):
             chunks.append([])
         chunks[-1].append(term)
     lines = [join_terms(chunks[0]), *(" ".join(chunk) for chunk in chunks[1:])]
-    return tuple(piece for line in lines for piece in _break_product(line, width))
+    return tuple(piece for line in lines for piece in _break_product(line, width, hadamard))
 
 
-def _break_product(line: str, width: float) -> list[str]:
-    """A line wider than ``width`` as several, each continued before a top-level ``\\odot``."""
+def _break_product(line: str, width: float, hadamard: str) -> list[str]:
+    """A line wider than ``width`` as several, each continued before a top-level ``hadamard``."""
     if glyphs(line) <= width:
         return [line]
     out = [""]
-    for factor in top_level_splits(line, r"\odot"):
+    for factor in top_level_splits(line, hadamard):
         # a factor too wide for any line stays where it is, to be broken inside (_break_group)
         if out[-1] and glyphs(out[-1] + factor) > width and glyphs(factor) <= width:
             out.append("")
@@ -114,7 +120,7 @@ def _break_group(piece: str, width: float) -> list[str]:
 
 
 def _sum_row(p: VectorLatexPrinter, lhs: str, expr: sympy.Expr) -> Row:
-    return Row(lhs, sum_lines(p.term_strings(expr)))
+    return Row(lhs, sum_lines(p.term_strings(expr), hadamard=p.n.hadamard))
 
 
 def _assignment_rows(
@@ -140,12 +146,12 @@ def backward_rows(d: Derivation, notation: Notation | str | None = None) -> dict
 
 def gradient_rows(d: Derivation, notation: Notation | str | None = None) -> dict[str, Row]:
     """Parameter, input and initial-state gradients (sums over time), keyed by the matrix or
-    vector name, the input's name (``x``), and ``STATE0`` for an initial state; in
-    ``gradient_lines``' order."""
-    n = load_notation(notation)
+    vector name (a concatenated matrix by its ``Pair.key``, ``W_f+R_f``), the input's name (``x``),
+    and ``STATE0`` for an initial state; in ``gradient_lines``' order."""
+    n = cell_notation(d, load_notation(notation))
     p = VectorLatexPrinter(d, notation=n)
     x = d.input.name
-    rows = {name: parameter_gradient_row(d, name, n) for name in (*d.spec.matrices, *d.param_grads)}
+    rows = {key: parameter_gradient_row(d, key, n) for key in gradient_keys(d, n)}
     x_terms = [
         n.product(n.parameter(prod.matrix), p.doprint(d.product_deltas[prod.name]), transposed=True)
         for prod in d.products_with_operand(x)
@@ -159,10 +165,29 @@ def gradient_rows(d: Derivation, notation: Notation | str | None = None) -> dict
     return rows
 
 
+def gradient_keys(d: Derivation, n: Notation) -> list[str]:
+    """The parameters' gradient rows in order: matrices, a concatenated one where its first block
+    stands (``concat``), then vectors."""
+    by_matrix = {m: pair for pair in (pairs(d) if n.blocks else ()) for m in (pair.input.matrix, pair.recurrent.matrix)}
+    keys = [by_matrix[m].key if m in by_matrix else m for m in d.spec.matrices]
+    return list(dict.fromkeys([*keys, *d.param_grads]))
+
+
+def _concatenated_gradient_row(d: Derivation, pair: Pair, n: Notation) -> Row:
+    """``δW_f = Σ_t δf̄_t [h_{t-1}, x_t]^⊤``: both blocks' gradients at once."""
+    p = VectorLatexPrinter(d, notation=n)
+    both = n.concatenation(p.symbol_latex(pair.recurrent.operand), p.symbol_latex(pair.input.operand))
+    term = n.outer(p.doprint(d.product_deltas[pair.input.name]), both)
+    return Row(n.delta(n.concatenated(pair.member)), (f"{n.sum} {term}",))
+
+
 def parameter_gradient_row(d: Derivation, name: str, notation: Notation | str | None = None) -> Row:
     """The gradient of one parameter: a sum over time of outer products (a matrix) or of its
-    per-step terms (a vector)."""
-    n = load_notation(notation)
+    per-step terms (a vector); ``name`` may be a concatenated matrix's ``Pair.key``."""
+    n = cell_notation(d, load_notation(notation))
+    pair = next((pair for pair in pairs(d) if pair.key == name), None) if n.blocks else None
+    if pair is not None:
+        return _concatenated_gradient_row(d, pair, n)
     p = VectorLatexPrinter(d, notation=n)
     lhs = n.delta(n.parameter(name))
     if name in d.spec.matrices:
@@ -181,7 +206,7 @@ def parameter_gradient_row(d: Derivation, name: str, notation: Notation | str | 
 
 def equation_rows(d: Derivation, notation: Notation | str | None = None) -> dict[str, list[Row]]:
     """Every block's rows: ``forward``, ``backward`` and ``gradients`` (``BLOCKS``)."""
-    n = load_notation(notation)
+    n = cell_notation(d, load_notation(notation))
     return {
         "forward": list(forward_rows(d, n).values()),
         "backward": list(backward_rows(d, n).values()),

@@ -13,6 +13,20 @@ for two). Every preset extends the default ``symlstm.toml`` (or the preset named
     [symbols]
     c = '\\mathbf{s}'
 
+A preset may also write concatenated weights, as Olah's blog does (the ``colah`` preset):
+``concat = '[<h>, <x>]'`` turns on the form ``W_f \\cdot [h_{t-1}, x_t]`` wherever a sum holds one
+matrix times the input and one times the previous output (``symlstm.backends.latex.concat``
+says exactly when), ``concatenated = 'W_{<k>}'`` names that matrix after the value it computes
+and ``block = 'W_{<k>,<part>}'`` its blocks, the spec's two matrices (``<part>`` is ``h`` or
+``x``), which the backward lines and the gradients of ``x`` and ``h`` use::
+
+    name = "input-first"
+    extends = "pytorch"
+    [style]
+    concat = '[<x>, <h>]'     # W_f [x_t, h_{t-1}], W_f = [W_{f,x}, W_{f,h}]
+    concatenated = 'W_{<k>}'
+    block = 'W_{<k><part>}'   # W_{fx}, W_{fh}
+
 ``Notation`` turns those templates into LaTeX strings; the printer in ``symlstm.backends.latex.printer`` asks it
 for every symbol, so there is one code path for all presets.
 """
@@ -21,7 +35,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -69,7 +83,12 @@ _STYLE_PLACEHOLDERS = {
     "product": ("<M>", "<v>"),
     "outer": ("<d>",),
     "sum": (),
+    "concat": ("<h>", "<x>"),
+    "concatenated": ("<k>",),
+    "block": ("<k>", "<part>"),
 }
+#: style keys whose empty value turns the feature off
+_OPTIONAL = frozenset({"concat"})
 _TABLES = ("symbols", "subscripts", "parameters", "functions")
 #: the placeholders of a function's template, by its number of arguments
 _ARGUMENTS = {1: ("z",), 2: ("a", "b")}
@@ -117,7 +136,7 @@ def _parse(text: str, label: str) -> dict:
         if not isinstance(value, str):
             raise NotationError(f"{label}: [style] {key} must be a string")
         for placeholder in _STYLE_PLACEHOLDERS[key]:
-            if placeholder not in value:
+            if placeholder not in value and not (key in _OPTIONAL and value == ""):
                 raise NotationError(f"{label}: [style] {key} = {value!r} must contain {placeholder}")
     if "time" in style and style["time"] not in ("subscript", "superscript"):
         raise NotationError(f'{label}: [style] time must be "subscript" or "superscript"')
@@ -216,6 +235,11 @@ class Notation:
     parameters: Mapping[str, str]
     functions: Mapping[str, str]
     source: str
+    #: for one cell (``symlstm.backends.latex.concat.cell_notation``): a matrix that is a block of
+    #: a concatenated one -> (the value naming the concatenated matrix, the operand it multiplies)
+    blocks: Mapping[str, tuple[str, str]] = field(default_factory=lambda: MappingProxyType({}))
+    #: for one cell: the sentence of the legend that says how the concatenated matrices split
+    blocks_legend: str = ""
 
     @classmethod
     def from_data(cls, data: dict, source: str) -> Notation:
@@ -231,7 +255,10 @@ class Notation:
             legend=data.get("legend"),
             style=MappingProxyType(dict(data["style"])),
             source=source,
-            **frozen,
+            symbols=frozen["symbols"],
+            subscripts=frozen["subscripts"],
+            parameters=frozen["parameters"],
+            functions=frozen["functions"],
         )
 
     # -- letters ----------------------------------------------------------------------------------
@@ -274,13 +301,20 @@ class Notation:
         return self.with_time(head, sub, time)
 
     def parameter(self, name: str) -> str:
-        """A weight matrix or parameter vector: ``W_g`` -> ``\\mathbf{W}_{g}`` (or ``W_{ig}``...)."""
+        """A weight matrix or parameter vector: ``W_g`` -> ``\\mathbf{W}_{g}`` (or ``W_{ig}``...);
+        a block of a concatenated matrix by the ``block`` template: ``R_f`` -> ``W_{f,h}``."""
+        if name in self.blocks:
+            return self.block(*self.blocks[name])
         if name in self.parameters:
             return self.parameters[name]
         base, _, sub = name.partition("_")
         if sub and base in self.parameters:
             return _fill(self.parameters[base], k=self.subscripts.get(sub, sub))
         return self.letter(base) + (f"_{{{self.subscripts.get(sub, sub)}}}" if sub else "")
+
+    def subscript(self, name: str) -> str:
+        """How a spec name appears in a subscript: ``g`` -> ``C`` in ``colah``."""
+        return self.subscripts.get(name, name)
 
     def output_grad(self, time: str) -> str:
         return self.with_time(self.style["output_grad"], "", time)
@@ -314,6 +348,30 @@ class Notation:
             matrix = self.transpose(matrix)
         return _fill(self.style["product"], M=matrix, v=vector)
 
+    # -- concatenated weights (``[style] concat``) ---------------------------------------------
+    @property
+    def concatenates(self) -> bool:
+        """True when paired products are written as one matrix times a concatenation."""
+        return self.style["concat"] != ""
+
+    @property
+    def recurrent_first(self) -> bool:
+        """True when the concatenation puts the previous output first, ``[h_{t-1}, x_t]``."""
+        concat = self.style["concat"]
+        return concat.index("<h>") < concat.index("<x>")
+
+    def concatenation(self, recurrent: str, input: str) -> str:
+        """Two typeset vectors (or blocks) concatenated: ``[h_{t-1}, x_t]``."""
+        return _fill(self.style["concat"], h=recurrent, x=input)
+
+    def block(self, member: str, part: str) -> str:
+        """The block of ``member``'s weights that multiplies ``part`` (a spec name): ``W_{f,h}``."""
+        return _fill(self.style["block"], k=self.subscript(member), part=self.subscript(part))
+
+    def concatenated(self, member: str) -> str:
+        """The matrix acting on a concatenation, named after the value it computes: ``W_{f}``."""
+        return _fill(self.style["concatenated"], k=self.subscript(member))
+
     def outer(self, delta: str, vector: str, timed: bool = True) -> str:
         return _fill(self.style["outer"], d=delta, vT=self.transpose(vector, timed), v=vector)
 
@@ -339,7 +397,11 @@ class Notation:
 
     # -- documents --------------------------------------------------------------------------------
     def legend_text(self) -> str:
-        """The paragraph explaining the symbols in a document (LaTeX text mode)."""
+        """The paragraph explaining the symbols in a document (LaTeX text mode), with the
+        sentence on the cell's concatenated matrices, if any."""
+        return self._notation_legend() + (" " + self.blocks_legend if self.blocks_legend else "")
+
+    def _notation_legend(self) -> str:
         if self.legend is not None:
             return self.legend
         a = self.letter("a")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import sympy
 from sympy.printing.printer import Printer
 
+from symlstm.backends.latex.concat import Pair, cell_notation, pairs
 from symlstm.backends.latex.notation import DEFAULT, GREEK, Notation, NotationError, load_notation  # noqa: F401 (GREEK re-exported)
 from symlstm.backends.latex.order import Order, SourceOrder
 from symlstm.ir.derive import Derivation
@@ -57,8 +58,12 @@ class VectorLatexPrinter(Printer):
         self.d = derivation
         self.step = step
         self.shift = shift
-        self.n = load_notation(notation)
+        self.n = cell_notation(derivation, load_notation(notation))
         self._order = order
+        #: product name -> the pair it belongs to, where the notation concatenates
+        self.pairs: dict[str, Pair] = {
+            product.name: pair for pair in (pairs(derivation) if self.n.blocks else ()) for product in pair.products
+        }
 
     @property
     def order(self) -> Order:
@@ -148,9 +153,22 @@ class VectorLatexPrinter(Printer):
             (self.d.product_deltas[p.name], self, p) for p in self.d.products_with_operand(self.d.operand_of(term.name))
         ]
 
+    def concatenated_product(self, pair: Pair) -> str:
+        """``W_f [h_{t-1}, x_t]``: the two products of a pair as one."""
+        both = self.n.concatenation(self.symbol_latex(pair.recurrent.operand), self.symbol_latex(pair.input.operand))
+        return self.n.product(self.n.concatenated(pair.member), both)
+
     def term_strings(self, expr: sympy.Expr) -> list[str]:
         out = []
-        for term in self.order.terms(expr):
+        terms = self.order.terms(expr)
+        written: set[Pair] = set()
+        for term in terms:
+            pair = self.pairs.get(term.name) if isinstance(term, sympy.Symbol) else None
+            if pair is not None and all(p.symbol in terms for p in pair.products):
+                if pair not in written:  # where the first of the two stands
+                    out.append("+ " + self.concatenated_product(pair))
+                    written.add(pair)
+                continue
             expansion = self.expanded_terms(term)
             if expansion is None:
                 out.append(self.signed(term))

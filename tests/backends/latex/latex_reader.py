@@ -4,7 +4,10 @@ The printer's output is parsed as a reader would read it, in any notation preset
 \\mathbf{x}_t`` is a matrix times a vector, ``\\odot`` is elementwise, ``\\mathbf{x}_t^{\\top}`` is a
 transposed row, ``\\sum_{t=1}^{T}`` sums over time (and the batch), ``t+1`` refers to the next
 step, ``\\mathbf{1}^{\\top} v`` sums the units of v (one number per batch row, which broadcasts)
-and a bare size name (``H``) is that size's number. The vocabulary of symbols (which string means
+and a bare size name (``H``) is that size's number. Where the notation concatenates (``colah``),
+``[a, b]`` stacks two vectors, ``\\cdot`` is a matrix product, a concatenated matrix ``W_f`` is its
+blocks side by side (``W_{f,h}`` and ``W_{f,x}``, the spec's ``R_f`` and ``W_f``) and its gradient
+is cut into theirs. The vocabulary of symbols (which string means
 which vector at which time) is built by asking the printer for every symbol of the derivation at
 every time offset; everything else (operators, functions, parentheses, products and their order)
 is parsed from the text. The forward lines are then run step by step, the backward lines from T
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from symlstm.backends.latex.concat import cell_notation, pairs
 from symlstm.backends.latex.equations import backward_lines, forward_lines, gradient_lines
 from symlstm.backends.latex.notation import Notation, load_notation
 from symlstm.backends.latex.printer import VectorLatexPrinter
@@ -56,7 +60,9 @@ class RowT:
 class Reader:
     def __init__(self, d: Derivation, notation: Notation | str | None = None):
         self.d = d
-        self.n = load_notation(notation)
+        self.n = cell_notation(d, load_notation(notation))
+        #: concatenated matrices (``[style] concat``) by their gradient key, ``W_f+R_f``
+        self.pairs = {pair.key: pair for pair in pairs(d)} if self.n.blocks else {}
         self.atoms: dict[str, tuple] = {}
         self._vocabulary()
         suffix = self.n.style["transpose"].split("<x>")
@@ -70,6 +76,9 @@ class Reader:
                 r"\right)",
                 r"\left[",
                 r"\right]",
+                "[",
+                "]",
+                r"\cdot",
                 r"\left\lvert",
                 r"\right\rvert",
                 r"\langle",
@@ -135,6 +144,9 @@ class Reader:
         for name in self.d.spec.matrices:
             self._add(self.n.parameter(name), ("M", name))
             self._add(self.n.delta(self.n.parameter(name)), ("dP", name))
+        for key, pair in self.pairs.items():  # W_f of W_f [h_{t-1}, x_t]; W_f's blocks are matrices above
+            self._add(self.n.concatenated(pair.member), ("M", key))
+            self._add(self.n.delta(self.n.concatenated(pair.member)), ("dP", key))
         for name in self.d.spec.vectors:
             self._add(self.n.parameter(name), ("P", name))
             self._add(self.n.delta(self.n.parameter(name)), ("dP", name))
@@ -190,6 +202,10 @@ class Reader:
         env: dict = {("size", name): value for name, value in sizes.items()}
         for name in self.d.spec.matrices:
             env[("M", name)] = Mat(params[name].T if n.row_vectors else params[name])
+        for key, pair in self.pairs.items():  # the blocks side by side, in the concatenation's order
+            blocks = [params[pair.recurrent.matrix], params[pair.input.matrix]]
+            whole = np.hstack(blocks if n.recurrent_first else blocks[::-1])
+            env[("M", key)] = Mat(whole.T if n.row_vectors else whole)
         for name in self.d.spec.vectors:
             env[("P", name)] = params[name]
         for s in self.d.spec.states:
@@ -223,7 +239,11 @@ class Reader:
             if key[0] == "dP":
                 value = evaluate(tree, env, None, T)
                 name = key[1]
-                out["dparams"][name] = value.T if (n.row_vectors and name in self.d.spec.matrices) else value
+                value = value.T if (n.row_vectors and (name in self.d.spec.matrices or name in self.pairs)) else value
+                if name in self.pairs:  # the concatenated matrix's gradient: its blocks' gradients
+                    out["dparams"].update(self.split(self.pairs[name], value, params))
+                else:
+                    out["dparams"][name] = value
             elif key[1] == "d_x":
                 for t in range(1, T + 1):
                     dx[t - 1] = evaluate(tree, env, t, T)
@@ -234,6 +254,15 @@ class Reader:
                 )
         out["dx"] = np.stack(dx)
         return out
+
+    def split(self, pair, value, params) -> dict[str, np.ndarray]:
+        """The gradient of a concatenated matrix cut into its blocks' (columns in the order of the
+        concatenation)."""
+        order = [pair.recurrent.matrix, pair.input.matrix]
+        if not self.n.recurrent_first:
+            order.reverse()
+        width = params[order[0]].shape[1]
+        return {order[0]: value[:, :width], order[1]: value[:, width:]}
 
 
 def shift(when, by):
@@ -278,7 +307,7 @@ class _Parser:
         if kind in ("atom", "num"):
             return True
         return kind == "op" and value in (
-            (r"\left(", r"\left\lvert", r"\langle", r"\mathbb{1}", UNIT_SUM, r"\sqrt", r"\tfrac", r"\frac", "-")
+            (r"\left(", "[", r"\left\lvert", r"\langle", r"\mathbb{1}", UNIT_SUM, r"\sqrt", r"\tfrac", r"\frac", "-")
             + (self.r.n.sum,)
             + tuple(self.r.functions)
         )
@@ -289,7 +318,7 @@ class _Parser:
             if self.peek() == ("op", self.r.n.hadamard):
                 self.take()
                 node = ("odot", node, self.factor())
-            elif self.peek() == ("op", r"\,"):
+            elif self.peek() in (("op", r"\,"), ("op", r"\cdot")):  # a thin space, or W \cdot v
                 self.take()
                 node = ("jux", node, self.factor())
             elif self.starts_factor() and self.peek() != ("op", "-"):
@@ -331,6 +360,12 @@ class _Parser:
             inner = self.expr()
             self.take(r"\right)")
             return inner
+        if value == "[":  # a concatenation [a, b] of two vectors
+            a = self.expr()
+            self.take(",")
+            b = self.expr()
+            self.take("]")
+            return ("concat", a, b)
         if value == r"\left\lvert":
             inner = self.expr()
             self.take(r"\right\rvert")
@@ -438,6 +473,11 @@ def evaluate(node, env, t, T):
         if isinstance(v, RowT):
             return v.v
         return RowT(v)
+    if kind == "concat":
+        a, b = (evaluate(n, env, t, T) for n in node[1:3])
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+            raise ReadError("a concatenation of something other than two batches of vectors")
+        return np.concatenate([a, b], axis=-1)
     if kind == "pow":
         return evaluate(node[1], env, t, T) ** node[2]
     if kind == "div":

@@ -25,7 +25,7 @@ from symlstm.lang.spec import parse_spec
 from symlstm.tools.cli import main
 
 GOLDEN = ROOT / "tests" / "backends" / "latex" / "golden"
-PRESETS = ["symlstm", "greff", "pytorch", "d2l"]
+PRESETS = ["symlstm", "greff", "pytorch", "d2l", "colah"]
 
 
 def test_presets_are_listed():
@@ -33,10 +33,16 @@ def test_presets_are_listed():
     assert set(PRESETS) <= set(preset_names())
 
 
-@pytest.mark.parametrize("preset", PRESETS)
-@pytest.mark.parametrize("cell", ["lstm", "peephole"])
+#: every preset's lstm and peephole; colah's every built-in (which of their matrices pair up varies)
+GOLDEN_CASES = [(preset, cell) for preset in PRESETS for cell in ("lstm", "peephole")] + [
+    ("colah", cell) for cell in symlstm.variants() if cell not in ("lstm", "peephole")
+]
+
+
+@pytest.mark.parametrize("preset, cell", GOLDEN_CASES)
 def test_golden(preset, cell):
-    """Each preset's standalone LaTeX of lstm and peephole; SYMLSTM_UPDATE_GOLDEN=1 rewrites them."""
+    """Each preset's standalone LaTeX of lstm and peephole (colah's of every built-in);
+    SYMLSTM_UPDATE_GOLDEN=1 rewrites them."""
     text = latex_document(derive(builtin_spec(cell)), preset)
     path = GOLDEN / preset / f"{cell}.tex"
     if os.environ.get("SYMLSTM_UPDATE_GOLDEN"):
@@ -166,6 +172,13 @@ def test_typeset_equations_compute_the_kernels_numbers(cell):
 @pytest.mark.parametrize("cell", ["lstm", "peephole", "gru", "fgr", "lstm_relu", "lstmp", "sru", "slstm"])
 def test_typeset_equations_in_every_preset_compute_the_kernels_numbers(cell, preset):
     _check_against_kernels(cell, preset, seed=1, states=CELL_STATES.get(cell))
+
+
+@pytest.mark.parametrize("cell", symlstm.variants())
+def test_typeset_equations_in_the_colah_notation_compute_the_kernels_numbers(cell):
+    """Every built-in in ``colah``: concatenated weights W_f [h_{t-1}, x_t] where the matrices pair
+    up, their blocks in the backward, the concatenated gradient cut into the blocks' ones."""
+    _check_against_kernels(cell, "colah", seed=2, states=CELL_STATES.get(cell))
 
 
 def test_reader_catches_a_wrong_equation(monkeypatch):
