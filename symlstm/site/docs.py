@@ -10,6 +10,8 @@ For every built-in cell (or the cells given), in one notation preset:
                           pdftoppm when available, matplotlib's mathtext otherwise (no TeX needed)
 ``md/NAME.md``            Markdown with ``$$`` math (GitHub, MkDocs); ``md/index.md`` the table
 ``NAME.html``             static pages, equations as MathML: any browser, offline, no JavaScript
+``NAME-derivation.*``     the backward pass derived step by step (``symlstm latex --steps``), as
+                          ``NAME-derivation.html``, ``md/``, ``tex/`` and ``pdf/``
 ``index.html``            the comparison table: states, gates, peepholes, parameters, FLOPs and
                           bytes stored per step for the backward; ``greff.html`` side by side
 ``diagrams/NAME.*``       the cell drawn from its spec (Graphviz dot -> SVG and PNG)
@@ -33,15 +35,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from symlstm.backends.latex.document import latex_document
+from symlstm.backends.latex.document import Layout, latex_document
 from symlstm.backends.latex.equations import BLOCKS
 from symlstm.backends.latex.notation import Notation, load_notation
 from symlstm.cells import builtin_names, resolve_spec
 from symlstm.site.build import DocsError, Report, Step, run_steps, step_key, text_step
 from symlstm.site.diagram import diagram_dot, render
 from symlstm.site.greff import compares_with_greff, greff_html, greff_md
-from symlstm.site.html import cell_html, index_html
-from symlstm.site.markdown import cell_md, index_md
+from symlstm.site.html import cell_html, derivation_html, index_html
+from symlstm.site.markdown import cell_md, derivation_md, index_md
 from symlstm.site.mathtext import mathtext_pngs, matplotlib_version
 from symlstm.site.pages import CellDoc, Plan, cell_doc, comparison_csv
 from symlstm.site.sheet import all_sheet
@@ -84,17 +86,18 @@ def plan_steps(docs: list[CellDoc], plan: Plan) -> list[Step]:
     dpi = plan.dpi
     for doc in docs:
         name = doc.name
-        sheet = latex_document(doc.d, n)
-        steps.append(text_step(f"tex/{name}.tex", sheet))
-        if plan.pdf:
-            steps.append(
-                Step(
-                    (f"pdf/{name}.pdf",),
-                    step_key("pdf", sheet),
-                    functools.partial(_pdf, sheet, name),
-                    external=True,
+        for stem, layout in ((name, Layout()), (f"{name}-derivation", Layout(steps=True))):
+            sheet = latex_document(doc.d, n, layout)
+            steps.append(text_step(f"tex/{stem}.tex", sheet))
+            if plan.pdf:
+                steps.append(
+                    Step(
+                        (f"pdf/{stem}.pdf",),
+                        step_key("pdf", sheet),
+                        functools.partial(_pdf, sheet, stem),
+                        external=True,
+                    )
                 )
-            )
         pngs = tuple(f"png/{name}-{b}.png" for b in BLOCKS)
         if plan.png_renderer == "latex":
             source = png_document([doc.blocks[b] for b in BLOCKS])
@@ -122,7 +125,9 @@ def plan_steps(docs: list[CellDoc], plan: Plan) -> list[Step]:
                 )
             )
         steps.append(text_step(f"md/{name}.md", cell_md(doc, plan)))
+        steps.append(text_step(f"md/{name}-derivation.md", derivation_md(doc, plan)))
         steps.append(text_step(f"{name}.html", cell_html(doc, plan)))
+        steps.append(text_step(f"{name}-derivation.html", derivation_html(doc, plan)))
     sheet = all_sheet(docs, n, plan.greff)
     steps.append(text_step("tex/all.tex", sheet))
     if plan.pdf:

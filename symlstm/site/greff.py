@@ -4,11 +4,11 @@ HTML (``greff.html``) and Markdown (``md/greff.md``)."""
 from __future__ import annotations
 
 from symlstm.backends.latex.equations import Row, backward_rows, gradient_rows
+from symlstm.backends.latex.markdown import md_aligned, md_text
 from symlstm.backends.latex.notation import load_notation
 from symlstm.cells import builtin_spec
 from symlstm.ir.derive import derive
 from symlstm.site.html import html_page, text_with_math
-from symlstm.site.markdown import md_tex, md_text
 from symlstm.site.mathml import row_cells
 from symlstm.site.pages import CellDoc, Plan
 
@@ -78,7 +78,7 @@ GREFF_ROWS = [
     ("p_f", Row(r"\delta\mathbf{p}_f", (r"\sum_t \mathbf{c}^t \odot \delta\bar{\mathbf{f}}^{t+1}",))),
     ("p_o", Row(r"\delta\mathbf{p}_o", (r"\sum_t \mathbf{c}^t \odot \delta\bar{\mathbf{o}}^t",))),
 ]
-#: LaTeX text with $...$ math (turned into HTML and Markdown by ``tex_text``)
+#: LaTeX text with $...$ math (turned into HTML and Markdown by ``markup_text``)
 GREFF_NOTE = (
     "Greff, Srivastava, Koutn\\'{\\i}k, Steunebrink and Schmidhuber, ``LSTM: A Search Space Odyssey'' "
     "(IEEE TNNLS 2017), section 2, give the vanilla LSTM's backpropagation through time. Each of "
@@ -144,6 +144,8 @@ def greff_html(plan: Plan) -> str:
 
 def greff_md() -> str:
     return (
-        "# Greff et al. 2017 and symlstm, side by side\n\n" + md_text(GREFF_NOTE) + "\n\n"
-        "$$\n\\begin{aligned}\n" + md_tex(greff_aligned(greff_pairs())) + "\n\\end{aligned}\n$$\n"
+        "# Greff et al. 2017 and symlstm, side by side\n\n"
+        + md_text(GREFF_NOTE)
+        + "\n\n"
+        + md_aligned(greff_aligned(greff_pairs()))
     )

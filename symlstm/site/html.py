@@ -8,17 +8,11 @@ from __future__ import annotations
 import html
 
 from symlstm.backends.latex.equations import BLOCKS
+from symlstm.backends.latex.prose import BACKWARD_NOTE, BLOCK_TITLES, STEPS_NOTE, STEPS_TITLE, markup_text
+from symlstm.backends.latex.steps import steps_groups
 from symlstm.ir.summary import CellSummary
 from symlstm.site.mathml import mathml_block, mathml_inline
-from symlstm.site.pages import (
-    BACKWARD_NOTE,
-    BLOCK_TITLES,
-    TABLE_NOTE,
-    CellDoc,
-    Plan,
-    summary_math,
-    tex_text,
-)
+from symlstm.site.pages import TABLE_NOTE, CellDoc, Plan, derivation_title, summary_math
 from symlstm.version import __version__
 
 CSS = """
@@ -51,7 +45,7 @@ code { background: #f3f4f6; padding: 0 .25rem; border-radius: 3px; }
 
 def text_with_math(text: str) -> str:
     """A legend: LaTeX text with ``$...$`` math, as HTML."""
-    return tex_text(text, mathml_inline, html.escape)
+    return markup_text(text, mathml_inline, html.escape)
 
 
 def html_page(title: str, body: str, plan: Plan) -> str:
@@ -77,17 +71,23 @@ def summary_rows_html(s: CellSummary) -> list[tuple[str, str]]:
     return [*rows, (label, stored + f" values ({s.stored * 4} bytes in float32)")]
 
 
-def cell_html(doc: CellDoc, plan: Plan) -> str:
-    spec, s = doc.spec, doc.summary
+def head_html(doc: CellDoc, plan: Plan, title: str) -> list[str]:
+    """The title, the cell's states and references, and the notation's legend."""
+    spec = doc.spec
     refs = "; ".join(html.escape(r) for r in spec.references)
-    body = [
-        f"<h1>{html.escape(spec.title)}</h1>",
+    return [
+        f"<h1>{html.escape(title)}</h1>",
         f'<p class="meta">Cell <code>{html.escape(spec.name)}</code>. State carried between steps: '
         + ", ".join(mathml_inline(plan.notation.vector(st, "t")) for st in spec.states)
         + (f". References: {refs}." if refs else ".")
         + "</p>",
         f'<p class="note">{text_with_math(plan.notation.legend_text())}</p>',
     ]
+
+
+def cell_html(doc: CellDoc, plan: Plan) -> str:
+    spec, s = doc.spec, doc.summary
+    body = head_html(doc, plan, spec.title)
     if plan.diagrams:
         body.append(
             f'<p><img class="diagram" src="diagrams/{spec.name}.svg" alt="Diagram of the cell '
@@ -98,6 +98,7 @@ def cell_html(doc: CellDoc, plan: Plan) -> str:
         + "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in summary_rows_html(s))
         + "</table>"
     )
+    body.append(f'<p><a href="{spec.name}-derivation.html">The backward pass derived step by step</a></p>')
     for block in BLOCKS:
         body.append(f"<h2>{BLOCK_TITLES[block]}</h2>")
         if block == "backward":
@@ -114,6 +115,26 @@ def cell_html(doc: CellDoc, plan: Plan) -> str:
     return html_page(f"{spec.title} — symlstm", "\n".join(body), plan)
 
 
+def derivation_html(doc: CellDoc, plan: Plan) -> str:
+    """The forward pass, then every adjoint of the backward pass derived by the chain rule."""
+    name, title = doc.name, derivation_title(doc)
+    body = head_html(doc, plan, title)
+    body += [
+        f'<p><a href="{name}.html">The cell\'s page</a></p>',
+        f"<h2>{BLOCK_TITLES['forward']}</h2>",
+        mathml_block(doc.rows["forward"]),
+        f"<h2>{STEPS_TITLE}</h2>",
+        f'<p class="note">{html.escape(STEPS_NOTE)}</p>',
+    ]
+    for group in steps_groups(doc.steps):
+        body += [f"<h3>{mathml_inline(group[-1].lhs)}</h3>", mathml_block(group)]
+    files = [f'<a href="tex/{name}-derivation.tex">LaTeX</a>', f'<a href="md/{name}-derivation.md">Markdown</a>']
+    if plan.pdf:
+        files.insert(0, f'<a href="pdf/{name}-derivation.pdf">PDF</a>')
+    body.append("<h2>Files</h2><p>" + " · ".join(files) + "</p>")
+    return html_page(f"{title} — symlstm", "\n".join(body), plan)
+
+
 def comparison_html(docs: list[CellDoc]) -> str:
     head = (
         "<tr><th>cell</th><th>states</th><th>gates</th><th>peepholes</th><th>parameters</th>"
@@ -126,6 +147,7 @@ def comparison_html(docs: list[CellDoc]) -> str:
             (
                 f'<a href="{s.name}.html"><code>{html.escape(s.name)}</code></a>'
                 f'<br><span class="note">{html.escape(s.title)}</span>'
+                f'<br><a class="note" href="{s.name}-derivation.html">derivation</a>'
             ),
             *(mathml_inline(v) if v is not None else "–" for _, v in summary_math(s)),
         ]

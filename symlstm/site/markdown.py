@@ -1,62 +1,16 @@
-"""The Markdown pages (``md/``): ``$$`` math that GitHub, MkDocs, MathJax and KaTeX all read.
-
-Markdown treats a backslash before ASCII punctuation as an escape, and GitHub applies that inside
-``$$`` blocks too (``\\\\`` arrives as ``\\``, ``\\,`` as ``,``). The Markdown pages therefore
-use TeX without such pairs: ``\\cr`` ends a row, ``\\thinspace`` is the thin space. MathJax, KaTeX
-and MkDocs' arithmatex read both spellings alike.
-"""
+"""The Markdown pages (``md/``): ``$$`` math that GitHub, MkDocs, MathJax and KaTeX all read,
+written by ``symlstm.backends.latex.markdown`` (the same as ``symlstm latex NAME --markdown``)."""
 
 from __future__ import annotations
 
-import re
-
 from symlstm.backends.latex.equations import BLOCKS
-from symlstm.site.build import DocsError
-from symlstm.site.pages import (
-    BACKWARD_NOTE,
-    BLOCK_TITLES,
-    TABLE_NOTE,
-    CellDoc,
-    Plan,
-    summary_math,
-    tex_text,
-)
-
-MD_REWRITES = [("\\\\[8pt]", "\\cr"), ("\\\\", "\\cr"), ("\\,", "\\thinspace ")]
-_ESCAPABLE = re.compile(r"\\[!-/:-@\[-`{-~]")
-
-
-def md_tex(latex: str) -> str:
-    for old, new in MD_REWRITES:
-        latex = latex.replace(old, new)
-    bad = _ESCAPABLE.search(latex)
-    if bad:
-        raise DocsError(f"{bad.group()!r} in {latex!r} would be eaten by Markdown's escapes")
-    return latex
-
-
-def md_math(lines: list[str]) -> str:
-    return "$$\n\\begin{aligned}\n" + md_tex(" \\\\\n".join(lines)) + "\n\\end{aligned}\n$$\n"
-
-
-def md_inline(latex: str) -> str:
-    return f"${md_tex(latex)}$"
-
-
-def md_text(text: str) -> str:
-    """LaTeX text with ``$...$`` math as Markdown (the math kept as ``$...$``)."""
-    return tex_text(text, md_inline)
+from symlstm.backends.latex.markdown import md_head, md_inline, md_section, md_steps_section, md_text
+from symlstm.site.pages import TABLE_NOTE, CellDoc, Plan, derivation_title, summary_math
 
 
 def cell_md(doc: CellDoc, plan: Plan) -> str:
     spec = doc.spec
-    refs = "; ".join(spec.references)
-    states = ", ".join(md_inline(plan.notation.vector(s, "t")) for s in spec.states)
-    out = [
-        f"# {spec.title}\n",
-        f"Cell `{spec.name}`. State carried between steps: {states}" + (f". References: {refs}.\n" if refs else ".\n"),
-        md_text(plan.notation.legend_text()) + "\n",
-    ]
+    out = md_head(spec, plan.notation)
     if plan.diagrams:
         out.append(f"![Diagram of the cell {spec.name}](../diagrams/{spec.name}.svg)\n")
     s = doc.summary
@@ -64,11 +18,16 @@ def cell_md(doc: CellDoc, plan: Plan) -> str:
     label, stored = rows.pop()
     rows.append((label, stored + " values"))
     out.append("| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows))
-    for block in BLOCKS:
-        out.append(f"## {BLOCK_TITLES[block]}\n")
-        if block == "backward":
-            out.append(BACKWARD_NOTE + "\n")
-        out.append(md_math(doc.blocks[block]))
+    out.append(f"[The backward pass derived step by step]({spec.name}-derivation.md)\n")
+    out += [md_section(block, doc.rows[block]) for block in BLOCKS]
+    return "\n".join(out)
+
+
+def derivation_md(doc: CellDoc, plan: Plan) -> str:
+    """The forward pass, then every adjoint of the backward pass derived by the chain rule."""
+    out = md_head(doc.spec, plan.notation, title=derivation_title(doc))
+    out.append(f"[The cell's page]({doc.name}.md)\n")
+    out += [md_section("forward", doc.rows["forward"]), md_steps_section(doc.steps)]
     return "\n".join(out)
 
 
@@ -82,7 +41,8 @@ def index_md(docs: list[CellDoc], plan: Plan) -> str:
     for doc in docs:
         s = doc.summary
         cells = [md_inline(v) if v is not None else "–" for _, v in summary_math(s)]
-        out.append(f"| [`{s.name}`]({s.name}.md) | " + " | ".join(cells) + " |")
+        name = f"[`{s.name}`]({s.name}.md) ([derivation]({s.name}-derivation.md))"
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
     out.append("\n" + md_text(TABLE_NOTE) + "\n")
     if plan.greff:
         out.append("[The peephole cell's backward pass beside Greff et al. 2017](greff.md)\n")

@@ -1,23 +1,25 @@
 """What every page of the site shares: one cell's material, the build's plan, common texts.
 
-``CellDoc`` is a cell's derivation, summary and equations (the printer's lines and the same as
-rows); ``Plan`` what a build produces, so pages link only to files that exist.
+``CellDoc`` is a cell's derivation, summary and equations (as ``symlstm latex`` prints them, and
+the backward pass step by step for the derivation pages); ``Plan`` what a build produces, so pages
+link only to files that exist.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import functools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from symlstm.backends.latex.equations import Row, backward_lines, equation_rows, forward_lines, gradient_lines
+from symlstm.backends.latex.document import Layout, layout_gradient_rows
+from symlstm.backends.latex.equations import Row, backward_rows, forward_rows
 from symlstm.backends.latex.notation import Notation
+from symlstm.backends.latex.steps import steps_rows
 from symlstm.ir.derive import Derivation, derive
 from symlstm.ir.summary import CellSummary, summarize
 from symlstm.lang.spec import CellSpec
 
-BLOCK_TITLES = {"forward": "Forward pass", "backward": "Backward pass through time", "gradients": "Gradients"}
-BACKWARD_NOTE = "From t = T down to 1; quantities at T+1 are zero, except the gradients of the final state."
 TABLE_NOTE = (
     "Per time step and per sequence. Parameters: $DH$ per input matrix, $H^2$ per recurrent "
     "matrix, $H$ per vector. FLOPs: $2rc$ for a product with an $r \\times c$ matrix (forward "
@@ -33,20 +35,39 @@ class CellDoc:
     spec: CellSpec
     d: Derivation
     summary: CellSummary
-    #: block -> the printer's ``align`` lines (LaTeX, Markdown, PNG via pdflatex)
-    blocks: dict[str, list[str]]
-    #: block -> the same equations as rows (HTML tables, mathtext)
+    notation: Notation
+    #: block -> its equations as rows, as ``symlstm latex`` prints them (compact gradients)
     rows: dict[str, list[Row]]
 
     @property
     def name(self) -> str:
         return self.spec.name
 
+    @functools.cached_property
+    def steps(self) -> dict[str, Row]:
+        """The backward pass derived step by step (``symlstm latex --steps``), keyed as
+        ``steps_rows``; made when a derivation page asks for it."""
+        return steps_rows(self.d, self.notation)
+
+    @property
+    def blocks(self) -> dict[str, list[str]]:
+        """block -> the rows as ``align`` lines (LaTeX, PNG via pdflatex)."""
+        return {block: [row.latex() for row in rows] for block, rows in self.rows.items()}
+
+
+def derivation_title(doc: CellDoc) -> str:
+    """The title of a cell's derivation page (HTML, Markdown)."""
+    return f"{doc.spec.title}: the backward pass derived"
+
 
 def cell_doc(spec: CellSpec, n: Notation) -> CellDoc:
     d = derive(spec)
-    blocks = {"forward": forward_lines(d, n), "backward": backward_lines(d, n), "gradients": gradient_lines(d, n)}
-    return CellDoc(spec, d, summarize(d), blocks, equation_rows(d, n))
+    rows = {
+        "forward": list(forward_rows(d, n).values()),
+        "backward": list(backward_rows(d, n).values()),
+        "gradients": list(layout_gradient_rows(d, n, Layout()).values()),
+    }
+    return CellDoc(spec, d, summarize(d), n, rows)
 
 
 @dataclass
@@ -87,23 +108,6 @@ def names_latex(names: Iterable[str]) -> str:
         base, _, sub = name.partition("_")
         out.append(f"{base}_{{{sub}}}" if sub else base)
     return ", ".join(out)
-
-
-_TEXT_MACROS = [("\\'{\\i}", "í"), ("``", "“"), ("''", "”"), ("\\_", "_"), ("\\&", "&"), ("~", " ")]
-
-
-def tex_text(text: str, math: Callable[[str], str], plain: Callable[[str], str] = str) -> str:
-    """LaTeX text with ``$...$`` math for a page: ``math`` turns each formula into the page's
-    markup, ``plain`` escapes the text between them (after the few text macros are replaced)."""
-    out = []
-    for k, part in enumerate(text.split("$")):
-        if k % 2:
-            out.append(math(part))
-            continue
-        for macro, char in _TEXT_MACROS:
-            part = part.replace(macro, char)
-        out.append(plain(part))
-    return "".join(out)
 
 
 def comparison_csv(docs: list[CellDoc]) -> str:

@@ -55,14 +55,21 @@ def cmd_latex(args) -> int:
     from symlstm.backends.latex.document import Layout, header, latex_document, latex_equations
     from symlstm.ir.derive import derive
 
+    if args.markdown and (args.standalone or args.numbered):
+        # a Markdown page is whole already; its formulas are separate $$ blocks that GitHub's
+        # math neither numbers reliably (\tag) nor cross-references (\label, \ref)
+        args.parser.error(f"--markdown cannot be combined with --{'standalone' if args.standalone else 'numbered'}")
     d = derive(resolve_spec(args.cell))
     n = args.notation
     layout = Layout(long=args.long, numbered=args.numbered, steps=args.steps)
-    text = (
-        latex_document(d, n, layout)
-        if args.standalone
-        else header(d, n) + latex_equations(d, not args.forward_only, notation=n, layout=layout)
-    )
+    if args.markdown:
+        from symlstm.backends.latex.markdown import markdown_page
+
+        text = markdown_page(d, n, layout, backward=not args.forward_only)
+    elif args.standalone:
+        text = latex_document(d, n, layout)
+    else:
+        text = header(d, n) + latex_equations(d, not args.forward_only, notation=n, layout=layout)
     if args.output:
         write_atomic(Path(args.output), text)
         print(f"wrote {args.output}", file=sys.stderr)
@@ -344,6 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="numbered equations (align), each labelled symlstm:<cell>:<quantity>, for papers",
     )
+    p.add_argument(
+        "--markdown",
+        action="store_true",
+        help="a Markdown page with $$ math that GitHub renders (headings, the notation's legend); "
+        "not with --standalone or --numbered",
+    )
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
     p.add_argument(
         "--notation",
@@ -351,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PRESET",
         help="symbol names and style: symlstm (default), greff, pytorch, d2l, or the path of a notation .toml file",
     )
-    p.set_defaults(func=cmd_latex)
+    p.set_defaults(func=cmd_latex, parser=p)
 
     p = sub.add_parser("generate", help="write the kernels and LaTeX of the built-in cells")
     p.add_argument("--out", default="generated", help="output folder (default: ./generated)")

@@ -74,6 +74,8 @@ def check_site(out: Path, cells, pdf: bool, diagrams: bool):
         ET.fromstring(re.search(r"(<math.*?</math>)", text, re.S).group(1))  # well-formed MathML
         assert (out / "diagrams" / f"{name}.dot").exists()
         assert (out / "pdf" / f"{name}.pdf").exists() == pdf
+        assert (out / "pdf" / f"{name}-derivation.pdf").exists() == pdf
+        assert f"{name}-derivation.html" in links(page)
         assert (out / "diagrams" / f"{name}.svg").exists() == diagrams
         for link in links(page):
             assert (out / link).exists(), f"{page.name} links to missing {link}"

@@ -60,13 +60,22 @@ def block(d: Derivation, rows: dict[str, Row], layout: Layout, prefix: str = "")
     return "\\begin{align}\n" + " \\\\\n".join(lines) + "\n\\end{align}"
 
 
+def layout_backward_rows(d: Derivation, n: Notation, layout: Layout) -> dict[str, Row]:
+    """The backward block's rows: simplified, or step by step with ``layout.steps``."""
+    return steps_rows(d, n) if layout.steps else backward_rows(d, n)
+
+
+def layout_gradient_rows(d: Derivation, n: Notation, layout: Layout) -> dict[str, Row]:
+    """The gradient block's rows: compact, or one sum per parameter with ``layout.long``."""
+    return gradient_rows(d, n) if layout.long else compact_gradient_rows(d, n)
+
+
 def backward_block(d: Derivation, n: Notation, layout: Layout) -> str:
-    return block(d, steps_rows(d, n) if layout.steps else backward_rows(d, n), layout)
+    return block(d, layout_backward_rows(d, n, layout), layout)
 
 
 def gradient_block(d: Derivation, n: Notation, layout: Layout) -> str:
-    rows = gradient_rows(d, n) if layout.long else compact_gradient_rows(d, n)
-    return block(d, rows, layout, prefix="d")  # δW_i -> dW_i, δx -> dx
+    return block(d, layout_gradient_rows(d, n, layout), layout, prefix="d")  # δW_i -> dW_i, δx -> dx
 
 
 def latex_equations(

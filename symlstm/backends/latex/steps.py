@@ -148,3 +148,14 @@ def steps_rows(d: Derivation, notation: Notation | str | None = None) -> dict[st
             out.update(steps.rows_for(of) or {})
         out[a.name] = simplified[a.name]
     return out
+
+
+def steps_groups(rows: dict[str, Row]) -> list[list[Row]]:
+    """``steps_rows``' rows cut after every simplified row: one group per adjoint the backward
+    pass computes, its derivation first (a page may show each group under a heading of its own)."""
+    groups: list[list[Row]] = [[]]
+    for key, row in rows.items():
+        groups[-1].append(row)
+        if ":" not in key:  # a simplified row is keyed by its assignment's name, the others name:...
+            groups.append([])
+    return [group for group in groups if group]
