@@ -362,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--notation",
         default=None,
         metavar="PRESET",
-        help="symbol names and style: symlstm (default), greff, pytorch, d2l, or the path of a notation .toml file",
+        help="symbol names and style: symlstm (default), greff, pytorch, d2l, colah, "
+        "or the path of a notation .toml file",
     )
     p.set_defaults(func=cmd_latex, parser=p)
 
