@@ -124,14 +124,17 @@ class Cell:
 
     @property
     def name(self) -> str:
+        """The spec's ``name``."""
         return self.spec.name
 
     @property
     def title(self) -> str:
+        """The spec's ``title`` (its name when it has none)."""
         return self.spec.title
 
     @property
     def state_names(self) -> tuple[str, ...]:
+        """The states carried between steps, in the spec's order; the first is the output ``ys``."""
         return self.spec.states
 
     @property
@@ -141,6 +144,7 @@ class Cell:
 
     @property
     def param_names(self) -> tuple[str, ...]:
+        """The learned parameters (weight matrices and vectors), the keys of ``params``."""
         return self.spec.param_names
 
     @property
@@ -150,6 +154,8 @@ class Cell:
         return self.spec.size_names
 
     def param_shapes(self, D: int, H: int, **sizes: int) -> dict[str, tuple[int, ...]]:
+        """parameter -> its shape for input size ``D``, hidden size ``H`` and the spec's other
+        sizes as keywords (``P=4``); a missing size raises ``ValueError`` naming it."""
         return self.spec.param_shapes(_positive(D, "D"), _positive(H, "H"), **sizes)
 
     def state_sizes(self, D: int, H: int, **sizes: int) -> dict[str, int]:
@@ -157,12 +163,17 @@ class Cell:
         return self.spec.state_sizes(_positive(D, "D"), _positive(H, "H"), **sizes)
 
     def num_params(self, D: int, H: int, **sizes: int) -> int:
+        """The number of learned values, the sum over ``param_shapes``."""
         return sum(int(np.prod(s)) for s in self.param_shapes(D, H, **sizes).values())
 
     def init_params(
         self, D: int, H: int, dtype=np.float64, seed: int | None = 0, **sizes: int
     ) -> dict[str, np.ndarray]:
-        """Uniform(-1/sqrt(H), 1/sqrt(H)) for every parameter, as PyTorch initialises nn.LSTM."""
+        """Uniform(-1/sqrt(H), 1/sqrt(H)) for every parameter, as PyTorch initialises nn.LSTM.
+
+        Returns a dict of arrays of ``dtype`` (float32 or float64) with the shapes of
+        ``param_shapes(D, H, **sizes)``; the same ``seed`` gives the same values.
+        """
         dtype = np.dtype(dtype)
         if dtype not in SUPPORTED_DTYPES:
             raise TypeError(f"dtype {dtype} is not supported; use float32 or float64")
@@ -470,7 +481,8 @@ class BatchFirstCell:
         return array.transpose(1, 0, 2)
 
     def forward(self, x, params: Mapping, state0: Mapping | None = None, *, inputs=None, checkpoint=None, lengths=None):
-        """``inputs`` are batch first too: (B, T, size) each."""
+        """``Cell.forward`` with ``x`` (B, T, D) and ``ys`` (B, T, size); ``inputs`` are batch
+        first too: (B, T, size) each."""
         if isinstance(inputs, Mapping):
             inputs = {name: self._swap(array, f"inputs[{name!r}]") for name, array in inputs.items()}
         ys, state, cache = self.cell.forward(
@@ -479,12 +491,14 @@ class BatchFirstCell:
         return ys.transpose(1, 0, 2), state, cache
 
     def infer(self, x, params: Mapping, state0: Mapping | None = None, *, inputs=None, lengths=None):
+        """``Cell.infer`` on batch-first arrays: ``x`` (B, T, D) in, ``ys`` (B, T, size) out."""
         if isinstance(inputs, Mapping):
             inputs = {name: self._swap(array, f"inputs[{name!r}]") for name, array in inputs.items()}
         ys, state = self.cell.infer(self._swap(x, "x"), params, state0, inputs=inputs, lengths=lengths)
         return ys.transpose(1, 0, 2), state
 
     def backward(self, dys, cache: ForwardCache, dstate: Mapping | None = None):
+        """``Cell.backward`` with ``dys`` (B, T, size) and ``dx`` (B, T, D)."""
         dys = None if dys is None else self._swap(dys, "dys")
         dx, dparams, dstate0 = self.cell.backward(dys, cache, dstate)
         return dx.transpose(1, 0, 2), dparams, dstate0

@@ -26,6 +26,9 @@ from symlstm.runtime import Cell
 
 @dataclass(frozen=True)
 class Check:
+    """One row of the report: ``<grad, v>`` from ``backward`` (``analytic``) against the finite
+    difference along v (``numeric``) for one argument (``quantity``: ``x``, a parameter, ``h0``)."""
+
     quantity: str
     analytic: float
     numeric: float
@@ -35,6 +38,8 @@ class Check:
 
 @dataclass
 class GradcheckReport:
+    """What ``gradcheck`` found: a ``Check`` per argument and the Taylor test's observed orders."""
+
     cell: str
     checks: list[Check] = field(default_factory=list)
     taylor_orders: list[float] = field(default_factory=list)
@@ -42,10 +47,12 @@ class GradcheckReport:
 
     @property
     def passed(self) -> bool:
+        """Every check and the Taylor test passed."""
         return bool(self.checks) and all(c.passed for c in self.checks) and self.taylor_passed
 
     @property
     def max_rel_error(self) -> float:
+        """The largest relative error of the checks (NaN when there are none)."""
         return max((c.rel_error for c in self.checks), default=math.nan)
 
     @property
@@ -54,6 +61,8 @@ class GradcheckReport:
         return [c.quantity for c in self.checks if not (math.isfinite(c.analytic) and math.isfinite(c.numeric))]
 
     def table(self) -> str:
+        """The report as text, one row per check and a line for the Taylor test (as printed by
+        ``symlstm gradcheck``)."""
         rows = [f"{'quantity':<14} {'<grad, v>':>22} {'finite difference':>22} {'rel. error':>10}  ok"]
         for c in self.checks:
             rows.append(
