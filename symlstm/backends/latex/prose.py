@@ -11,8 +11,7 @@ STEPS_TITLE = "Backward pass through time, step by step"
 STEPS_NOTE = (
     "For every adjoint: first the chain rule over the uses of the quantity (each use contributes "
     "its adjoint times the partial derivative of that use), then each partial derivative written "
-    "out, then the simplified line the kernels compute. "
-    "From t = T down to 1; quantities at T+1 are zero, except the gradients of the final state."
+    "out, then the simplified line the kernels compute. " + BACKWARD_NOTE
 )
 
 _TEXT_MACROS = [("\\'{\\i}", "í"), ("``", "“"), ("''", "”"), ("\\_", "_"), ("\\&", "&"), ("~", " ")]
