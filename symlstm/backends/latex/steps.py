@@ -104,7 +104,7 @@ class Steps:
         within = self.source.equation_of(use.user)
         p = self.printer(use.later).ordered_by(Order(self.d, self.source, within=within))
         assert use.partial is not None
-        return Row(self.partial(use, name), sum_lines(p.term_strings(use.partial)))
+        return Row(self.partial(use, name), sum_lines(p.term_strings(use.partial), hadamard=self.n.hadamard))
 
     def rows_for(self, name: str) -> dict[str, Row] | None:
         """The chain-rule row and the partials' rows of ``name``'s adjoint (None: not shown)."""
@@ -113,7 +113,7 @@ class Steps:
             return None
         terms = [f"+ {self.n.output_grad(self.p.time())}"] if name == self.d.spec.output else []
         terms += [self.chain_term(use, name) for use in uses]
-        rows = {f"{name}:uses": Row(self.adjoint(name), sum_lines(terms))}
+        rows = {f"{name}:uses": Row(self.adjoint(name), sum_lines(terms, hadamard=self.n.hadamard))}
         # the partials side by side, as many to a row as fit: ∂a/∂x = ..., ∂b/∂x = ...
         partials = [
             (f"{name}:d{use.user}" + (":next" if use.later else ""), self.partial_row(use, name)) for use in uses

@@ -20,7 +20,7 @@ LINE_GLYPHS = 64
 _STYLING = re.compile(
     r"\\(left|right|mathbf|boldsymbol|bar|tilde|hat|mathrm|operatorname|tfrac|frac|mathbb|qquad|quad)(?![A-Za-z])"
 )
-_TOKEN = re.compile(r"\\([A-Za-z]+)|([=+\-<>*])|([A-Za-z0-9()\[\].|,])")
+_TOKEN = re.compile(r"\\([A-Za-z]+)|([=+\-<>*])|([A-Za-z0-9()\[\].|])")
 #: commands typeset as a word (their letters) or with extra space; others are one symbol
 _WORDS = {"tanh": 4, "log": 3, "exp": 3, "max": 3, "min": 3, "sqrt": 2}
 _SPACED = {"odot": 2.5, "cdot": 2.0, "top": 0.7}

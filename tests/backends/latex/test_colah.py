@@ -6,8 +6,10 @@ compiled with pdflatex. The read-back test over every built-in is in ``test_nota
 import re
 
 import pytest
+from test_latex_layout import WIDER_THAN_THE_PAGE
 from test_notation import _check_against_kernels
 
+import symlstm
 from conftest import pdflatex
 from symlstm.backends.latex.concat import pairs
 from symlstm.backends.latex.document import latex_document, latex_equations
@@ -154,3 +156,11 @@ def test_colah_compiles_in_every_mode_without_overfull_lines(cell, mode, tmp_pat
     if mode == "numbered":
         aux = (tmp_path / f"{cell}.aux").read_text()
         assert rf"\newlabel{{symlstm:{cell}:h}}" in aux and rf"\newlabel{{symlstm:{cell}:dW-R_" in aux
+
+
+@pytest.mark.parametrize("cell", sorted(set(symlstm.variants()) - WIDER_THAN_THE_PAGE))
+def test_no_built_in_runs_into_the_margin_in_colah(cell, tmp_path):
+    tex = tmp_path / f"{cell}.tex"
+    tex.write_text(latex_document(derive(builtin_spec(cell)), "colah"))
+    pdflatex(tex)
+    assert "Overfull" not in (tmp_path / f"{cell}.log").read_text(errors="replace")
