@@ -45,4 +45,3 @@ napoleon_numpy_docstring = True
 html_theme = "furo"
 html_title = f"symlstm {version}"
 html_static_path: list[str] = []
-pygments_style = "sphinx"
