@@ -33,7 +33,8 @@ function katexError(formula, display) {
 
 function mathjaxError(formula, display) {
   try {
-    page.convert(formula, { display, end: STATE.CONVERT });
+    // compiled to MathML is where TeX errors arise; the output stage adds nothing to check
+    page.convert(formula, { display, end: STATE.COMPILED });
     return null;
   } catch (err) {
     return String(err.message || err);

@@ -143,6 +143,16 @@ def test_the_markdown_layer_is_emulated():
         github_math("$$\na\n+ b\n$$\n")
 
 
+def test_markdown_keeps_no_pair_markdown_would_eat():
+    from symlstm.backends.latex.markdown import md_tex
+
+    assert md_tex(r"a \\ b \, c \{d\}") == r"a \cr b \thinspace  c \lbrace d\rbrace "
+    with pytest.raises(LatexError, match="would be eaten by Markdown"):
+        md_tex(r"a \; b")
+    with pytest.raises(LatexError, match="no Markdown form"):
+        markdown_page(derive(builtin_spec("rnn")), layout=Layout(numbered=True))
+
+
 def test_the_renderers_reject_what_github_would_not_show(render):
     """The check can fail: LaTeX that pdflatex takes but the math renderers do not."""
     results = render([(r"\mathbbm{1}", True), (r"\left( a", True), ("é", False)])
