@@ -186,12 +186,17 @@ def test_every_cell_and_preset_renders(render):
 def test_the_site_markdown_renders(render, tmp_path):
     """The Markdown pages of ``symlstm docs`` (cell, derivation, index, Greff et al.), every
     display whole."""
-    from symlstm.site.docs import build_docs
+    from symlstm.site.greff import greff_md
+    from symlstm.site.markdown import cell_md, derivation_md, index_md
+    from symlstm.site.pages import Plan, cell_doc
 
-    out = tmp_path / "site"
-    assert build_docs(out, ["peephole", "gru"], tex=False, diagrams=False, progress=False, png="mathtext").ok
-    pages = {p.name: p.read_text() for p in (out / "md").glob("*.md")}
-    assert {"peephole-derivation.md", "gru.md", "index.md", "greff.md"} <= set(pages)
+    n = load_notation(None)
+    docs = [cell_doc(builtin_spec(name), n) for name in ("peephole", "gru")]
+    plan = Plan(tmp_path, n, png_renderer="mathtext", pdf=False, diagrams=False, dpi=100, greff=True)
+    pages = {"index.md": index_md(docs, plan), "greff.md": greff_md()}
+    for doc in docs:
+        pages[f"{doc.name}.md"] = cell_md(doc, plan)
+        pages[f"{doc.name}-derivation.md"] = derivation_md(doc, plan)
     assert check_renders(render, pages) > 50
 
 
