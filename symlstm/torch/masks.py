@@ -35,11 +35,14 @@ class Bernoulli:
         return f"Bernoulli({self.p}, per_step={self.per_step}, scale={self.scale})"
 
     def sample(self, shape, *, dtype, device):
+        """A (T, B, size) mask of ``scale`` with probability ``p`` and 0 otherwise; one draw for all
+        steps when ``per_step`` is False."""
         drawn = shape if self.per_step else (1, *shape[1:])
         mask = torch.rand(drawn, device=device) < self.p
         return (mask.to(dtype) * self.scale).expand(shape).contiguous()
 
     def expectation(self, shape, *, dtype, device):
+        """The mask's expected value, ``p * scale``, everywhere (what evaluation mode uses)."""
         return torch.full(shape, self.p * self.scale, dtype=dtype, device=device)
 
 

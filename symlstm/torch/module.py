@@ -122,6 +122,7 @@ class Recurrent(nn.Module):
 
     @property
     def num_directions(self) -> int:
+        """2 when bidirectional, else 1."""
         return self.stack.num_directions
 
     @property

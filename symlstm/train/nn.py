@@ -61,9 +61,11 @@ class Layer:
     params: dict[str, np.ndarray]
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Parameter name -> the shape its array must have."""
         return {n: p.shape for n, p in self.params.items()}
 
     def num_params(self) -> int:
+        """The number of learned values."""
         return sum(p.size for p in self.params.values())
 
     def _params(self, params) -> dict[str, np.ndarray]:
@@ -202,6 +204,7 @@ class Recurrent(Layer):
 
     @property
     def state_names(self) -> tuple[str, ...]:
+        """The cell's states, in the spec's order (the first is the output)."""
         return self.cell.state_names
 
     def unit_prefixes(self) -> list[str]:

@@ -215,10 +215,13 @@ def equation_rows(d: Derivation, notation: Notation | str | None = None) -> dict
 
 
 def forward_lines(d: Derivation, notation: Notation | str | None = None) -> list[str]:
+    """The forward pass of one step, a line ``lhs &= rhs`` per quantity, in the spec's order (the
+    lines of ``symlstm latex --forward-only``, without the environment)."""
     return [row.latex() for row in forward_rows(d, notation).values()]
 
 
 def backward_lines(d: Derivation, notation: Notation | str | None = None) -> list[str]:
+    """The backward pass through time of one step, a line ``lhs &= rhs`` per adjoint."""
     return [row.latex() for row in backward_rows(d, notation).values()]
 
 
