@@ -23,7 +23,6 @@ version = release = __version__
 
 extensions = [
     "sphinx.ext.autodoc",
-    "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "symlstm.site.sphinx",  # the ``.. symlstm:: CELL`` directive: a cell's equations as math
     "formula_pages",  # ``symlstm docs`` into the output's formulas/ folder; the cells table
@@ -39,8 +38,6 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"
 autodoc_default_options = {"members": True}
-napoleon_google_docstring = False
-napoleon_numpy_docstring = True
 
 html_theme = "furo"
 html_title = f"symlstm {version}"
