@@ -115,6 +115,7 @@ class Cell:
         self.spec = spec
         self.kernels = kernels
         self._param_labels = {name: f"params[{name!r}]" for name in spec.param_names}
+        self._param_set = frozenset(spec.param_names)
         self._shapes = functools.lru_cache(maxsize=8)(self._shapes_of)
         #: (D, the parameters' shapes) -> the sizes they gave, for shapes that passed the checks
         self._known_shapes: dict[tuple, dict[str, int]] = {}
@@ -215,9 +216,9 @@ class Cell:
     ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
         if not isinstance(params, Mapping):
             raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
-        missing = [n for n in self.param_names if n not in params]
-        extra = sorted(str(n) for n in params if n not in self.param_names)
-        if missing or extra:
+        if params.keys() != self._param_set:
+            missing = [n for n in self.param_names if n not in params]
+            extra = sorted(str(n) for n in params if n not in self._param_set)
             raise ValueError(
                 f"params for cell {self.name!r}: missing {missing}, unexpected {extra}; "
                 f"expected exactly {list(self.param_names)}"
@@ -334,7 +335,7 @@ class Cell:
         if call.steps == 0:
             ys = np.zeros((0, call.batch, call.states0[0].shape[1]), call.x.dtype)
             return ys, {s: v.copy() for s, v in zip(self.state_names, call.states0)}
-        packed = self.kernels.pack(call.params, call.sizes)
+        packed = self.kernels.pack(call.params, call.sizes, for_backward=False)
         ys, final = self.kernels.infer(call.x, packed, call.states0, call.inputs, call.lengths)
         return ys, dict(zip(self.state_names, final))
 

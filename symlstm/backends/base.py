@@ -59,10 +59,11 @@ class Stepper(Protocol):
 class Kernels(Protocol):
     """A cell's compiled forward and backward passes over whole batched sequences."""
 
-    def pack(self, params: Mapping[str, np.ndarray], sizes: Mapping[str, int]) -> Any:
+    def pack(self, params: Mapping[str, np.ndarray], sizes: Mapping[str, int], *, for_backward: bool = True) -> Any:
         """The parameters in the form the kernels read (e.g. stacked matrices), with the value of
         every size name (``D``, ``H``, ...); done once per ``forward`` and kept in its cache for
-        the backward."""
+        the backward. ``for_backward=False``: for one forward-only pass (``infer``), which reads
+        it only before it returns: the backward's part and copies of ``params`` may be left out."""
 
     def forward(
         self,

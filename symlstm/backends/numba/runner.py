@@ -23,7 +23,12 @@ from symlstm.backends.numba import parallel, workspace
 class Packed:
     """The parameters as the kernels read them."""
 
-    matrices: tuple[np.ndarray, ...]  # one stacked (sum of rows, in) matrix per operand group
+    #: per operand group, its matrices stacked and transposed, (in, sum of rows): what the
+    #: forward kernels multiply by (made once here, not per call of a kernel or per segment)
+    transposed: tuple[np.ndarray, ...]
+    #: the same, not transposed, (sum of rows, in): what the backward multiplies by; empty when
+    #: packed for a forward-only pass (``pack(..., for_backward=False)``)
+    matrices: tuple[np.ndarray, ...]
     vectors: tuple[np.ndarray, ...]
     #: per group, the (name, first row, last row) of each matrix in the stack
     blocks: tuple[tuple[tuple[str, int, int], ...], ...]
@@ -33,7 +38,7 @@ class Packed:
     @property
     def step_bytes(self) -> int:
         """Bytes of the matrices the recurrence multiplies at every step (all but the input's)."""
-        return sum(m.nbytes for m in self.matrices[1:])
+        return sum(m.nbytes for m in self.transposed[1:])
 
 
 class NumbaKernels:
@@ -43,17 +48,15 @@ class NumbaKernels:
         self.vectors: tuple[str, ...] = module.VECTORS
         self.num_states = len(module.STATES)
 
-    def pack(self, params: Mapping[str, np.ndarray], sizes: Mapping[str, int]) -> Packed:
-        matrices, blocks = [], []
-        for _, names in self.groups:
-            matrices.append(_stacked([params[m] for m in names]))
-            rows, row = [], 0
-            for m in names:
-                rows.append((m, row, row + params[m].shape[0]))
-                row += params[m].shape[0]
-            blocks.append(tuple(rows))
-        vectors = tuple(params[v].copy() for v in self.vectors)
-        return Packed(tuple(matrices), vectors, tuple(blocks), tuple(sizes[name] for name in self.module.SIZE_NAMES))
+    def pack(self, params: Mapping[str, np.ndarray], sizes: Mapping[str, int], *, for_backward: bool = True) -> Packed:
+        blocks = tuple(_blocks(names, params) for _, names in self.groups)
+        transposed = tuple(_stacked_transposed(group, params) for group in blocks)
+        if for_backward:  # the backward's own copies, which later changes to params cannot reach
+            matrices = tuple(_stacked([params[m] for m, _, _ in group]) for group in blocks)
+            vectors = tuple(params[v].copy() for v in self.vectors)
+        else:  # used before this call returns: the caller's arrays as they are
+            matrices, vectors = (), tuple(params[v] for v in self.vectors)
+        return Packed(transposed, matrices, vectors, blocks, tuple(sizes[name] for name in self.module.SIZE_NAMES))
 
     def step_inputs(self, x: np.ndarray, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """The per-step arrays the step kernels read: x where it is used elementwise, the extra inputs."""
@@ -109,7 +112,7 @@ class NumbaKernels:
         """The input projection of all steps, then ``kernel`` (the recurrence) over ranges of rows."""
         k = self.module
         T, B, _ = x.shape
-        transposed = [_transposed(m) for m in packed.matrices]
+        transposed = packed.transposed
         with parallel.RowSplit(T, B, packed.step_bytes) as split:
             split.flat(k.forward_inputs, x, transposed[0], buffers[k.INPUT_PROJECTION])
             split.batch(
@@ -169,7 +172,7 @@ class NumbaStepper:
             pair[0] = state0
         self.states = tuple(pair[0] for pair in self._pairs)
         self._ys = np.empty((1, B, states0[0].shape[1]), dtype)
-        matrices = [np.ascontiguousarray(m.T) for m in packed.matrices]
+        matrices = [m.copy() for m in packed.transposed]  # its own: kept for the stream's life
         self._kernel = k.infer_step
         self._head = (*packed.sizes, np.ones(B, np.int64))
         self._middle = (*matrices, buffers[k.INPUT_PROJECTION], *packed.vectors)
@@ -189,10 +192,21 @@ def _stacked(blocks: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(blocks, axis=0, out=out)
 
 
-def _transposed(matrix: np.ndarray) -> np.ndarray:
-    out = workspace.empty(matrix.shape[::-1], matrix.dtype)
-    out[...] = matrix.T
-    return out
+def _blocks(names: Sequence[str], params: Mapping[str, np.ndarray]) -> tuple[tuple[str, int, int], ...]:
+    """The (name, first row, last row) of each matrix of one operand group, stacked in order."""
+    rows, row = [], 0
+    for m in names:
+        rows.append((m, row, row + params[m].shape[0]))
+        row += params[m].shape[0]
+    return tuple(rows)
+
+
+def _stacked_transposed(blocks: tuple[tuple[str, int, int], ...], params: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The matrices of one operand group stacked and transposed, (in, sum of rows), in one copy."""
+    first = params[blocks[0][0]]
+    out = workspace.empty((first.shape[1], blocks[-1][2]), first.dtype)
+    # block by block: a transpose of the stack copies along its long side, 4x slower at H = 512
+    return np.concatenate([params[m].T for m, _, _ in blocks], axis=1, out=out)
 
 
 def _summed(parts: list[tuple[np.ndarray, ...]]) -> list[np.ndarray]:
