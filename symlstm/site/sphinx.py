@@ -13,9 +13,11 @@ In a page::
 
 The argument is a built-in cell or the path of a spec file (relative to the page, or to the
 source folder when it starts with ``/``). Without options the directive inserts the forward
-equations; ``:backward:`` adds the backward pass through time and the gradients. Each part is one
-``math_block`` node, so every math renderer Sphinx has (MathJax, imgmath, LaTeX output) shows it;
-the lines are the same the LaTeX printer writes for ``symlstm latex``.
+equations; ``:backward:`` adds the backward pass through time and the gradients, as ``symlstm
+latex`` lays them out: compact gradients (one line per group of parameters sharing a pattern),
+or one sum per parameter with ``:long:``; ``:steps:`` derives the backward pass step by step.
+Each part is one ``math_block`` node, so every math renderer Sphinx has (MathJax, imgmath, LaTeX
+output) shows it; the lines are the same the LaTeX printer writes for ``symlstm latex``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from docutils import nodes
 from docutils.parsers.rst import directives
 from sphinx.util.docutils import SphinxDirective
 
-from symlstm.backends.latex.equations import backward_lines, check_unambiguous, forward_lines, gradient_lines
+from symlstm.backends.latex.document import Layout, layout_backward_rows, layout_gradient_rows
+from symlstm.backends.latex.equations import check_unambiguous, forward_lines
 from symlstm.cells import builtin_names, resolve_spec
 from symlstm.ir.derive import derive
 from symlstm.version import __version__
@@ -37,6 +40,8 @@ class SymlstmDirective(SphinxDirective):
     has_content = False
     option_spec = {
         "backward": directives.flag,
+        "long": directives.flag,
+        "steps": directives.flag,
         "notation": directives.unchanged_required,
     }
 
@@ -61,7 +66,10 @@ class SymlstmDirective(SphinxDirective):
             raise self.error(f"symlstm: {err}") from None
         parts = [("Forward pass", forward_lines(d, n))]
         if "backward" in self.options:
-            parts += [("Backward pass through time", backward_lines(d, n)), ("Gradients", gradient_lines(d, n))]
+            layout = Layout(long="long" in self.options, steps="steps" in self.options)
+            backward = [row.latex() for row in layout_backward_rows(d, n, layout).values()]
+            gradients = [row.latex() for row in layout_gradient_rows(d, n, layout).values()]
+            parts += [("Backward pass through time", backward), ("Gradients", gradients)]
         out: list[nodes.Node] = []
         for title, lines in parts:
             if len(parts) > 1:

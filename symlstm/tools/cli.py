@@ -288,7 +288,7 @@ def _add_docs_parser(sub) -> None:
         "--notation",
         default=None,
         metavar="PRESET",
-        help="symlstm (default), greff, pytorch, d2l, or a notation .toml file",
+        help="symlstm (default), greff, pytorch, d2l, colah, or a notation .toml file",
     )
     p.add_argument(
         "--png",

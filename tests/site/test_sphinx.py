@@ -8,7 +8,9 @@ import pytest
 pytest.importorskip("sphinx", reason="sphinx is not installed (pip install '.[docs]')")
 from sphinx.cmd.build import build_main  # noqa: E402
 
+from symlstm.backends.latex.document import Layout, layout_backward_rows, layout_gradient_rows  # noqa: E402
 from symlstm.backends.latex.equations import backward_lines, forward_lines, gradient_lines  # noqa: E402
+from symlstm.backends.latex.notation import load_notation  # noqa: E402
 from symlstm.cells import builtin_spec  # noqa: E402
 from symlstm.ir.derive import derive  # noqa: E402
 
@@ -66,7 +68,9 @@ def test_directive_inserts_the_printed_equations(tmp_path):
     blocks = math_blocks(text)
     assert len(blocks) == 3 + 1 + 1, blocks
     peephole = derive(builtin_spec("peephole"))
-    for block, lines in zip(blocks[:3], (forward_lines(peephole), backward_lines(peephole), gradient_lines(peephole))):
+    compact = [row.latex() for row in layout_gradient_rows(peephole, load_notation(None), Layout()).values()]
+    assert len(compact) < len(gradient_lines(peephole))  # as symlstm latex prints them: compact
+    for block, lines in zip(blocks[:3], (forward_lines(peephole), backward_lines(peephole), compact)):
         assert block == r"\begin{split}" + " \\\\\n".join(lines) + r"\end{split}"
     assert "Backward pass through time" in text and "Gradients" in text
     assert r"\bar{i}_t &= W_{ii} x_t + W_{hi} h_{t-1} + b_{i}" in blocks[3]
@@ -90,3 +94,17 @@ def test_unknown_cell_is_a_sphinx_error(tmp_path, capsys):
     status, _ = build(tmp_path, ".. symlstm:: nosuchcell\n")
     assert status != 0
     assert "symlstm: unknown cell 'nosuchcell'" in capsys.readouterr().err
+
+
+def test_long_and_steps_options(tmp_path):
+    page = "Cells\n=====\n\n.. symlstm:: gru\n   :backward:\n   :long:\n   :steps:\n"
+    status, out = build(tmp_path, page)
+    assert status == 0
+    blocks = math_blocks((out / "index.html").read_text())
+    gru, notation = derive(builtin_spec("gru")), load_notation(None)
+    layout = Layout(long=True, steps=True)
+    steps = [row.latex() for row in layout_backward_rows(gru, notation, layout).values()]
+    assert len(steps) > len(backward_lines(gru))  # the chain rule before each simplified line
+    assert blocks[1:] == [
+        r"\begin{split}" + " \\\\\n".join(lines) + r"\end{split}" for lines in (steps, gradient_lines(gru))
+    ]
