@@ -1,10 +1,15 @@
 """symlstm: recurrent cells from their equations to derived, typeset, jitted and verified code.
 
-    >>> import symlstm
+    >>> import numpy as np, symlstm
     >>> cell = symlstm.cell("peephole")
     >>> params = cell.init_params(D=3, H=4)
+    >>> x = np.random.default_rng(0).standard_normal((10, 2, 3))     # (T, B, D)
     >>> ys, state, cache = cell.forward(x, params)
-    >>> dx, dparams, dstate0 = cell.backward(dys, cache)
+    >>> ys.shape, state["c"].shape
+    ((10, 2, 4), (2, 4))
+    >>> dx, dparams, dstate0 = cell.backward(np.ones_like(ys), cache)   # dL/dys in
+    >>> dx.shape, dparams["R_i"].shape
+    ((10, 2, 3), (4, 4))
 
 The pipeline, one folder a stage: ``lang`` (spec text -> ``CellSpec``), ``ir`` (the derivation),
 ``backends`` (``numba`` kernels, ``latex`` formulas), ``runtime`` (``Cell``), ``verify``

@@ -1,8 +1,10 @@
 """symlstm's cells inside PyTorch: ``Recurrent``, an ``nn.Module`` mirroring ``torch.nn.LSTM``.
 
-    >>> import symlstm.torch
+    >>> import torch, symlstm.torch
     >>> model = symlstm.torch.Recurrent("peephole", input_size=8, hidden_size=32, num_layers=2)
-    >>> output, (h_n, c_n) = model(x)                 # x (T, B, 8), or a PackedSequence
+    >>> output, (h_n, c_n) = model(torch.randn(20, 4, 8))     # (T, B, 8), or a PackedSequence
+    >>> output.shape, h_n.shape
+    (torch.Size([20, 4, 32]), torch.Size([2, 4, 32]))
     >>> lstm = symlstm.torch.Recurrent.from_torch(torch.nn.LSTM(8, 32))   # and .to_torch()
 
 The kernels run through one ``torch.library`` custom op per cell, with its autograd formula and

@@ -186,3 +186,16 @@ def test_not_run_markers_are_few():
     skipped = [(path.name, s.line, s.text) for path in DOCUMENTS for s in samples_of(path) if s.kind == "skip"]
     assert len(skipped) <= 8, skipped
     assert all(len(reason) > 10 for _, _, reason in skipped), skipped
+
+
+@pytest.mark.parametrize("module", ["symlstm", "symlstm.torch"])
+def test_module_docstring_examples(module):
+    """The ``>>>`` examples of the package docstrings (shown on the site's API pages) run and
+    print what they say."""
+    import doctest
+    import importlib
+
+    if module == "symlstm.torch":
+        pytest.importorskip("torch", reason=OPTIONAL["torch"])
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
