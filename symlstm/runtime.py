@@ -39,6 +39,7 @@ from symlstm.arrays import SUPPORTED_DTYPES, as_float_array, check_lengths, chec
 from symlstm.backends.base import Gradients, Kernels, Trace
 from symlstm.lang.sizes import evaluate
 from symlstm.lang.spec import CellSpec
+from symlstm.prepared import Prepared, prepare
 from symlstm.streaming import Stream
 
 
@@ -327,17 +328,28 @@ class Cell:
             _zero_past_end(ys, steps)
         return (ys, *result)
 
-    def infer(self, x, params: Mapping, state0: Mapping | None = None, *, inputs: Mapping | None = None, lengths=None):
+    def infer(self, x, params, state0: Mapping | None = None, *, inputs: Mapping | None = None, lengths=None):
         """``forward`` for inference: returns ``(ys, state)`` and keeps nothing for a backward (its
         own kernel: two rows per state instead of T + 1, no stored activations). The results are
-        ``forward``'s: the same kernels' arithmetic in the same order."""
-        call = self._checked(x, params, state0, inputs, lengths)
+        ``forward``'s: the same kernels' arithmetic in the same order. ``params`` is a dict of
+        arrays, or what ``prepare`` made of one (checked and packed once, for many calls)."""
+        if isinstance(params, Prepared):
+            call = self._checked(x, None, state0, inputs, lengths, prepared=params)
+            packed = params.packed
+        else:
+            call = self._checked(x, params, state0, inputs, lengths)
+            packed = self.kernels.pack(call.params, call.sizes, backward=False, kept=False)
         if call.steps == 0:
             ys = np.zeros((0, call.batch, call.states0[0].shape[1]), call.x.dtype)
             return ys, {s: v.copy() for s, v in zip(self.state_names, call.states0)}
-        packed = self.kernels.pack(call.params, call.sizes, for_backward=False)
         ys, final = self.kernels.infer(call.x, packed, call.states0, call.inputs, call.lengths)
         return ys, dict(zip(self.state_names, final))
+
+    def prepare(self, params: Mapping, D: int | None = None) -> Prepared:
+        """``params`` checked and packed once for ``infer`` and ``stream``, which then skip that
+        work on every call (``symlstm.prepared``); copies: prepare again after changing
+        ``params``. ``D`` is read off the input matrix when not given."""
+        return prepare(self, params, None if D is None else _positive(D, "D"))
 
     def restore_cache(self, x, params, arrays, inputs, lengths, sizes: Mapping[str, int]) -> ForwardCache:
         """The cache ``forward(x, params, inputs=inputs, lengths=lengths)`` returned, around the
@@ -350,20 +362,26 @@ class Cell:
         packed = self.kernels.pack(params, sizes)
         return ForwardCache(self.spec.sha256, x.dtype, T, B, dict(sizes), x, dict(inputs), packed, trace, lengths=steps)
 
-    def stream(self, params: Mapping, state0: Mapping | None = None, batch: int = 1):
+    def stream(self, params, state0: Mapping | None = None, batch: int = 1):
         """A ``symlstm.streaming.Stream``: ``step(x_t)`` advances ``batch`` streams by one step
-        ((batch, D) in, the output state (batch, size) out); ``state``, ``reset()``."""
+        ((batch, D) in, the output state (batch, size) out); ``state``, ``reset()``. ``params``: a
+        dict of arrays or ``prepare``'s result."""
         return Stream(self, params, state0, batch)
 
-    def _checked(self, x, params, state0, inputs, lengths) -> _Call:
-        """Every argument of a call checked and converted, before any kernel runs."""
+    def _checked(self, x, params, state0, inputs, lengths, prepared: Prepared | None = None) -> _Call:
+        """Every argument of a call checked and converted, before any kernel runs (the
+        parameters only once, by ``prepare``, when they come ``prepared``)."""
         x = as_float_array(x, "x")
         if x.ndim != 3:
             raise ValueError(f"x has shape {x.shape}; expected (T, B, D), time-major")
         T, B, D = x.shape
         if B < 1 or D < 1:
             raise ValueError(f"x has shape {x.shape}; the batch B and the input size D must be >= 1")
-        params, sizes = self._check_params(params, D, x.dtype, state0)
+        if prepared is not None:
+            prepared.check_for(self, x.dtype, D)
+            params, sizes = {}, dict(prepared.sizes)
+        else:
+            params, sizes = self._check_params(params, D, x.dtype, state0)
         states0 = self._check_states(state0, self._state_shapes(B, sizes), x.dtype, "state0")
         extra = self._check_inputs(inputs, T, B, sizes, x.dtype)
         return _Call(x, T, B, params, sizes, states0, extra, check_lengths(lengths, T, B))

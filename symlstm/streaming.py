@@ -1,8 +1,9 @@
 """A cell run one step at a time: ``stream = cell.stream(params)``, then ``h_t = stream.step(x_t)``.
 
 For a service that answers a sample at a time (a sensor, a token stream): the parameters are
-packed once, the states live in the stream, and a step is one call of the cell's ``infer_step``
-kernel, so its cost is mostly that call. ``T`` steps give what one ``infer`` over the sequence
+packed once (or come packed: ``cell.stream(cell.prepare(params))``), the states live in the
+stream, and a step is one call of the cell's ``infer_step`` kernel, so its cost is mostly that
+call. ``T`` steps give what one ``infer`` over the sequence
 gives, to the last bit in float64.
 """
 
@@ -13,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from symlstm.arrays import SUPPORTED_DTYPES, as_float_array, check_shape
+from symlstm.arrays import as_float_array, check_shape
 from symlstm.lang.sizes import evaluate
+from symlstm.prepared import prepare
 
 #: a ``symlstm.runtime.Cell``, which makes streams (``Cell.stream``): this module does not import it
 CellLike = Any
@@ -23,19 +25,18 @@ CellLike = Any
 class Stream:
     """The state of one or more (``batch``) streams of a cell, and the step that advances them."""
 
-    def __init__(self, cell: CellLike, params: Mapping, state0: Mapping | None = None, batch: int = 1):
+    def __init__(self, cell: CellLike, params, state0: Mapping | None = None, batch: int = 1):
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise ValueError(f"batch must be a positive integer (the number of streams), got {batch!r}")
         self.cell = cell
         self.batch = int(batch)
-        self.dtype = _params_dtype(params)
-        D = _input_size(cell, params)
-        checked, self.sizes = cell._check_params(params, D, self.dtype, state0)
+        prepared = prepare(cell, params, state0=state0)  # (or as given: ``cell.prepare(params)``)
+        self.dtype, self.sizes = prepared.dtype, prepared.sizes
         self._state_shapes = cell._state_shapes(self.batch, self.sizes)
-        self._x_shape = (self.batch, D)
+        self._x_shape = (self.batch, self.sizes["D"])
         self._input_shapes = {name: (self.batch, evaluate(size, self.sizes)) for name, size in cell.spec.inputs.items()}
         states0 = cell._check_states(state0, self._state_shapes, self.dtype, "state0")
-        self._stepper = cell.kernels.stepper(cell.kernels.pack(checked, self.sizes), states0)
+        self._stepper = cell.kernels.stepper(prepared.packed, states0)
 
     def __repr__(self) -> str:
         return f"<symlstm stream of {self.cell.name!r}: batch {self.batch}, {self.dtype}>"
@@ -81,22 +82,3 @@ class Stream:
             name: self._row(given[name], f"inputs[{name!r}]", shape, f"(batch, {self.cell.spec.inputs[name]})")
             for name, shape in expected.items()
         }
-
-
-def _params_dtype(params) -> np.dtype:
-    """The dtype a stream computes in: that of the parameters (float32 or float64)."""
-    if isinstance(params, Mapping):
-        for value in params.values():
-            dtype = getattr(value, "dtype", None)
-            if dtype is not None and np.dtype(dtype) in SUPPORTED_DTYPES:
-                return np.dtype(dtype)
-    return np.dtype(np.float64)
-
-
-def _input_size(cell: CellLike, params) -> int:
-    """D, read off a matrix that multiplies the input."""
-    if isinstance(params, Mapping):
-        for name, (_, columns) in cell.spec.matrices.items():
-            if columns == "D" and name in params and np.ndim(params[name]) == 2:
-                return int(np.shape(params[name])[1])
-    raise ValueError(f"cell {cell.name!r}: the input size D cannot be read from params (no input matrix given)")

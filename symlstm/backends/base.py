@@ -59,11 +59,14 @@ class Stepper(Protocol):
 class Kernels(Protocol):
     """A cell's compiled forward and backward passes over whole batched sequences."""
 
-    def pack(self, params: Mapping[str, np.ndarray], sizes: Mapping[str, int], *, for_backward: bool = True) -> Any:
+    def pack(
+        self, params: Mapping[str, np.ndarray], sizes: Mapping[str, int], *, backward: bool = True, kept: bool = True
+    ) -> Any:
         """The parameters in the form the kernels read (e.g. stacked matrices), with the value of
         every size name (``D``, ``H``, ...); done once per ``forward`` and kept in its cache for
-        the backward. ``for_backward=False``: for one forward-only pass (``infer``), which reads
-        it only before it returns: the backward's part and copies of ``params`` may be left out."""
+        the backward. ``backward=False``: for forward-only passes (``infer``, ``stepper``), which
+        need no part of the backward's. ``kept=False``: read only before the call that packs it
+        returns, so it may refer to ``params`` itself instead of copies."""
 
     def forward(
         self,

@@ -27,7 +27,7 @@ class Packed:
     #: forward kernels multiply by (made once here, not per call of a kernel or per segment)
     transposed: tuple[np.ndarray, ...]
     #: the same, not transposed, (sum of rows, in): what the backward multiplies by; empty when
-    #: packed for a forward-only pass (``pack(..., for_backward=False)``)
+    #: packed for forward-only passes (``pack(..., backward=False)``)
     matrices: tuple[np.ndarray, ...]
     vectors: tuple[np.ndarray, ...]
     #: per group, the (name, first row, last row) of each matrix in the stack
@@ -48,14 +48,14 @@ class NumbaKernels:
         self.vectors: tuple[str, ...] = module.VECTORS
         self.num_states = len(module.STATES)
 
-    def pack(self, params: Mapping[str, np.ndarray], sizes: Mapping[str, int], *, for_backward: bool = True) -> Packed:
+    def pack(
+        self, params: Mapping[str, np.ndarray], sizes: Mapping[str, int], *, backward: bool = True, kept: bool = True
+    ) -> Packed:
         blocks = tuple(_blocks(names, params) for _, names in self.groups)
         transposed = tuple(_stacked_transposed(group, params) for group in blocks)
-        if for_backward:  # the backward's own copies, which later changes to params cannot reach
-            matrices = tuple(_stacked([params[m] for m, _, _ in group]) for group in blocks)
-            vectors = tuple(params[v].copy() for v in self.vectors)
-        else:  # used before this call returns: the caller's arrays as they are
-            matrices, vectors = (), tuple(params[v] for v in self.vectors)
+        matrices = tuple(_stacked([params[m] for m, _, _ in group]) for group in blocks) if backward else ()
+        # kept: copies, which later changes to params cannot reach; else the caller's arrays as they are
+        vectors = tuple(params[v].copy() if kept else params[v] for v in self.vectors)
         return Packed(transposed, matrices, vectors, blocks, tuple(sizes[name] for name in self.module.SIZE_NAMES))
 
     def step_inputs(self, x: np.ndarray, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
