@@ -3,14 +3,16 @@
 The same driver as ``symlstm bench`` (one process per side, alternating rounds, medians). Sides,
 float32, each one training step over the whole sequence of a loss ``sum(output * g)``:
 
-- ``module``: ``symlstm.torch.Recurrent(cell, D, H)``, the cell's kernels inside PyTorch;
+- ``module``: ``symlstm.torch.Recurrent(cell, D, H)``, the cell's kernels inside PyTorch, on
+  PyTorch's OpenMP threads (``symlstm.torch.set_threads("torch")``, the default), and
+  ``module-own``: on the kernels' own threads (``set_threads("symlstm")``);
 - ``module-fb``: the same without the optimizer step, and ``raw``: ``cell.forward`` +
   ``cell.backward`` on NumPy arrays: their ratio is the wrapper's overhead;
 - ``torch-nn``: ``torch.nn.LSTM``/``GRU``/``RNN`` (oneDNN's fused primitive in float32);
 - ``torch-loop``: the cell written as PyTorch code with a Python loop over time
   (``symlstm.verify.torch_reference``), autograd for the backward: what a new cell costs without
   symlstm; ``torch-compile``: that loop under ``torch.compile``, whose first call (the compile) is
-  reported apart.
+  reported apart. ``--no-torch`` leaves this side out (its compiling takes minutes per size).
 """
 
 from __future__ import annotations
@@ -59,11 +61,12 @@ def _training_step(module, params, x, g, adam: bool = True):
     return run
 
 
-def _module_step(cell_name, size, dtype, adam=True):
+def _module_step(cell_name, size, dtype, adam=True, threads="torch"):
     import torch
 
     import symlstm.torch
 
+    symlstm.torch.set_threads(threads)
     T, B, D, H = size
     torch.manual_seed(0)
     module = symlstm.torch.Recurrent(_cell_name(cell_name), D, H, dtype=getattr(torch, dtype))
@@ -73,6 +76,10 @@ def _module_step(cell_name, size, dtype, adam=True):
 
 def _module_fb_step(cell_name, size, dtype):
     return _module_step(cell_name, size, dtype, adam=False)
+
+
+def _module_own_step(cell_name, size, dtype):
+    return _module_step(cell_name, size, dtype, threads="symlstm")
 
 
 def _raw_step(cell_name, size, dtype):
@@ -139,6 +146,7 @@ def _torch_compile_step(cell_name, size, dtype):
 STEPS = {
     "module": _module_step,
     "module-fb": _module_fb_step,
+    "module-own": _module_own_step,
     "raw": _raw_step,
     "torch-nn": _torch_nn_step,
     "torch-loop": _torch_loop_step,
@@ -153,12 +161,12 @@ def implementations(cells, dtypes, with_torch: bool):
     for cell in cells:
         for dtype in dtypes:
             impls += [Impl("module", cell, dtype), Impl("torch-loop", cell, dtype)]
-            if cell in CUSTOM:  # compiling the loop takes minutes per size: for the cells PyTorch lacks
+            if cell in CUSTOM and with_torch:  # compiling takes minutes per size: the cells PyTorch lacks
                 impls.append(Impl("torch-compile", cell, dtype))
             if cell in TORCH_MODULES:
                 impls.append(Impl("torch-nn", cell, dtype))
-            if cell == cells[0]:  # the wrapper's overhead, on the first cell
-                impls += [Impl("module-fb", cell, dtype), Impl("raw", cell, dtype)]
+            if cell == cells[0]:  # the wrapper's overhead and the threads' policy, on the first cell
+                impls += [Impl("module-fb", cell, dtype), Impl("raw", cell, dtype), Impl("module-own", cell, dtype)]
     return impls
 
 
@@ -187,10 +195,13 @@ def format_report(report, cells, dtypes) -> str:
             for side in ("torch-loop", "torch-compile") if cell in CUSTOM else ("torch-loop",):
                 speedup = ratios(report, f"{side}:{cell}:{dtype}", module)
                 lines += ratio_row(f"{side} / symlstm.torch, {cell} ({dtype}; speed-up)", speedup)
-                summary.append(f"{cell} vs {side} {geomean(speedup):.1f}x")
+                if ratio_row("", speedup):  # a side that ran (--no-torch leaves the compiled one out)
+                    summary.append(f"{cell} vs {side} {geomean(speedup):.1f}x")
         overhead = ratios(report, f"module-fb:{cells[0]}:{dtype}", f"raw:{cells[0]}:{dtype}")
         name = f"symlstm.torch forward+backward / raw cell.forward+backward, {cells[0]} ({dtype})"
         lines += ratio_row(name, overhead)
+        own = ratios(report, f"module-own:{cells[0]}:{dtype}", f"module:{cells[0]}:{dtype}")
+        lines += ratio_row(f"kernels on their own threads / on torch's, {cells[0]} ({dtype})", own)
     lines += ["", "Speed-ups of symlstm.torch, geometric mean over the grid: " + ", ".join(summary)]
     return "\n".join(lines) + "\n"
 

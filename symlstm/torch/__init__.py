@@ -9,9 +9,10 @@
 
 The kernels run through one ``torch.library`` custom op per cell, with its autograd formula and
 fake implementation, so ``torch.compile`` traces a model without graph breaks. CPU only; double
-backward is not supported. Modules: ``module`` (the nn.Module), ``ops`` (the custom ops),
-``packed`` (variable-length batches), ``masks`` (samplers of per-step inputs), ``checks``
-(argument checks).
+backward is not supported. The kernels run on PyTorch's own OpenMP threads (``set_threads``,
+module ``threads``: why). Modules: ``module`` (the nn.Module), ``ops`` (the custom ops),
+``packed`` (variable-length batches), ``masks`` (samplers of per-step inputs), ``threads``,
+``checks`` (argument checks).
 
 Requires torch (``pip install 'symlstm[torch]'``); ``import symlstm`` alone never imports it.
 """
@@ -25,5 +26,6 @@ except ImportError:
 
 from symlstm.torch.masks import Bernoulli
 from symlstm.torch.module import Recurrent
+from symlstm.torch.threads import get_threads, set_threads, using_threads
 
-__all__ = ["Bernoulli", "Recurrent"]
+__all__ = ["Bernoulli", "Recurrent", "get_threads", "set_threads", "using_threads"]

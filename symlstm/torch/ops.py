@@ -29,6 +29,7 @@ import torch
 from symlstm.backends import kernel_backend
 from symlstm.lang.spec import CellSpec
 from symlstm.runtime import Cell
+from symlstm.torch.threads import kernel_threads
 
 DOUBLE_BACKWARD = (
     "symlstm's kernels compute first derivatives only, so the gradient of a symlstm.torch "
@@ -85,20 +86,22 @@ class CellOp:
     # -- the real work, on ndarrays over the tensors' memory --------------------------------------
     def _run_forward(self, x, params, inputs, lengths, state0):
         """``cell.forward`` on the tensors: ``(ys, final states, cache)``, the first two as tensors."""
-        ys, final, cache = self.cell.forward(
-            _array(x),
-            dict(zip(self.param_names, map(_array, params))),
-            None if state0 is None else dict(zip(self.state_names, map(_array, state0))),
-            inputs=dict(zip(self.input_names, map(_array, inputs))),
-            lengths=None if lengths is None else lengths.numpy(),
-            borrow=True,  # the tensors' memory: autograd's version counters guard it (save_for_backward)
-        )
+        with kernel_threads():
+            ys, final, cache = self.cell.forward(
+                _array(x),
+                dict(zip(self.param_names, map(_array, params))),
+                None if state0 is None else dict(zip(self.state_names, map(_array, state0))),
+                inputs=dict(zip(self.input_names, map(_array, inputs))),
+                lengths=None if lengths is None else lengths.numpy(),
+                borrow=True,  # the tensors' memory: autograd's version counters guard it (save_for_backward)
+            )
         return _tensor(ys), [_tensor(final[s]) for s in self.state_names], cache
 
     def _run_backward(self, cache, dys, dstate):
         """``cell.backward`` on tensors, ``dys`` or ``dstate`` None for zeros: ``(dx, dparams, dstate0)``."""
         dlast = None if dstate is None else dict(zip(self.state_names, map(_array, dstate)))
-        dx, dparams, dstate0 = self.cell.backward(None if dys is None else _array(dys), cache, dlast)
+        with kernel_threads():
+            dx, dparams, dstate0 = self.cell.backward(None if dys is None else _array(dys), cache, dlast)
         return (
             _tensor(dx),
             [_tensor(dparams[n]) for n in self.param_names],

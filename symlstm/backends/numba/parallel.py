@@ -25,6 +25,7 @@ summed, at the level of rounding.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import os
 import threading
@@ -67,6 +68,24 @@ def row_ranges(batch: int, threads: int | None = None) -> list[tuple[int, int]]:
     parts = max(1, min(threads, batch // MIN_ROWS_PER_THREAD))
     bounds = [batch * k // parts for k in range(parts + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
+
+
+#: who runs the ranges of a split instead of this module's threads (``ranges_run_by``)
+_RANGE_RUNNER: contextvars.ContextVar = contextvars.ContextVar("symlstm_range_runner", default=None)
+
+
+@contextlib.contextmanager
+def ranges_run_by(runner):
+    """Within the block, a split's ranges run as ``runner(kernel, ranges, args, per_range)``, which
+    calls ``kernel(lo, hi, *args, *per_range[k])`` for every range k, at once or in turn, and
+    returns the results in range order (raising what a range raised). For a host with a thread
+    pool of its own (PyTorch's OpenMP threads, symlstm.torch.threads): two pools would fight
+    for the cores. None: this module's threads."""
+    token = _RANGE_RUNNER.set(runner)
+    try:
+        yield
+    finally:
+        _RANGE_RUNNER.reset(token)
 
 
 @functools.cache
@@ -160,6 +179,9 @@ class RowSplit:
         extra = per_range if per_range is not None else [()] * len(ranges)
         if len(ranges) == 1:
             return [kernel(*ranges[0], *args, *extra[0])]
+        runner = _RANGE_RUNNER.get()
+        if runner is not None:
+            return runner(kernel, ranges, args, extra)
         # the first range on the calling thread: one hand-over fewer (tens of microseconds each)
         pool = _pool(len(ranges) - 1)
         futures = [pool.submit(kernel, lo, hi, *args, *more) for (lo, hi), more in zip(ranges[1:], extra[1:])]
