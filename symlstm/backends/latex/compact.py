@@ -19,7 +19,8 @@ from __future__ import annotations
 import dataclasses
 from types import MappingProxyType
 
-from symlstm.backends.latex.concat import cell_notation, pairs
+from symlstm.backends.latex.cellnotation import cell_notation
+from symlstm.backends.latex.concat import pairs
 from symlstm.backends.latex.equations import Row, gradient_keys, gradient_rows, parameter_gradient_row
 from symlstm.backends.latex.notation import Notation, load_notation
 from symlstm.ir.derive import Derivation

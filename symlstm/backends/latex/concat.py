@@ -122,7 +122,7 @@ def blocks(d: Derivation) -> dict[str, tuple[str, str]]:
     return out
 
 
-def cell_notation(d: Derivation, n: Notation) -> Notation:
+def with_blocks(d: Derivation, n: Notation) -> Notation:
     """``n`` for the cell ``d``: where ``n`` concatenates, the matrices that multiply ``x_t`` or
     ``h_{t-1}`` are named as blocks (``blocks``), and the legend says how the concatenated ones
     split. Unchanged for a notation that does not concatenate."""

@@ -14,7 +14,9 @@ from typing import NamedTuple
 
 import sympy
 
-from symlstm.backends.latex.concat import Pair, cell_notation, pairs
+from symlstm.backends.latex.cellnotation import cell_notation
+from symlstm.backends.latex.concat import Pair, pairs
+from symlstm.backends.latex.fold import folded_forward
 from symlstm.backends.latex.notation import Notation, load_notation
 from symlstm.backends.latex.order import Order, SourceOrder
 from symlstm.backends.latex.printer import LatexError, VectorLatexPrinter, join_terms
@@ -26,7 +28,8 @@ from symlstm.ir.nodes import Kind
 def check_unambiguous(d: Derivation, notation: Notation | str | None = None) -> Notation:
     """Raise ``LatexError`` if the preset typesets two different names of the cell the same way
     (e.g. ``greff`` renames ``g`` to ``z``: a cell with both ``g`` and ``z`` cannot use it).
-    Returns the notation for this cell (``concat.cell_notation``: concatenated matrices named)."""
+    Returns the notation for this cell (``cellnotation.cell_notation``: concatenated matrices
+    named, the legend's sentences on them and on folded pre-activations)."""
     n = cell_notation(d, load_notation(notation))
     seen: dict[str, str] = {}
     names = [(d.input.name, n.vector(d.input.name, "t"))]
@@ -34,7 +37,6 @@ def check_unambiguous(d: Derivation, notation: Notation | str | None = None) -> 
     names += [(a.name, n.vector(a.name, "t")) for a in d.forward if d.kind(a.name) in (Kind.VALUE, Kind.OPERAND)]
     names += [(name, n.vector(name, "t")) for name in d.spec.inputs]
     names += [(p, n.parameter(p)) for p in d.spec.param_names]
-    names += [(pair.key, n.concatenated(pair.member)) for pair in pairs(d) if n.blocks]
     names += [(pair.key, n.concatenated(pair.member)) for pair in pairs(d) if n.blocks]
     for name, text in names:
         other = seen.setdefault(text, name)
@@ -135,8 +137,12 @@ def _assignment_rows(
 
 
 def forward_rows(d: Derivation, notation: Notation | str | None = None) -> dict[str, Row]:
-    """The forward assignments, by the name they assign, in the order of the spec's text."""
-    return _assignment_rows(d, d.forward, notation, Order.for_forward)
+    """The forward assignments, by the name they assign, in the order of the spec's text; where
+    the notation folds pre-activations, each that ``fold.folds`` allows is written inside its
+    activation's row (``f_t = σ(...)``) and has no row of its own."""
+    n = cell_notation(d, load_notation(notation))
+    assignments = folded_forward(d) if n.fold_preactivations else d.forward
+    return _assignment_rows(d, assignments, n, Order.for_forward)
 
 
 def backward_rows(d: Derivation, notation: Notation | str | None = None) -> dict[str, Row]:

@@ -27,6 +27,18 @@ and ``block = 'W_{<k>,<part>}'`` its blocks, the spec's two matrices (``<part>``
     concatenated = 'W_{<k>}'
     block = 'W_{<k><part>}'   # W_{fx}, W_{fh}
 
+A preset may also fold each pre-activation into its activation's line, as the blog writes a
+gate: ``fold_preactivations = true`` (a switch, ``false`` in the default) prints ``f_t =
+\\sigma(W_f \\cdot [h_{t-1}, x_t] + b_f)`` instead of the two lines ``\\bar{f}_t = ...`` and
+``f_t = \\sigma(\\bar{f}_t)``, wherever the pre-activation is used only as the argument of that
+activation (``symlstm.backends.latex.fold`` says exactly when); the backward lines still name
+it, and the legend says what it stands for::
+
+    name = "one-line-gates"
+    extends = "greff"
+    [style]
+    fold_preactivations = true
+
 ``Notation`` turns those templates into LaTeX strings; the printer in ``symlstm.backends.latex.printer`` asks it
 for every symbol, so there is one code path for all presets.
 """
@@ -87,6 +99,8 @@ _STYLE_PLACEHOLDERS = {
     "concatenated": ("<k>",),
     "block": ("<k>", "<part>"),
 }
+#: style keys that are switches (TOML true or false), not templates
+_FLAGS = ("fold_preactivations",)
 #: style keys whose empty value turns the feature off
 _OPTIONAL = frozenset({"concat"})
 _TABLES = ("symbols", "subscripts", "parameters", "functions")
@@ -131,8 +145,13 @@ def _parse(text: str, label: str) -> dict:
     if not isinstance(style, dict):
         raise NotationError(f"{label}: [style] must be a table")
     for key, value in style.items():
+        if key in _FLAGS:
+            if not isinstance(value, bool):
+                raise NotationError(f"{label}: [style] {key} must be true or false")
+            continue
         if key not in _STYLE_PLACEHOLDERS:
-            raise NotationError(f"{label}: unknown [style] key {key!r}; allowed: {sorted(_STYLE_PLACEHOLDERS)}")
+            allowed = sorted([*_STYLE_PLACEHOLDERS, *_FLAGS])
+            raise NotationError(f"{label}: unknown [style] key {key!r}; allowed: {allowed}")
         if not isinstance(value, str):
             raise NotationError(f"{label}: [style] {key} must be a string")
         for placeholder in _STYLE_PLACEHOLDERS[key]:
@@ -235,15 +254,21 @@ class Notation:
     parameters: Mapping[str, str]
     functions: Mapping[str, str]
     source: str
-    #: for one cell (``symlstm.backends.latex.concat.cell_notation``): a matrix that is a block of
+    #: each pre-activation written inside its activation's line (``[style] fold_preactivations``)
+    fold_preactivations: bool = False
+    #: for one cell (``symlstm.backends.latex.cellnotation``): a matrix that is a block of
     #: a concatenated one -> (the value naming the concatenated matrix, the operand it multiplies)
     blocks: Mapping[str, tuple[str, str]] = field(default_factory=lambda: MappingProxyType({}))
     #: for one cell: the sentence of the legend that says how the concatenated matrices split
     blocks_legend: str = ""
+    #: for one cell (``symlstm.backends.latex.cellnotation``): the sentence of the legend
+    #: that says which activation's argument each folded pre-activation is
+    folds_legend: str = ""
 
     @classmethod
     def from_data(cls, data: dict, source: str) -> Notation:
-        missing = sorted(set(_STYLE_PLACEHOLDERS) - set(data.get("style", {})))
+        style = data.get("style", {})
+        missing = sorted({*_STYLE_PLACEHOLDERS, *_FLAGS} - set(style))
         if missing:  # only possible if the default preset itself is incomplete
             raise NotationError(f"{source}: [style] lacks {missing}")
         frozen = {t: MappingProxyType(dict(data.get(t, {}))) for t in _TABLES}
@@ -253,8 +278,9 @@ class Notation:
             title=data.get("title", name),
             description=data.get("description", ""),
             legend=data.get("legend"),
-            style=MappingProxyType(dict(data["style"])),
+            style=MappingProxyType({k: v for k, v in style.items() if k not in _FLAGS}),
             source=source,
+            fold_preactivations=style["fold_preactivations"],
             symbols=frozen["symbols"],
             subscripts=frozen["subscripts"],
             parameters=frozen["parameters"],
@@ -398,8 +424,8 @@ class Notation:
     # -- documents --------------------------------------------------------------------------------
     def legend_text(self) -> str:
         """The paragraph explaining the symbols in a document (LaTeX text mode), with the
-        sentence on the cell's concatenated matrices, if any."""
-        return self._notation_legend() + (" " + self.blocks_legend if self.blocks_legend else "")
+        sentences on the cell's concatenated matrices and folded pre-activations, if any."""
+        return " ".join(text for text in (self._notation_legend(), self.blocks_legend, self.folds_legend) if text)
 
     def _notation_legend(self) -> str:
         if self.legend is not None:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import sympy
 from sympy.printing.printer import Printer
 
-from symlstm.backends.latex.concat import Pair, cell_notation, pairs
+from symlstm.backends.latex.cellnotation import cell_notation
+from symlstm.backends.latex.concat import Pair, pairs
 from symlstm.backends.latex.notation import DEFAULT, GREEK, Notation, NotationError, load_notation  # noqa: F401 (GREEK re-exported)
 from symlstm.backends.latex.order import Order, SourceOrder
 from symlstm.ir.derive import Derivation

@@ -7,12 +7,14 @@ step, ``\\mathbf{1}^{\\top} v`` sums the units of v (one number per batch row, w
 and a bare size name (``H``) is that size's number. Where the notation concatenates (``colah``),
 ``[a, b]`` stacks two vectors, ``\\cdot`` is a matrix product, a concatenated matrix ``W_f`` is its
 blocks side by side (``W_{f,h}`` and ``W_{f,x}``, the spec's ``R_f`` and ``W_f``) and its gradient
-is cut into theirs. The vocabulary of symbols (which string means
-which vector at which time) is built by asking the printer for every symbol of the derivation at
-every time offset; everything else (operators, functions, parentheses, products and their order)
-is parsed from the text. The forward lines are then run step by step, the backward lines from T
-down to 1 (adjoints at T+1 are zero, and so is any product with one, whatever else it holds), and
-the gradient lines summed, with nothing but NumPy; the tests compare the numbers with the kernels'.
+is cut into theirs. Where the pre-activations are folded into their activations' lines, the bar
+``\\bar{f}_t`` is the argument of the activation in ``f_t``'s line. The vocabulary of symbols
+(which string means which vector at which time) is built by asking the printer for every symbol
+of the derivation at every time offset; everything else (operators, functions, parentheses,
+products and their order) is parsed from the text. The forward lines are then run step by step,
+the backward lines from T down to 1 (adjoints at T+1 are zero, and so is any product with one,
+whatever else it holds), and the gradient lines summed, with nothing but NumPy; the tests
+compare the numbers with the kernels'.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from symlstm.backends.latex.concat import cell_notation, pairs
+from symlstm.backends.latex.cellnotation import cell_notation
+from symlstm.backends.latex.concat import pairs
 from symlstm.backends.latex.equations import backward_lines, forward_lines, gradient_lines
 from symlstm.backends.latex.notation import Notation, load_notation
 from symlstm.backends.latex.printer import VectorLatexPrinter
@@ -210,7 +213,7 @@ class Reader:
             env[("P", name)] = params[name]
         for s in self.d.spec.states:
             env[(s, 0)] = state0[s]
-        fwd = [self.parse_line(line) for line in forward_lines(self.d, n)]
+        fwd = self.bind_folded_preactivations([self.parse_line(line) for line in forward_lines(self.d, n)])
         bwd = [self.parse_line(line) for line in backward_lines(self.d, n)]
         grads = [self.parse_line(line) for line in gradient_lines(self.d, n)]
         for t in range(1, T + 1):
@@ -255,6 +258,21 @@ class Reader:
         out["dx"] = np.stack(dx)
         return out
 
+    def bind_folded_preactivations(self, fwd: list) -> list:
+        """A pre-activation without a line of its own (a notation that folds them, ``colah``) is,
+        as the legend says, the argument of the outermost activation in its value's line: ``f̄_t``
+        in ``f_t = σ(...)``. Each such line is read first for its argument, bound to the bar
+        (which the backward lines may use), then as itself."""
+        defined = {key[1] for key, _ in fwd}
+        bars = {q.base: name for name, q in self.d.quantities.items() if q.kind == Kind.PREACT and name not in defined}
+        out = []
+        for key, tree in fwd:
+            bar = bars.get(key[1])
+            if bar is not None:
+                out.append((("v", bar, key[2]), activation_argument(tree, key[1])))
+            out.append((key, tree))
+        return out
+
     def split(self, pair, value, params) -> dict[str, np.ndarray]:
         """The gradient of a concatenated matrix cut into its blocks' (columns in the order of the
         concatenation)."""
@@ -263,6 +281,15 @@ class Reader:
             order.reverse()
         width = params[order[0]].shape[1]
         return {order[0]: value[:, :width], order[1]: value[:, width:]}
+
+
+def activation_argument(tree, name: str):
+    """The argument of the activation a line's right side is, ``σ(a)`` or ``\\sqrt{a}``."""
+    if tree[0] == "fn" and len(tree[2]) == 1:
+        return tree[2][0]
+    if tree[0] == "sqrt":
+        return tree[1]
+    raise ReadError(f"{name}'s pre-activation has no line of its own, but its line is not one activation: {tree}")
 
 
 def shift(when, by):
