@@ -4,6 +4,8 @@ The same driver as the training benchmark (``symlstm.tools.bench``: one process 
 alternating rounds, medians). Sides, all float32, over the whole sequence unless said:
 
 - ``infer``: ``cell.infer`` (its own kernel: nothing kept for a backward);
+- ``infer-prepared``: ``cell.infer`` on ``cell.prepare(params)``, the parameters checked and
+  packed once, as a service running the same weights call after call does;
 - ``forward``: ``cell.forward``, which keeps what a backward needs;
 - ``torch-infer``: ``torch.nn.LSTM``/``GRU``/``RNN`` under ``torch.inference_mode()``;
 - ``ort``: onnxruntime on the exported graph (a Scan of standard operators), and ``ort-native``
@@ -37,11 +39,22 @@ def _cell_and_problem(cell_name, size, dtype):
     return cell, params, x
 
 
+def _kept_bytes(cell, size, dtype) -> int:
+    """What infer keeps between steps: two rows of every state."""
+    T, B, D, H = size
+    kept = sum(np.prod(s) for s in cell.state_sizes(D, H, **other_sizes(cell, H)).values())
+    return int(2 * B * kept * np.dtype(dtype).itemsize)
+
+
 def _infer_step(cell_name, size, dtype):
     cell, params, x = _cell_and_problem(cell_name, size, dtype)
-    T, B, _, _ = size
-    kept = sum(np.prod(s) for s in cell.state_sizes(size[2], size[3], **other_sizes(cell, size[3])).values())
-    return (lambda: cell.infer(x, params)), int(2 * B * kept * np.dtype(dtype).itemsize)
+    return (lambda: cell.infer(x, params)), _kept_bytes(cell, size, dtype)
+
+
+def _infer_prepared_step(cell_name, size, dtype):
+    cell, params, x = _cell_and_problem(cell_name, size, dtype)
+    prepared = cell.prepare(params)
+    return (lambda: cell.infer(x, prepared)), _kept_bytes(cell, size, dtype)
 
 
 def _forward_step(cell_name, size, dtype):
@@ -123,6 +136,7 @@ def _torch_cell_step(cell_name, size, dtype):
 
 STEPS = {
     "infer": _infer_step,
+    "infer-prepared": _infer_prepared_step,
     "forward": _forward_step,
     "torch-infer": _torch_infer_step,
     "ort": _ort_step,
@@ -140,7 +154,7 @@ def implementations(cells, dtypes, with_torch: bool):
     impls = []
     for cell in cells:
         for dtype in dtypes:
-            impls += [Impl("infer", cell, dtype), Impl("forward", cell, dtype), Impl("stream", cell, dtype)]
+            impls += [Impl(side, cell, dtype) for side in ("infer", "infer-prepared", "forward", "stream")]
             impls.append(Impl("ort", cell, dtype))
             if cell in NATIVE and dtype == "float32":  # onnxruntime has no float64 LSTM/GRU/RNN kernels
                 impls.append(Impl("ort-native", cell, dtype))
@@ -171,6 +185,9 @@ def format_report(report, cells, dtypes) -> str:
     for dtype in dtypes:
         for cell in cells:
             lines += ratio(f"{cell} infer / forward ({dtype})", f"infer:{cell}:{dtype}", f"forward:{cell}:{dtype}")
+            prepared = f"infer-prepared:{cell}:{dtype}"
+            lines += ratio(f"{cell} infer, prepared / forward ({dtype})", prepared, f"forward:{cell}:{dtype}")
+            lines += ratio(f"{cell} infer, prepared / torch ({dtype})", prepared, f"torch-infer:{cell}:{dtype}")
             lines += ratio(f"{cell} infer / torch ({dtype})", f"infer:{cell}:{dtype}", f"torch-infer:{cell}:{dtype}")
             lines += ratio(f"{cell} infer / onnxruntime Scan ({dtype})", f"infer:{cell}:{dtype}", f"ort:{cell}:{dtype}")
             native = f"{cell} infer / onnxruntime {cell.upper()} op ({dtype})"
@@ -179,7 +196,7 @@ def format_report(report, cells, dtypes) -> str:
             lines += ratio(stream, f"stream:{cell}:{dtype}", f"torch-cell:{cell}:{dtype}")
     lines += ["", "Memory kept between steps or for a backward (MB):", ""]
     for label in labels:
-        if label.split(":")[0] in ("infer", "forward"):
+        if label.split(":")[0] in ("infer", "infer-prepared", "forward"):
             values = [report["stored_bytes"].get(f"{label}@{','.join(map(str, s))}", 0) / 1e6 for s in grid]
             lines.append(f"- {label}: " + ", ".join(f"{v:.3g}" for v in values))
     return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ from symlstm.tools.bench import Impl, _run_worker
         (bench, "symlstm", "rnn"),
         (bench, "gemm", "rnn"),
         (bench_inference, "infer", "gru"),
+        (bench_inference, "infer-prepared", "gru"),
         (bench_inference, "stream", "gru"),
         (bench_inference, "ort", "gru"),
         (bench_torch, "module", "mut1"),
