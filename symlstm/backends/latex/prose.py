@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 BLOCK_TITLES = {"forward": "Forward pass", "backward": "Backward pass through time", "gradients": "Gradients"}
-BACKWARD_NOTE = "From t = T down to 1; quantities at T+1 are zero, except the gradients of the final state."
+BACKWARD_NOTE = (
+    "From t = T down to 1; terms from step T+1 vanish (the adjoints there are zero), except the gradients "
+    "of the final state."
+)
 STEPS_TITLE = "Backward pass through time, step by step"
 STEPS_NOTE = (
     "For every adjoint: first the chain rule over the uses of the quantity (each use contributes "
