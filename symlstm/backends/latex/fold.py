@@ -40,8 +40,9 @@ def folds(d: Derivation) -> dict[str, Assignment]:
         if isinstance(owner.expr, Activation) and owner.expr.args == (a.target,):
             candidates[owner.name] = a
     for a in d.forward:
+        used = a.expr.free_symbols
         for value, preact in list(candidates.items()):
-            if a.name != value and preact.target in a.expr.free_symbols:
+            if a.name != value and preact.target in used:
                 del candidates[value]
     return candidates
 
