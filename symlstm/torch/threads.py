@@ -14,9 +14,9 @@ libgomp, a second OpenMP runtime beside torch's, with a pool of its own.
 So each call of the op hands its ranges of rows to torch's own team: a parallel region entered
 through the runtime's ``GOMP_parallel`` (what ``#pragma omp parallel`` compiles to), whose threads
 each call the kernel (which releases the GIL) on their ranges. A spinning worker takes its range
-at once, no core is fought over, and torch's threads and settings stay as they are. The team has
-at most ``torch.get_num_threads()`` threads, so ``torch.set_num_threads(1)`` runs the kernels on
-the calling thread alone.
+at once, no core is fought over, and torch's threads and settings stay as they are. The number
+of threads is still the kernels' own (``SYMLSTM_NUM_THREADS``, default the cores), whatever
+``torch.set_num_threads`` says: the policy chooses whose threads, not how many.
 
 ``set_threads("torch")`` is the default; ``set_threads("symlstm")`` gives the kernels their own
 threads (``SYMLSTM_NUM_THREADS``), as outside PyTorch; ``using_threads(policy)`` sets it for a block.
@@ -95,7 +95,7 @@ class _Team:
         key = next(self._keys)
         self._jobs[key] = (kernel, ranges, args, per_range, results)
         try:
-            self._parallel(self._body, key, min(len(ranges), torch.get_num_threads()), 0)
+            self._parallel(self._body, key, len(ranges), 0)
         finally:
             del self._jobs[key]
         for failed, value in results:
