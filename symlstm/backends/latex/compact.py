@@ -79,7 +79,8 @@ def compact_gradient_rows(d: Derivation, notation: Notation | str | None = None)
     classes: dict[tuple[str, Row], list[str]] = {}
     of_param: dict[str, tuple[str, Row]] = {}
     for key, base, member in _members(d, n):
-        if not member or _rhs_as_text(long[key]) is None:
+        # a member of several parts (b_gate_in) would make the index's list unreadable
+        if not member or "_" in member or _rhs_as_text(long[key]) is None:
             continue
         pattern = (base, parameter_gradient_row(d, key, _index_notation(n, d, member, index)))
         classes.setdefault(pattern, []).append(member)
@@ -105,5 +106,5 @@ def compact_gradient_rows(d: Derivation, notation: Notation | str | None = None)
 def _folded_row(n: Notation, rows: list[tuple[str, Row]], members: tuple[str, ...], index: str) -> Row:
     (_, first), *rest = rows
     parts = [first.lines[0], *(f"{row.lhs} = {row.lines[0]}" for _, row in rest)]
-    names = ", ".join(n.subscripts.get(m, m) for m in members)
+    names = ", ".join(n.subscript(m) for m in members)
     return Row(first.lhs, (r",\quad ".join(parts) + rf" \qquad \left({index} \in \{{{names}\}}\right)",))

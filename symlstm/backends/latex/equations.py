@@ -34,10 +34,16 @@ def check_unambiguous(d: Derivation, notation: Notation | str | None = None) -> 
     seen: dict[str, str] = {}
     names = [(d.input.name, n.vector(d.input.name, "t"))]
     names += [(s, n.vector(s, "t")) for s in d.spec.states]
-    names += [(a.name, n.vector(a.name, "t")) for a in d.forward if d.kind(a.name) in (Kind.VALUE, Kind.OPERAND)]
+    names += [(a.name, n.vector(a.name, "t")) for a in d.forward if d.kind(a.name) == Kind.VALUE]
     names += [(name, n.vector(name, "t")) for name in d.spec.inputs]
     names += [(p, n.parameter(p)) for p in d.spec.param_names]
     names += [(pair.key, n.concatenated(pair.member)) for pair in pairs(d) if n.blocks]
+    for size in sorted({q.base for q in d.quantities.values() if q.kind == Kind.SIZE}):
+        if n.size(size) in ("T", "t"):  # the sums over time run to T, at step t
+            raise LatexError(
+                f"the cell {d.spec.name!r} has a size named {size!r}, which its formulas would write as "
+                f"{n.size(size)}, the letter of the time steps; rename the size in the spec's [sizes]"
+            )
     for name, text in names:
         other = seen.setdefault(text, name)
         if other != name:
@@ -131,8 +137,9 @@ def _assignment_rows(
     """One row per assignment; ``order(d, source, name)`` gives each line its order of terms."""
     source = SourceOrder.of(d)
     p = VectorLatexPrinter(d, notation=notation)
-    # a reduction is written out where it is used (1^T v), not as an equation of its own
-    shown = [a for a in assignments if d.kind(a.name) != Kind.REDUCTION]
+    # a reduction (1^T v) and a composite operand of @ (R_n (f_t ⊙ h_{t-1})) are written out where
+    # they are used, not as equations of their own
+    shown = [a for a in assignments if d.kind(a.name) not in (Kind.REDUCTION, Kind.OPERAND)]
     return {a.name: _sum_row(p.ordered_by(order(d, source, a.name)), p.symbol_latex(a.name), a.expr) for a in shown}
 
 
@@ -197,8 +204,13 @@ def parameter_gradient_row(d: Derivation, name: str, notation: Notation | str | 
     p = VectorLatexPrinter(d, notation=n)
     lhs = n.delta(n.parameter(name))
     if name in d.spec.matrices:
+        # a composite operand is parenthesised already: no second pair for a time superscript
         terms = [
-            n.outer(p.doprint(d.product_deltas[prod.name]), p.symbol_latex(prod.operand))
+            n.outer(
+                p.doprint(d.product_deltas[prod.name]),
+                p.symbol_latex(prod.operand),
+                timed=d.kind(prod.operand) != Kind.OPERAND,
+            )
             for prod in d.products
             if prod.matrix == name
         ]

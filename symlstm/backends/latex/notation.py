@@ -299,18 +299,23 @@ class Notation:
         return product.index("<v>") < product.index("<M>")
 
     def letter(self, base: str) -> str:
+        """One letter (or a Greek one's name, or a word: upright where the style is plain
+        italic, so ``gate`` does not read as g·a·t·e) in the preset's style."""
         if base in GREEK:
             return _fill(self.style["greek"], x="\\" + base)
+        if len(base) > 1 and self.style["letter"] == "<x>":
+            base = rf"\mathrm{{{base}}}"
         return _fill(self.style["letter"], x=base)
 
     def head(self, name: str) -> tuple[str, str]:
-        """(typeset name, subscript) of a vector: ``i`` -> (``\\mathbf{i}``, ``""``)."""
+        """(typeset name, typeset subscript) of a vector: ``i`` -> (``\\mathbf{i}``, ``""``),
+        ``i_pre`` -> (``\\mathbf{i}``, ``\\mathrm{pre}``)."""
         if name in self.symbols:
             return self.symbols[name], ""
         base, _, sub = name.partition("_")
         if base in self.symbols:
-            return self.symbols[base], sub
-        return self.letter(base), sub
+            return self.symbols[base], self.parts(sub)
+        return self.letter(base), self.parts(sub)
 
     def with_time(self, head: str, sub: str, time: str) -> str:
         """Attach a subscript and a time index: ``\\mathbf{c}_{t-1}`` or ``\\mathbf{c}^{t-1}``."""
@@ -321,6 +326,7 @@ class Notation:
         return f"{head}_{{{index}}}" if len(index) > 1 else f"{head}_{index}"
 
     def vector(self, name: str, time: str, preact: bool = False) -> str:
+        """A vector at a time: ``c``, ``t-1`` -> ``\\mathbf{c}_{t-1}``."""
         head, sub = self.head(name)
         if preact:
             head = _fill(self.style["preact"], x=head)
@@ -335,12 +341,37 @@ class Notation:
             return self.parameters[name]
         base, _, sub = name.partition("_")
         if sub and base in self.parameters:
-            return _fill(self.parameters[base], k=self.subscripts.get(sub, sub))
-        return self.letter(base) + (f"_{{{self.subscripts.get(sub, sub)}}}" if sub else "")
+            template, k = self.parameters[base], self.subscript(sub)
+            glued = template.partition("<k>")[0][-1:].isalpha()  # W_{i<k>}: W_{if}
+            if glued and ("," in k or "\\" in k):  # a word or several parts: W_{i,\mathrm{gate}}
+                k = "," + k
+            return _fill(template, k=k)
+        return self.letter(base) + (f"_{{{self.subscript(sub)}}}" if sub else "")
+
+    def size(self, name: str) -> str:
+        """A size name as a number in a formula (``mean``'s divisor): ``H``, ``\\mathrm{units}``,
+        ``d_{\\mathrm{model}}``; never in the letter style of vectors."""
+        base, _, sub = name.partition("_")
+        head = rf"\mathrm{{{base}}}" if len(base) > 1 else base
+        return head + (f"_{{{self.parts(sub)}}}" if sub else "")
 
     def subscript(self, name: str) -> str:
-        """How a spec name appears in a subscript: ``g`` -> ``C`` in ``colah``."""
-        return self.subscripts.get(name, name)
+        """How a spec name, or the part of a parameter's name after its first underscore,
+        appears in a subscript: the preset's ``[subscripts]`` entry (``g`` -> ``C`` in
+        ``colah``), else ``parts``."""
+        return self.subscripts[name] if name in self.subscripts else self.parts(name)
+
+    def parts(self, name: str) -> str:
+        """A name's parts between underscores as one subscript, joined by commas, so a subscript
+        never holds an underscore (``x_gate`` -> ``x,\\mathrm{gate}``): a word of three letters
+        or more upright (``pre`` -> ``\\mathrm{pre}``, a Greek letter's name as the letter);
+        shorter parts are indices, as the literature writes them (``R_{fi}``, ``\\gamma_{xi}``)."""
+        out = []
+        for part in filter(None, name.split("_")):
+            if len(part) >= 3:
+                part = "\\" + part if part in GREEK else rf"\mathrm{{{part}}}"
+            out.append(part)
+        return ",".join(out)
 
     def output_grad(self, time: str) -> str:
         return self.with_time(self.style["output_grad"], "", time)

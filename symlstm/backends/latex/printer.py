@@ -99,12 +99,14 @@ class VectorLatexPrinter(Printer):
 
     def symbol_latex(self, name: str) -> str:
         q = self.quantity(name)
-        if q.kind in (Kind.VALUE, Kind.OPERAND, Kind.INPUT, Kind.DATA):
-            return self.n.vector(name if q.kind == Kind.OPERAND else q.base, self.time())
+        if q.kind in (Kind.VALUE, Kind.INPUT, Kind.DATA):
+            return self.n.vector(q.base, self.time())
         if q.kind == Kind.REDUCTION:  # written out where it is used: 1^T (its argument)
             return self.unit_sum(self.d.reductions[name].args[0])
+        if q.kind == Kind.OPERAND:  # written out where it is used: (f_t ⊙ h_{t-1})
+            return rf"\left({self.operand_expression(name)}\right)"
         if q.kind == Kind.SIZE:
-            return str(q.base)
+            return self.n.size(q.base)
         if q.kind == Kind.PREACT:
             return self.n.vector(q.base, self.time(), preact=True)
         if q.kind == Kind.PREV:
@@ -113,7 +115,7 @@ class VectorLatexPrinter(Printer):
             return self.n.parameter(q.base)
         if q.kind == Kind.PRODUCT:
             return self.n.product(self.n.parameter(q.base), self.operand_latex(self.d.operand_of(name)))
-        if q.kind == Kind.DELTA:
+        if q.kind == Kind.DELTA:  # a composite operand is parenthesised already: δ(f_t ⊙ h_{t-1})
             inner = self.symbol_latex(self.d.adjoint_of(name))
             if self.quantity(self.d.adjoint_of(name)).kind in (Kind.PRODUCT, Kind.REDUCTION):
                 inner = f"({inner})"
@@ -134,6 +136,12 @@ class VectorLatexPrinter(Printer):
 
     def operand_latex(self, operand: str) -> str:
         return self.symbol_latex(operand)
+
+    def operand_expression(self, name: str) -> str:
+        """A composite operand of ``@`` (``Kind.OPERAND``) as the spec writes it, its terms and
+        factors in the order of the spec's text."""
+        expr = next(a.expr for a in self.d.forward if a.name == name)
+        return self.ordered_by(Order.for_forward(self.d, SourceOrder.of(self.d), name))._print(expr)
 
     def _print_Symbol(self, expr):
         return self.symbol_latex(expr.name)
@@ -234,6 +242,8 @@ class VectorLatexPrinter(Printer):
         if fn.primitive_of(expr.base) is not None:
             return self.function_call(expr.base, power=exponent)
         base = self._print(expr.base)
+        if isinstance(expr.base, sympy.Symbol) and self.quantity(expr.base.name).kind == Kind.OPERAND:
+            return f"{base}^{{{exponent}}}"  # parenthesised already
         if not isinstance(expr.base, sympy.Symbol) or self.quantity(expr.base.name).kind in (
             Kind.PRODUCT,
             Kind.REDUCTION,

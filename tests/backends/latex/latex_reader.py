@@ -7,7 +7,11 @@ step, ``\\mathbf{1}^{\\top} v`` sums the units of v (one number per batch row, w
 and a bare size name (``H``) is that size's number. Where the notation concatenates (``colah``),
 ``[a, b]`` stacks two vectors, ``\\cdot`` is a matrix product, a concatenated matrix ``W_f`` is its
 blocks side by side (``W_{f,h}`` and ``W_{f,x}``, the spec's ``R_f`` and ``W_f``) and its gradient
-is cut into theirs. Where the pre-activations are folded into their activations' lines, the bar
+is cut into theirs. A composite right operand of a matrix, ``\\mathbf{R}_{n} \\left(\\mathbf{f}_t
+\\odot \\mathbf{h}_{t-1}\\right)``, is read as the expression it is, and ``\\delta\\left(\\mathbf{f}_t
+\\odot \\mathbf{h}_{t-1}\\right)`` as the adjoint of that expression: the reader checks that it is
+an expression the forward lines multiply by a matrix (at any time shift) and keeps its value
+under that expression. Where the pre-activations are folded into their activations' lines, the bar
 ``\\bar{f}_t`` is the argument of the activation in ``f_t``'s line. The vocabulary of symbols
 (which string means which vector at which time) is built by asking the printer for every symbol
 of the derivation at every time offset; everything else (operators, functions, parentheses,
@@ -36,6 +40,13 @@ from symlstm.lang.primitives import PRIMITIVES
 NUMPY_FUNCTIONS = {name: p.numpy for name, p in PRIMITIVES.items()}
 #: the printer writes a reduction where it is used as 1^T (its argument)
 UNIT_SUM = r"\mathbf{1}^{\top}"
+
+
+#: the kinds of node the parser builds
+NODES = frozenset(
+    {"sym", "num", "add", "neg", "odot", "jux", "T", "concat", "pow", "div", "sqrt", "abs", "fn", "unit_sum"}
+    | {"indicator", "sum"}
+)
 
 
 class ReadError(Exception):
@@ -67,7 +78,11 @@ class Reader:
         #: concatenated matrices (``[style] concat``) by their gradient key, ``W_f+R_f``
         self.pairs = {pair.key: pair for pair in pairs(d)} if self.n.blocks else {}
         self.atoms: dict[str, tuple] = {}
+        #: the composite operands of matrices in the forward lines: shape -> its first time offset
+        self.operands: dict[tuple, int] = {}
         self._vocabulary()
+        #: what the adjoint template puts before its argument, ``\\delta`` of ``\\delta <x>``
+        self.delta_head = self.n.delta("<x>").split("<x>")[0].strip()
         suffix = self.n.style["transpose"].split("<x>")
         self.transpose_suffix = suffix[1]
         if suffix[0]:
@@ -100,6 +115,7 @@ class Reader:
                 self.n.sum,
                 self.transpose_suffix,
                 r"\tfrac",
+                self.n.delta("<x>").split("<x>")[0].strip(),
                 r"\frac",
                 "{",
                 "}",
@@ -136,7 +152,9 @@ class Reader:
         printers += [(VectorLatexPrinter(self.d, k, 0, self.n), k) for k in (0, 1, 2)]
         for printer, when in printers:
             for name, q in self.d.quantities.items():
-                if q.kind in (Kind.VALUE, Kind.OPERAND, Kind.PREACT, Kind.DELTA, Kind.OUTPUT_GRAD, Kind.DATA):
+                if q.kind == Kind.OPERAND or q.kind == Kind.DELTA and self.d.kind(q.of) == Kind.OPERAND:
+                    continue  # written as its expression, read by the parser (operand_adjoint)
+                if q.kind in (Kind.VALUE, Kind.PREACT, Kind.DELTA, Kind.OUTPUT_GRAD, Kind.DATA):
                     self._add(printer.symbol_latex(name), ("d" if q.kind.is_adjoint else "v", name, when))
                 elif q.kind == Kind.SIZE:  # mean()'s divisor, written as the size's name
                     self._add(printer.symbol_latex(name), ("size", q.base))
@@ -186,14 +204,36 @@ class Reader:
         lhs, sep, rhs = line.partition("&=")
         if not sep:
             raise ReadError(f"not an equation line: {line!r}")
-        left = self.tokenize(lhs)
-        if len(left) != 1 or left[0][0] != "atom":
+        left = _Parser(self, self.tokenize(lhs))
+        target = left.primary() if left.toks else None
+        if target is None or target[0] != "sym" or left.k != len(left.toks):
             raise ReadError(f"the left side {lhs!r} is not one symbol")
         parser = _Parser(self, self.tokenize(rhs))
         tree = parser.expr()
         if parser.k != len(parser.toks):
             raise ReadError(f"unread tokens in {rhs!r}: {parser.toks[parser.k :]}")
-        return left[0][1], tree
+        return target[1], tree
+
+    # -- composite operands ------------------------------------------------------------------------
+    def learn_operands(self, lines: list) -> None:
+        """Remember every composite expression the forward lines multiply by a matrix
+        (``M (a ⊙ b)``, or ``(a ⊙ b) M`` with row vectors), by its shape."""
+        for _key, tree in lines:
+            for node in walk(tree):
+                if node[0] != "jux":
+                    continue
+                for matrix, operand in (node[1:3], node[2:0:-1]):
+                    if is_matrix(matrix) and operand[0] != "sym":
+                        shape, first = relative(operand)
+                        self.operands.setdefault(shape, offset(first))
+
+    def operand_adjoint(self, tree):
+        """``δ(a ⊙ b)``: the adjoint of a composite operand, keyed by its shape, at the time its
+        expression is shifted to from the forward lines'."""
+        shape, first = relative(tree)
+        if shape not in self.operands:
+            raise ReadError(f"δ of {tree}, which no forward line multiplies by a matrix")
+        return ("sym", ("d", ("operand", shape), shift(first, -self.operands[shape])))
 
     # -- evaluation ------------------------------------------------------------------------------
     def run(self, params, x, state0, dys, dstate, sizes, inputs=None):
@@ -214,6 +254,7 @@ class Reader:
         for s in self.d.spec.states:
             env[(s, 0)] = state0[s]
         fwd = self.bind_folded_preactivations([self.parse_line(line) for line in forward_lines(self.d, n)])
+        self.learn_operands(fwd)
         bwd = [self.parse_line(line) for line in backward_lines(self.d, n)]
         grads = [self.parse_line(line) for line in gradient_lines(self.d, n)]
         for t in range(1, T + 1):
@@ -290,6 +331,41 @@ def activation_argument(tree, name: str):
     if tree[0] == "sqrt":
         return tree[1]
     raise ReadError(f"{name}'s pre-activation has no line of its own, but its line is not one activation: {tree}")
+
+
+def walk(tree):
+    """Every node of a parsed tree, the tree first."""
+    yield tree
+    for child in tree[1:]:
+        for item in child if isinstance(child, list) else [child]:
+            if isinstance(item, tuple) and item and item[0] in NODES:
+                yield from walk(item)
+
+
+def relative(tree):
+    """(the tree with each symbol's time made relative to the first timed symbol's, hashable;
+    that first symbol's time): ``f_{t+1} ⊙ h_t`` and ``f_1 ⊙ h_0`` have one shape."""
+    times: list = []
+
+    def visit(node):
+        if isinstance(node, list):
+            return tuple(visit(item) for item in node)
+        if not isinstance(node, tuple):
+            return node
+        if node[0] == "sym" and len(node[1]) == 3:
+            tag, name, when = node[1]
+            times.append(when)
+            return ("sym", (tag, name, offset(when) - offset(times[0])))
+        return tuple(visit(item) for item in node)
+
+    shape = visit(tree)
+    if not times:
+        raise ReadError(f"{tree} has no vector in it")
+    return shape, times[0]
+
+
+def offset(when) -> int:
+    return when[1] if isinstance(when, tuple) else when
 
 
 def shift(when, by):
@@ -383,6 +459,11 @@ class _Parser:
             return ("num", value)
         if value == "-":
             return ("neg", self.factor())
+        if value == self.r.delta_head and self.peek() == ("op", r"\left("):  # δ(a ⊙ b)
+            self.take()
+            inner = self.expr()
+            self.take(r"\right)")
+            return self.r.operand_adjoint(inner)
         if value == r"\left(":
             inner = self.expr()
             self.take(r"\right)")

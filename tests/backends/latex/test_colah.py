@@ -154,9 +154,9 @@ def test_every_pre_activation_a_cell_has_folds_in_colah(cell):
 
 def test_slstm_keeps_its_stabiliser_and_exponential_gates_in_one_line_each():
     text = colah("slstm")
-    assert r"m_t &= \max\left(\log\sigma\left(f_{pre,t}\right) + m_{t-1}, i_{pre,t}\right)" in text
-    assert r"i_t &= \exp\left(i_{pre,t} - m_t\right)" in text
-    assert r"f_t &= \exp\left(\log\sigma\left(f_{pre,t}\right) + m_{t-1} - m_t\right)" in text
+    assert r"m_t &= \max\left(\log\sigma\left(f_{\mathrm{pre},t}\right) + m_{t-1}, i_{\mathrm{pre},t}\right)" in text
+    assert r"i_t &= \exp\left(i_{\mathrm{pre},t} - m_t\right)" in text
+    assert r"f_t &= \exp\left(\log\sigma\left(f_{\mathrm{pre},t}\right) + m_{t-1} - m_t\right)" in text
 
 
 def test_a_value_without_activation_keeps_its_line_and_the_legend_its_silence():

@@ -19,6 +19,7 @@ from conftest import ROOT, pdflatex, require_pdflatex
 from symlstm.backends.latex.document import latex_document, latex_equations
 from symlstm.backends.latex.notation import NotationError, load_notation, preset_names
 from symlstm.backends.latex.printer import LatexError
+from symlstm.backends.latex.steps import steps_rows
 from symlstm.cells import builtin_spec
 from symlstm.ir.derive import derive
 from symlstm.lang.spec import parse_spec
@@ -33,15 +34,17 @@ def test_presets_are_listed():
     assert set(PRESETS) <= set(preset_names())
 
 
-#: every preset's lstm and peephole; colah's every built-in (which of their matrices pair up varies)
-GOLDEN_CASES = [(preset, cell) for preset in PRESETS for cell in ("lstm", "peephole")] + [
-    ("colah", cell) for cell in symlstm.variants() if cell not in ("lstm", "peephole")
+#: every preset's lstm, peephole, mgu (a composite operand of @) and slstm (names with
+#: underscores); colah's every built-in (which of their matrices pair up varies)
+EVERY_PRESET = ("lstm", "peephole", "mgu", "slstm")
+GOLDEN_CASES = [(preset, cell) for preset in PRESETS for cell in EVERY_PRESET] + [
+    ("colah", cell) for cell in symlstm.variants() if cell not in EVERY_PRESET
 ]
 
 
 @pytest.mark.parametrize("preset, cell", GOLDEN_CASES)
 def test_golden(preset, cell):
-    """Each preset's standalone LaTeX of lstm and peephole (colah's of every built-in);
+    """Each preset's standalone LaTeX of ``EVERY_PRESET`` (colah's of every built-in);
     SYMLSTM_UPDATE_GOLDEN=1 rewrites them."""
     text = latex_document(derive(builtin_spec(cell)), preset)
     path = GOLDEN / preset / f"{cell}.tex"
@@ -169,7 +172,7 @@ def test_typeset_equations_compute_the_kernels_numbers(cell):
 
 
 @pytest.mark.parametrize("preset", ["greff", "pytorch", "d2l"])
-@pytest.mark.parametrize("cell", ["lstm", "peephole", "gru", "fgr", "lstm_relu", "lstmp", "sru", "slstm"])
+@pytest.mark.parametrize("cell", ["lstm", "peephole", "gru", "fgr", "lstm_relu", "lstmp", "sru", "slstm", "mgu"])
 def test_typeset_equations_in_every_preset_compute_the_kernels_numbers(cell, preset):
     _check_against_kernels(cell, preset, seed=1, states=CELL_STATES.get(cell))
 
@@ -194,6 +197,40 @@ def test_reader_catches_a_wrong_equation(monkeypatch):
     monkeypatch.setattr(latex_reader, "backward_lines", wrong)
     with pytest.raises(AssertionError, match="Not equal to tolerance"):
         _check_against_kernels("peephole", "symlstm")
+
+
+#: mgu's composite operand f ⊙ h_{t-1} of R_n, where the forward, backward and gradients use it
+MGU_OPERAND = r"\left(\mathbf{f}_t \odot \mathbf{h}_{t-1}\right)"
+
+
+@pytest.mark.parametrize(
+    "block, old, new, error",
+    [
+        # R_n times another expression: then δ(f_t ⊙ h_{t-1}) is the adjoint of nothing the forward has
+        ("forward_lines", MGU_OPERAND, r"\left(\mathbf{f}_t \odot \mathbf{f}_t\right)", "no forward line"),
+        (
+            "backward_lines",
+            r"\delta " + MGU_OPERAND,
+            r"\delta \left(\mathbf{f}_t \odot \mathbf{h}_t\right)",
+            "no forward",
+        ),
+        ("gradient_lines", MGU_OPERAND + "^{\\top}", r"\mathbf{h}_{t-1}^{\top}", "Not equal to tolerance"),
+    ],
+)
+def test_reader_catches_a_wrong_composite_operand(monkeypatch, block, old, new, error):
+    """mgu writes R_n (f_t ⊙ h_{t-1}) and δ(f_t ⊙ h_{t-1}): another operand in the product, in
+    the adjoint's name or in δR_n's outer product makes the tie fail."""
+    import latex_reader
+
+    honest = getattr(latex_reader, block)
+    assert any(old in line for line in honest(derive(builtin_spec("mgu")))), old  # not vacuous
+
+    def wrong(d, n):
+        return [line.replace(old, new) for line in honest(d, n)]
+
+    monkeypatch.setattr(latex_reader, block, wrong)
+    with pytest.raises((AssertionError, latex_reader.ReadError), match=error):
+        _check_against_kernels("mgu", "symlstm")
 
 
 def _mask(rng, shape):
@@ -267,6 +304,74 @@ def test_reader_catches_a_wrong_reduction_size_or_slope(monkeypatch, user_cell, 
     monkeypatch.setattr(latex_reader, block, wrong)
     with pytest.raises(AssertionError, match="Not equal to tolerance"):
         _check_against_kernels(user_cell, "symlstm", inputs={"dt": _uniform})
+
+
+#: names with underscores everywhere a name can reach a subscript (a vector, a parameter with
+#: several parts, a pre-activation's bar, a size), and a composite operand of a matrix
+UNDERSCORE_SPEC = """
+name = "under"
+state = ["h"]
+
+[sizes]
+a_b_c = "units"
+
+[equations]
+gate_in = "sigmoid(W_x_gate @ x + R_gate @ h_prev + b_gate_in)"
+a_b_c = "tanh(W_abc @ x + b_a_b_c)"
+h = "tanh(W_h @ x + R_h_in @ (gate_in * h_prev) + V_out @ (a_b_c - mean(a_b_c)))"
+"""
+
+
+def subscripts(text: str) -> list[str]:
+    """The contents of every ``_{...}`` group of ``text`` (braces matched)."""
+    out = []
+    for start in [k + 2 for k in range(len(text)) if text.startswith("_{", k)]:
+        depth, end = 1, start
+        while depth:
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            end += 1
+        out.append(text[start : end - 1])
+    return out
+
+
+@pytest.fixture(scope="module")
+def under_cell(tmp_path_factory):
+    path = tmp_path_factory.mktemp("spec") / "under.toml"
+    path.write_text(UNDERSCORE_SPEC)
+    return symlstm.cell(path)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("cell", ["slstm", "mgu", "lnlstm", "gru", "under"])
+def test_no_subscript_holds_an_underscore(cell, preset, under_cell):
+    """A name's parts after its first underscore are subscripts joined by commas, words of three
+    letters or more upright: ``i_pre`` -> ``i_{\\mathrm{pre},t}``, ``W_x_gate`` ->
+    ``W_{x,\\mathrm{gate}}``; a size is a number, ``\\mathrm{units}``."""
+    spec = under_cell.spec if cell == "under" else builtin_spec(cell)
+    d = derive(spec)
+    text = latex_document(d, notation=preset) + "\n".join(
+        row.latex() for row in steps_rows(d, notation=preset).values()
+    )
+    assert subscripts(text) and not [sub for sub in subscripts(text) if "_" in sub]
+    if cell == "under":
+        assert r"{\mathrm{units}}" in text
+        assert r"\mathrm{gate}" in text
+
+
+@pytest.mark.parametrize("preset", ["symlstm", "greff", "pytorch", "colah"])
+def test_typeset_names_with_underscores_compute_the_kernels_numbers(under_cell, preset):
+    text = latex_equations(derive(under_cell.spec), notation=preset)
+    assert "in,in" not in text and "in_in" not in text  # no invented name for the operand of R_h_in
+    _check_against_kernels(under_cell, preset)
+
+
+def test_a_size_named_like_the_time_steps_is_an_error():
+    spec = parse_spec(
+        'name = "u"\nstate = ["h"]\n[sizes]\na = "T"\n[equations]\n'
+        'a = "tanh(W_a @ x)"\nh = "tanh(W @ x + R @ h_prev + U @ (a - mean(a)))"\n'
+    )
+    with pytest.raises(LatexError, match="size named 'T'"):
+        latex_document(derive(spec))
 
 
 # -- user presets -------------------------------------------------------------------------------
