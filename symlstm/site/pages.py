@@ -14,7 +14,7 @@ from pathlib import Path
 
 from symlstm.backends.latex.document import Layout, layout_gradient_rows
 from symlstm.backends.latex.equations import Row, backward_rows, forward_rows
-from symlstm.backends.latex.notation import Notation
+from symlstm.backends.latex.notation import Notation, load_notation
 from symlstm.backends.latex.steps import steps_rows
 from symlstm.ir.derive import Derivation, derive
 from symlstm.ir.summary import CellSummary, summarize
@@ -103,10 +103,13 @@ def summary_math(s: CellSummary) -> list[tuple[str, str | None]]:
 
 
 def names_latex(names: Iterable[str]) -> str:
+    r"""Spec names as the summary table's math: ``p_i`` -> ``p_{i}``, ``i_pre`` -> ``i_{\mathrm{pre}}``
+    (the parts after the first underscore as the printer writes them: never a raw ``_``)."""
+    n = load_notation(None)
     out = []
     for name in names:
         base, _, sub = name.partition("_")
-        out.append(f"{base}_{{{sub}}}" if sub else base)
+        out.append(f"{base}_{{{n.parts(sub)}}}" if sub else base)
     return ", ".join(out)
 
 
