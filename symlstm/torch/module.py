@@ -208,7 +208,7 @@ class Recurrent(nn.Module):
         num_layers * num_directions axis, one per unit; those not given are drawn from the
         samplers of ``sample_inputs``.
         """
-        dtype = checks.module_dtype(getattr(self, self._names[0][0]))
+        dtype = checks.module_dtype(self._parameters[self._names[0][0]])
         is_packed = isinstance(input, PackedSequence)
         if is_packed:
             if lengths is not None:
@@ -286,7 +286,7 @@ class Recurrent(nn.Module):
             outs = []
             for d in range(self.num_directions):
                 u = k * self.num_directions + d
-                params = [getattr(self, n) for n in self._names[u]]
+                params = [self._parameters[n] for n in self._names[u]]  # (getattr: 1-2 us each)
                 step_inputs = [packed.reverse(v, index) if d else v for v in extra[u]]
                 source = packed.reverse(seq, index) if d else seq
                 result = self._op(

@@ -97,6 +97,18 @@ class CellOp:
             )
         return _tensor(ys), [_tensor(final[s]) for s in self.state_names], cache
 
+    def _run_infer(self, x, params, inputs, lengths, state0):
+        """``cell.infer`` on the tensors (its own kernel, no stored activations): ``(ys, *final states)``."""
+        with kernel_threads():
+            ys, final = self.cell.infer(
+                _array(x),
+                dict(zip(self.param_names, map(_array, params))),
+                None if state0 is None else dict(zip(self.state_names, map(_array, state0))),
+                inputs=dict(zip(self.input_names, map(_array, inputs))),
+                lengths=None if lengths is None else lengths.numpy(),
+            )
+        return (_tensor(ys), *(_tensor(final[s]) for s in self.state_names))
+
     def _run_backward(self, cache, dys, dstate):
         """``cell.backward`` on tensors, ``dys`` or ``dstate`` None for zeros: ``(dx, dparams, dstate0)``."""
         dlast = None if dstate is None else dict(zip(self.state_names, map(_array, dstate)))
@@ -168,6 +180,8 @@ class CellOp:
                 units = self.cell.state_sizes(**dict(zip(self.size_names, sizes)))
                 state0 = [x.new_zeros((x.shape[1], units[s])) for s in self.state_names]
             return self.forward(x, params, inputs, lengths, state0, sizes)[: 1 + len(self.state_names)]
+        if not torch.is_grad_enabled():  # no_grad, inference_mode: nothing to record (autograd's ~0.1 ms)
+            return self._run_infer(x, params, inputs, lengths, state0)
         return _Eager.apply(self, x, lengths, inputs, state0 is None, *params, *(state0 or ()))
 
 

@@ -213,3 +213,23 @@ def test_cells_that_need_d_equal_h_stack_only_where_the_sizes_allow():
     assert model(torch.randn(T, B, H, dtype=torch.float64))[0].shape == (T, B, 2 * H)
     with pytest.raises(ValueError, match="needs D == H"):  # layer 1 would read 2H features
         st.Recurrent("sru", H, H, num_layers=2, bidirectional=True)
+
+
+def test_without_grad_the_module_runs_the_inference_kernel_with_the_same_results(monkeypatch):
+    """Under no_grad (or inference_mode) nothing is recorded: ``cell.infer``, with no stored
+    activations, gives bit for bit what the training forward gives, lengths and all."""
+    torch.manual_seed(0)
+    model = st.Recurrent("lstm", D, H, num_layers=2, bidirectional=True).double()
+    x = torch.randn(T, B, D, dtype=torch.float64)
+    lengths = torch.tensor([T, 2, 4])
+    output, (h, c) = model(x, lengths=lengths)
+    calls = []
+    infer = model.cell.infer
+    monkeypatch.setattr(model.cell, "infer", lambda *a, **k: calls.append(1) or infer(*a, **k))
+    for mode in (torch.no_grad, torch.inference_mode):
+        with mode():
+            quick, (h2, c2) = model(x, lengths=lengths)
+        assert quick.grad_fn is None
+        for a, b in ((output, quick), (h, h2), (c, c2)):
+            torch.testing.assert_close(a.detach(), b, rtol=0, atol=0)
+    assert len(calls) == 2 * len(model.stack.units)
