@@ -3,8 +3,7 @@
 For a service that answers a sample at a time (a sensor, a token stream): the parameters are
 packed once (or come packed: ``cell.stream(cell.prepare(params))``), the states live in the
 stream, and a step is one call of the cell's ``infer_step`` kernel, so its cost is mostly that
-call. ``T`` steps give what one ``infer`` over the sequence
-gives, to the last bit in float64.
+call. ``T`` steps give what one ``infer`` over the sequence gives, to the last bit in float64.
 """
 
 from __future__ import annotations

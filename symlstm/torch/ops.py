@@ -84,29 +84,32 @@ class CellOp:
         self.backward.register_autograd(_no_double_backward, setup_context=_nothing_to_keep)
 
     # -- the real work, on ndarrays over the tensors' memory --------------------------------------
+    def _call_arguments(self, x, params, inputs, lengths, state0) -> tuple[tuple, dict]:
+        """The tensors as ``cell.forward``/``cell.infer`` take them: ndarrays over their memory."""
+        args = (
+            _array(x),
+            dict(zip(self.param_names, map(_array, params))),
+            None if state0 is None else dict(zip(self.state_names, map(_array, state0))),
+        )
+        keywords = {
+            "inputs": dict(zip(self.input_names, map(_array, inputs))),
+            "lengths": None if lengths is None else lengths.numpy(),
+        }
+        return args, keywords
+
     def _run_forward(self, x, params, inputs, lengths, state0):
         """``cell.forward`` on the tensors: ``(ys, final states, cache)``, the first two as tensors."""
+        args, keywords = self._call_arguments(x, params, inputs, lengths, state0)
         with kernel_threads():
-            ys, final, cache = self.cell.forward(
-                _array(x),
-                dict(zip(self.param_names, map(_array, params))),
-                None if state0 is None else dict(zip(self.state_names, map(_array, state0))),
-                inputs=dict(zip(self.input_names, map(_array, inputs))),
-                lengths=None if lengths is None else lengths.numpy(),
-                borrow=True,  # the tensors' memory: autograd's version counters guard it (save_for_backward)
-            )
+            # borrow: the tensors' memory, which autograd's version counters guard (save_for_backward)
+            ys, final, cache = self.cell.forward(*args, **keywords, borrow=True)
         return _tensor(ys), [_tensor(final[s]) for s in self.state_names], cache
 
     def _run_infer(self, x, params, inputs, lengths, state0):
         """``cell.infer`` on the tensors (its own kernel, no stored activations): ``(ys, *final states)``."""
+        args, keywords = self._call_arguments(x, params, inputs, lengths, state0)
         with kernel_threads():
-            ys, final = self.cell.infer(
-                _array(x),
-                dict(zip(self.param_names, map(_array, params))),
-                None if state0 is None else dict(zip(self.state_names, map(_array, state0))),
-                inputs=dict(zip(self.input_names, map(_array, inputs))),
-                lengths=None if lengths is None else lengths.numpy(),
-            )
+            ys, final = self.cell.infer(*args, **keywords)
         return (_tensor(ys), *(_tensor(final[s]) for s in self.state_names))
 
     def _run_backward(self, cache, dys, dstate):

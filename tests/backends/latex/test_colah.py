@@ -224,13 +224,6 @@ def test_the_reader_needs_the_folded_bar_where_the_backward_uses_its_value(tmp_p
         _check_against_kernels(str(path), "colah")
 
 
-def test_the_fold_switch_must_be_a_boolean(tmp_path):
-    path = tmp_path / "bad.toml"
-    path.write_text("[style]\nfold_preactivations = 'yes'\n")
-    with pytest.raises(NotationError, match="fold_preactivations must be true or false"):
-        load_notation(path)
-
-
 def test_a_user_preset_concatenates_in_its_own_order(tmp_path):
     """[x_t, h_{t-1}] instead of the blog's order: the reader cuts the gradient the other way."""
     path = tmp_path / "xfirst.toml"
@@ -241,10 +234,17 @@ def test_a_user_preset_concatenates_in_its_own_order(tmp_path):
     _check_against_kernels("lstm", load_notation(path))
 
 
-def test_a_concat_template_must_place_both_vectors(tmp_path):
+@pytest.mark.parametrize(
+    ("style", "message"),
+    [
+        ("fold_preactivations = 'yes'", "fold_preactivations must be true or false"),
+        ("concat = '[<h>]'", "must contain <x>"),  # a concat template must place both vectors
+    ],
+)
+def test_bad_colah_style_keys_are_named(tmp_path, style, message):
     path = tmp_path / "bad.toml"
-    path.write_text("[style]\nconcat = '[<h>]'\n")
-    with pytest.raises(NotationError, match="must contain <x>"):
+    path.write_text(f"[style]\n{style}\n")
+    with pytest.raises(NotationError, match=message):
         load_notation(path)
 
 
