@@ -15,6 +15,7 @@ import numba
 import numpy as np
 
 from symlstm.backends.numba.kernel_math import sigmoid, step_gemm, tanh
+from symlstm.backends.numba.rows import borrowed_row
 
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'fgr'
@@ -115,30 +116,30 @@ def forward_steps(
                 seq_o[t + 1, b] = seq_o[t, b]
                 keep_g[t, b] = 0
                 continue
-            c_prev_row = seq_c[t, b]
-            R_i_h_prev_row = proj_h_prev[b - lo, 0]
-            R_if_f_prev_row = proj_f_prev[b - lo, 0]
-            R_ii_i_prev_row = proj_i_prev[b - lo, 0]
-            R_io_o_prev_row = proj_o_prev[b - lo, 0]
-            W_i_x_row = proj_x[t, b, 0]
-            R_f_h_prev_row = proj_h_prev[b - lo, 1]
-            R_ff_f_prev_row = proj_f_prev[b - lo, 1]
-            R_fi_i_prev_row = proj_i_prev[b - lo, 1]
-            R_fo_o_prev_row = proj_o_prev[b - lo, 1]
-            W_f_x_row = proj_x[t, b, 1]
-            R_g_h_prev_row = proj_h_prev[b - lo, 2]
-            W_g_x_row = proj_x[t, b, 2]
-            R_o_h_prev_row = proj_h_prev[b - lo, 3]
-            R_of_f_prev_row = proj_f_prev[b - lo, 2]
-            R_oi_i_prev_row = proj_i_prev[b - lo, 2]
-            R_oo_o_prev_row = proj_o_prev[b - lo, 2]
-            W_o_x_row = proj_x[t, b, 3]
-            i_row = seq_i[t + 1, b]
-            f_row = seq_f[t + 1, b]
-            g_row = keep_g[t, b]
-            c_row = seq_c[t + 1, b]
-            o_row = seq_o[t + 1, b]
-            h_row = seq_h[t + 1, b]
+            c_prev_row = borrowed_row(seq_c, (t, b))
+            R_i_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 0))
+            R_if_f_prev_row = borrowed_row(proj_f_prev, (b - lo, 0))
+            R_ii_i_prev_row = borrowed_row(proj_i_prev, (b - lo, 0))
+            R_io_o_prev_row = borrowed_row(proj_o_prev, (b - lo, 0))
+            W_i_x_row = borrowed_row(proj_x, (t, b, 0))
+            R_f_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 1))
+            R_ff_f_prev_row = borrowed_row(proj_f_prev, (b - lo, 1))
+            R_fi_i_prev_row = borrowed_row(proj_i_prev, (b - lo, 1))
+            R_fo_o_prev_row = borrowed_row(proj_o_prev, (b - lo, 1))
+            W_f_x_row = borrowed_row(proj_x, (t, b, 1))
+            R_g_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 2))
+            W_g_x_row = borrowed_row(proj_x, (t, b, 2))
+            R_o_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 3))
+            R_of_f_prev_row = borrowed_row(proj_f_prev, (b - lo, 2))
+            R_oi_i_prev_row = borrowed_row(proj_i_prev, (b - lo, 2))
+            R_oo_o_prev_row = borrowed_row(proj_o_prev, (b - lo, 2))
+            W_o_x_row = borrowed_row(proj_x, (t, b, 3))
+            i_row = borrowed_row(seq_i, (t + 1, b))
+            f_row = borrowed_row(seq_f, (t + 1, b))
+            g_row = borrowed_row(keep_g, (t, b))
+            c_row = borrowed_row(seq_c, (t + 1, b))
+            o_row = borrowed_row(seq_o, (t + 1, b))
+            h_row = borrowed_row(seq_h, (t + 1, b))
             for j in range(H):
                 # i = sigmoid(W_i @ x + R_i @ h_prev + p_i * c_prev + R_ii @ i_prev + R_if @ f_prev + R_io @ o_prev + b_i)
                 i_bar = R_i_h_prev_row[j] + R_if_f_prev_row[j] + R_ii_i_prev_row[j] + R_io_o_prev_row[j] + W_i_x_row[j] + b_i[j] + c_prev_row[j] * p_i[j]
@@ -232,25 +233,25 @@ def backward_steps(
                 delta_x_h_prev[t, b] = 0
                 delta_f_prev_i_prev_o_prev[t, b] = 0
                 continue
-            c_prev_row = seq_c[t, b]
-            i_row = seq_i[t + 1, b]
-            f_row = seq_f[t + 1, b]
-            g_row = keep_g[t, b]
-            c_row = seq_c[t + 1, b]
-            o_row = seq_o[t + 1, b]
-            d_h_above_row = dys[t, b]
-            carry_h_row = carry_h[b]
-            carry_c_row = carry_c[b]
-            carry_i_row = carry_i[b]
-            carry_f_row = carry_f[b]
-            carry_o_row = carry_o[b]
-            delta_x_h_prev_d_i_bar = delta_x_h_prev[t, b, 0]
-            delta_x_h_prev_d_f_bar = delta_x_h_prev[t, b, 1]
-            delta_x_h_prev_d_g_bar = delta_x_h_prev[t, b, 2]
-            delta_x_h_prev_d_o_bar = delta_x_h_prev[t, b, 3]
-            delta_f_prev_i_prev_o_prev_d_i_bar = delta_f_prev_i_prev_o_prev[t, b, 0]
-            delta_f_prev_i_prev_o_prev_d_f_bar = delta_f_prev_i_prev_o_prev[t, b, 1]
-            delta_f_prev_i_prev_o_prev_d_o_bar = delta_f_prev_i_prev_o_prev[t, b, 2]
+            c_prev_row = borrowed_row(seq_c, (t, b))
+            i_row = borrowed_row(seq_i, (t + 1, b))
+            f_row = borrowed_row(seq_f, (t + 1, b))
+            g_row = borrowed_row(keep_g, (t, b))
+            c_row = borrowed_row(seq_c, (t + 1, b))
+            o_row = borrowed_row(seq_o, (t + 1, b))
+            d_h_above_row = borrowed_row(dys, (t, b))
+            carry_h_row = borrowed_row(carry_h, (b,))
+            carry_c_row = borrowed_row(carry_c, (b,))
+            carry_i_row = borrowed_row(carry_i, (b,))
+            carry_f_row = borrowed_row(carry_f, (b,))
+            carry_o_row = borrowed_row(carry_o, (b,))
+            delta_x_h_prev_d_i_bar = borrowed_row(delta_x_h_prev, (t, b, 0))
+            delta_x_h_prev_d_f_bar = borrowed_row(delta_x_h_prev, (t, b, 1))
+            delta_x_h_prev_d_g_bar = borrowed_row(delta_x_h_prev, (t, b, 2))
+            delta_x_h_prev_d_o_bar = borrowed_row(delta_x_h_prev, (t, b, 3))
+            delta_f_prev_i_prev_o_prev_d_i_bar = borrowed_row(delta_f_prev_i_prev_o_prev, (t, b, 0))
+            delta_f_prev_i_prev_o_prev_d_f_bar = borrowed_row(delta_f_prev_i_prev_o_prev, (t, b, 1))
+            delta_f_prev_i_prev_o_prev_d_o_bar = borrowed_row(delta_f_prev_i_prev_o_prev, (t, b, 2))
             for j in range(H):
                 # adjoint of h
                 d_h = carry_h_row[j] + d_h_above_row[j]
@@ -427,30 +428,30 @@ def infer_steps(
                 state_o[(t + 1) % 2, b] = state_o[t % 2, b]
                 ys[t, b] = 0
                 continue
-            c_prev_row = state_c[t % 2, b]
-            R_i_h_prev_row = proj_h_prev[b - lo, 0]
-            R_if_f_prev_row = proj_f_prev[b - lo, 0]
-            R_ii_i_prev_row = proj_i_prev[b - lo, 0]
-            R_io_o_prev_row = proj_o_prev[b - lo, 0]
-            W_i_x_row = proj_x[t, b, 0]
-            R_f_h_prev_row = proj_h_prev[b - lo, 1]
-            R_ff_f_prev_row = proj_f_prev[b - lo, 1]
-            R_fi_i_prev_row = proj_i_prev[b - lo, 1]
-            R_fo_o_prev_row = proj_o_prev[b - lo, 1]
-            W_f_x_row = proj_x[t, b, 1]
-            R_g_h_prev_row = proj_h_prev[b - lo, 2]
-            W_g_x_row = proj_x[t, b, 2]
-            R_o_h_prev_row = proj_h_prev[b - lo, 3]
-            R_of_f_prev_row = proj_f_prev[b - lo, 2]
-            R_oi_i_prev_row = proj_i_prev[b - lo, 2]
-            R_oo_o_prev_row = proj_o_prev[b - lo, 2]
-            W_o_x_row = proj_x[t, b, 3]
-            i_row = state_i[(t + 1) % 2, b]
-            f_row = state_f[(t + 1) % 2, b]
-            c_row = state_c[(t + 1) % 2, b]
-            o_row = state_o[(t + 1) % 2, b]
-            h_row = state_h[(t + 1) % 2, b]
-            ys_row = ys[t, b]
+            c_prev_row = borrowed_row(state_c, (t % 2, b))
+            R_i_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 0))
+            R_if_f_prev_row = borrowed_row(proj_f_prev, (b - lo, 0))
+            R_ii_i_prev_row = borrowed_row(proj_i_prev, (b - lo, 0))
+            R_io_o_prev_row = borrowed_row(proj_o_prev, (b - lo, 0))
+            W_i_x_row = borrowed_row(proj_x, (t, b, 0))
+            R_f_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 1))
+            R_ff_f_prev_row = borrowed_row(proj_f_prev, (b - lo, 1))
+            R_fi_i_prev_row = borrowed_row(proj_i_prev, (b - lo, 1))
+            R_fo_o_prev_row = borrowed_row(proj_o_prev, (b - lo, 1))
+            W_f_x_row = borrowed_row(proj_x, (t, b, 1))
+            R_g_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 2))
+            W_g_x_row = borrowed_row(proj_x, (t, b, 2))
+            R_o_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 3))
+            R_of_f_prev_row = borrowed_row(proj_f_prev, (b - lo, 2))
+            R_oi_i_prev_row = borrowed_row(proj_i_prev, (b - lo, 2))
+            R_oo_o_prev_row = borrowed_row(proj_o_prev, (b - lo, 2))
+            W_o_x_row = borrowed_row(proj_x, (t, b, 3))
+            i_row = borrowed_row(state_i, ((t + 1) % 2, b))
+            f_row = borrowed_row(state_f, ((t + 1) % 2, b))
+            c_row = borrowed_row(state_c, ((t + 1) % 2, b))
+            o_row = borrowed_row(state_o, ((t + 1) % 2, b))
+            h_row = borrowed_row(state_h, ((t + 1) % 2, b))
+            ys_row = borrowed_row(ys, (t, b))
             for j in range(H):
                 # i = sigmoid(W_i @ x + R_i @ h_prev + p_i * c_prev + R_ii @ i_prev + R_if @ f_prev + R_io @ o_prev + b_i)
                 i_bar = R_i_h_prev_row[j] + R_if_f_prev_row[j] + R_ii_i_prev_row[j] + R_io_o_prev_row[j] + W_i_x_row[j] + b_i[j] + c_prev_row[j] * p_i[j]

@@ -13,6 +13,7 @@ import numba
 import numpy as np
 
 from symlstm.backends.numba.kernel_math import sigmoid, step_gemm, tanh
+from symlstm.backends.numba.rows import borrowed_row
 
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'gru'
@@ -96,18 +97,18 @@ def forward_steps(
                 keep_n[t, b] = 0
                 keep_R_n_h_prev[t, b] = 0
                 continue
-            h_prev_row = seq_h[t, b]
-            R_r_h_prev_row = proj_h_prev[b - lo, 0]
-            W_r_x_row = proj_x[t, b, 0]
-            R_z_h_prev_row = proj_h_prev[b - lo, 1]
-            W_z_x_row = proj_x[t, b, 1]
-            R_n_h_prev_row = proj_h_prev[b - lo, 2]
-            W_n_x_row = proj_x[t, b, 2]
-            r_row = keep_r[t, b]
-            z_row = keep_z[t, b]
-            n_row = keep_n[t, b]
-            h_row = seq_h[t + 1, b]
-            R_n_h_prev_kept = keep_R_n_h_prev[t, b]
+            h_prev_row = borrowed_row(seq_h, (t, b))
+            R_r_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 0))
+            W_r_x_row = borrowed_row(proj_x, (t, b, 0))
+            R_z_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 1))
+            W_z_x_row = borrowed_row(proj_x, (t, b, 1))
+            R_n_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 2))
+            W_n_x_row = borrowed_row(proj_x, (t, b, 2))
+            r_row = borrowed_row(keep_r, (t, b))
+            z_row = borrowed_row(keep_z, (t, b))
+            n_row = borrowed_row(keep_n, (t, b))
+            h_row = borrowed_row(seq_h, (t + 1, b))
+            R_n_h_prev_kept = borrowed_row(keep_R_n_h_prev, (t, b))
             for j in range(H):
                 # r = sigmoid(W_r @ x + R_r @ h_prev + b_r)
                 r_bar = R_r_h_prev_row[j] + W_r_x_row[j] + b_r[j]
@@ -178,19 +179,19 @@ def backward_steps(
                 delta_x[t, b] = 0
                 delta_h_prev[t, b] = 0
                 continue
-            h_prev_row = seq_h[t, b]
-            r_row = keep_r[t, b]
-            z_row = keep_z[t, b]
-            R_n_h_prev_row = keep_R_n_h_prev[t, b]
-            n_row = keep_n[t, b]
-            d_h_above_row = dys[t, b]
-            carry_h_row = carry_h[b]
-            delta_x_d_r_bar = delta_x[t, b, 0]
-            delta_x_d_z_bar = delta_x[t, b, 1]
-            delta_x_d_n_bar = delta_x[t, b, 2]
-            delta_h_prev_d_r_bar = delta_h_prev[t, b, 0]
-            delta_h_prev_d_z_bar = delta_h_prev[t, b, 1]
-            delta_h_prev_d_R_n_h_prev = delta_h_prev[t, b, 2]
+            h_prev_row = borrowed_row(seq_h, (t, b))
+            r_row = borrowed_row(keep_r, (t, b))
+            z_row = borrowed_row(keep_z, (t, b))
+            R_n_h_prev_row = borrowed_row(keep_R_n_h_prev, (t, b))
+            n_row = borrowed_row(keep_n, (t, b))
+            d_h_above_row = borrowed_row(dys, (t, b))
+            carry_h_row = borrowed_row(carry_h, (b,))
+            delta_x_d_r_bar = borrowed_row(delta_x, (t, b, 0))
+            delta_x_d_z_bar = borrowed_row(delta_x, (t, b, 1))
+            delta_x_d_n_bar = borrowed_row(delta_x, (t, b, 2))
+            delta_h_prev_d_r_bar = borrowed_row(delta_h_prev, (t, b, 0))
+            delta_h_prev_d_z_bar = borrowed_row(delta_h_prev, (t, b, 1))
+            delta_h_prev_d_R_n_h_prev = borrowed_row(delta_h_prev, (t, b, 2))
             for j in range(H):
                 # adjoint of h
                 d_h = carry_h_row[j] + d_h_above_row[j]
@@ -223,8 +224,8 @@ def backward_steps(
         step_gemm(delta_h_prev[t, lo:hi].reshape(rows, 3 * H), M_h_prev, gemmT_h_prev)
         # ... added to the carry of h
         for b in range(lo, hi):
-            carry_h_row = carry_h[b]
-            gemmT_h_prev_row = gemmT_h_prev[b - lo]
+            carry_h_row = borrowed_row(carry_h, (b,))
+            gemmT_h_prev_row = borrowed_row(gemmT_h_prev, (b - lo,))
             for j in range(H):
                 carry_h_row[j] += gemmT_h_prev_row[j]
     return (grad_b_r, grad_b_z, grad_b_n, grad_b_hn)
@@ -291,15 +292,15 @@ def infer_steps(lo, hi, D, H, lengths, proj_x, M_h_prev_T, b_r, b_z, b_n, b_hn, 
                 state_h[(t + 1) % 2, b] = state_h[t % 2, b]
                 ys[t, b] = 0
                 continue
-            h_prev_row = state_h[t % 2, b]
-            R_r_h_prev_row = proj_h_prev[b - lo, 0]
-            W_r_x_row = proj_x[t, b, 0]
-            R_z_h_prev_row = proj_h_prev[b - lo, 1]
-            W_z_x_row = proj_x[t, b, 1]
-            R_n_h_prev_row = proj_h_prev[b - lo, 2]
-            W_n_x_row = proj_x[t, b, 2]
-            h_row = state_h[(t + 1) % 2, b]
-            ys_row = ys[t, b]
+            h_prev_row = borrowed_row(state_h, (t % 2, b))
+            R_r_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 0))
+            W_r_x_row = borrowed_row(proj_x, (t, b, 0))
+            R_z_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 1))
+            W_z_x_row = borrowed_row(proj_x, (t, b, 1))
+            R_n_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 2))
+            W_n_x_row = borrowed_row(proj_x, (t, b, 2))
+            h_row = borrowed_row(state_h, ((t + 1) % 2, b))
+            ys_row = borrowed_row(ys, (t, b))
             for j in range(H):
                 # r = sigmoid(W_r @ x + R_r @ h_prev + b_r)
                 r_bar = R_r_h_prev_row[j] + W_r_x_row[j] + b_r[j]

@@ -10,6 +10,7 @@ import numba
 import numpy as np
 
 from symlstm.backends.numba.kernel_math import positive, relu, step_gemm
+from symlstm.backends.numba.rows import borrowed_row
 
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'indrnn'
@@ -63,9 +64,9 @@ def forward_steps(lo, hi, D, H, lengths, proj_x, u, b, seq_h):
                 # past the end of this row's sequence: its states stay as they were
                 seq_h[t + 1, b_2] = seq_h[t, b_2]
                 continue
-            h_prev_row = seq_h[t, b_2]
-            W_x_row = proj_x[t, b_2, 0]
-            h_row = seq_h[t + 1, b_2]
+            h_prev_row = borrowed_row(seq_h, (t, b_2))
+            W_x_row = borrowed_row(proj_x, (t, b_2, 0))
+            h_row = borrowed_row(seq_h, (t + 1, b_2))
             for j in range(H):
                 # h = relu(W @ x + u * h_prev + b)
                 h_bar = W_x_row[j] + b[j] + h_prev_row[j] * u[j]
@@ -98,11 +99,11 @@ def backward_steps(lo, hi, D, H, lengths, u, b, seq_h, dys, carry_h, delta_x):
                 # past the end of this row's sequence: no adjoint flows into this step's products
                 delta_x[t, b_2] = 0
                 continue
-            h_prev_row = seq_h[t, b_2]
-            h_row = seq_h[t + 1, b_2]
-            d_h_above_row = dys[t, b_2]
-            carry_h_row = carry_h[b_2]
-            delta_x_d_h_bar = delta_x[t, b_2, 0]
+            h_prev_row = borrowed_row(seq_h, (t, b_2))
+            h_row = borrowed_row(seq_h, (t + 1, b_2))
+            d_h_above_row = borrowed_row(dys, (t, b_2))
+            carry_h_row = borrowed_row(carry_h, (b_2,))
+            delta_x_d_h_bar = borrowed_row(delta_x, (t, b_2, 0))
             for j in range(H):
                 # adjoint of h
                 d_h = carry_h_row[j] + d_h_above_row[j]
@@ -154,10 +155,10 @@ def infer_steps(lo, hi, D, H, lengths, proj_x, u, b, state_h, ys):
                 state_h[(t + 1) % 2, b_2] = state_h[t % 2, b_2]
                 ys[t, b_2] = 0
                 continue
-            h_prev_row = state_h[t % 2, b_2]
-            W_x_row = proj_x[t, b_2, 0]
-            h_row = state_h[(t + 1) % 2, b_2]
-            ys_row = ys[t, b_2]
+            h_prev_row = borrowed_row(state_h, (t % 2, b_2))
+            W_x_row = borrowed_row(proj_x, (t, b_2, 0))
+            h_row = borrowed_row(state_h, ((t + 1) % 2, b_2))
+            ys_row = borrowed_row(ys, (t, b_2))
             for j in range(H):
                 # h = relu(W @ x + u * h_prev + b)
                 h_bar = W_x_row[j] + b[j] + h_prev_row[j] * u[j]

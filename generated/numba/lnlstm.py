@@ -30,6 +30,7 @@ import numpy as np
 
 from symlstm.backends.numba.kernel_math import sigmoid, sqrt, step_gemm, tanh
 from symlstm.backends.numba.reductions import unit_sum
+from symlstm.backends.numba.rows import borrowed_row
 
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'lnlstm'
@@ -168,31 +169,31 @@ def forward_steps(
                 keep_R_g_h_prev[t, b] = 0
                 keep_R_o_h_prev[t, b] = 0
                 continue
-            c_prev_row = seq_c[t, b]
-            W_i_x_row = proj_x[t, b, 0]
-            W_f_x_row = proj_x[t, b, 1]
-            W_g_x_row = proj_x[t, b, 2]
-            W_o_x_row = proj_x[t, b, 3]
-            R_i_h_prev_row = proj_h_prev[b - lo, 0]
-            R_f_h_prev_row = proj_h_prev[b - lo, 1]
-            R_g_h_prev_row = proj_h_prev[b - lo, 2]
-            R_o_h_prev_row = proj_h_prev[b - lo, 3]
-            m_a_row = keep_m_a[t, b]
-            s_a_row = keep_s_a[t, b]
-            m_r_row = keep_m_r[t, b]
-            s_r_row = keep_s_r[t, b]
-            i_row = keep_i[t, b]
-            f_row = keep_f[t, b]
-            g_row = keep_g[t, b]
-            o_row = keep_o[t, b]
-            c_row = seq_c[t + 1, b]
-            m_c_row = keep_m_c[t, b]
-            s_c_row = keep_s_c[t, b]
-            h_row = seq_h[t + 1, b]
-            R_i_h_prev_kept = keep_R_i_h_prev[t, b]
-            R_f_h_prev_kept = keep_R_f_h_prev[t, b]
-            R_g_h_prev_kept = keep_R_g_h_prev[t, b]
-            R_o_h_prev_kept = keep_R_o_h_prev[t, b]
+            c_prev_row = borrowed_row(seq_c, (t, b))
+            W_i_x_row = borrowed_row(proj_x, (t, b, 0))
+            W_f_x_row = borrowed_row(proj_x, (t, b, 1))
+            W_g_x_row = borrowed_row(proj_x, (t, b, 2))
+            W_o_x_row = borrowed_row(proj_x, (t, b, 3))
+            R_i_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 0))
+            R_f_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 1))
+            R_g_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 2))
+            R_o_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 3))
+            m_a_row = borrowed_row(keep_m_a, (t, b))
+            s_a_row = borrowed_row(keep_s_a, (t, b))
+            m_r_row = borrowed_row(keep_m_r, (t, b))
+            s_r_row = borrowed_row(keep_s_r, (t, b))
+            i_row = borrowed_row(keep_i, (t, b))
+            f_row = borrowed_row(keep_f, (t, b))
+            g_row = borrowed_row(keep_g, (t, b))
+            o_row = borrowed_row(keep_o, (t, b))
+            c_row = borrowed_row(seq_c, (t + 1, b))
+            m_c_row = borrowed_row(keep_m_c, (t, b))
+            s_c_row = borrowed_row(keep_s_c, (t, b))
+            h_row = borrowed_row(seq_h, (t + 1, b))
+            R_i_h_prev_kept = borrowed_row(keep_R_i_h_prev, (t, b))
+            R_f_h_prev_kept = borrowed_row(keep_R_f_h_prev, (t, b))
+            R_g_h_prev_kept = borrowed_row(keep_R_g_h_prev, (t, b))
+            R_o_h_prev_kept = borrowed_row(keep_R_o_h_prev, (t, b))
             for j in range(H):
                 R_i_h_prev_kept[j] = R_i_h_prev_row[j]
                 R_f_h_prev_kept[j] = R_f_h_prev_row[j]
@@ -346,6 +347,7 @@ def backward_steps(
     const_3 = dtype.type(0.25)
     n_H = dtype.type(H)
     d_h_scratch = np.empty(H, dtype)
+    tanh_value_scratch = np.empty(H, dtype)
     d_o_bar_scratch = np.empty(H, dtype)
     d_f_bar_scratch = np.empty(H, dtype)
     d_g_bar_scratch = np.empty(H, dtype)
@@ -381,107 +383,106 @@ def backward_steps(
                 delta_x[t, b] = 0
                 delta_h_prev[t, b] = 0
                 continue
-            c_prev_row = seq_c[t, b]
-            i_row = keep_i[t, b]
-            f_row = keep_f[t, b]
-            g_row = keep_g[t, b]
-            o_row = keep_o[t, b]
-            c_row = seq_c[t + 1, b]
-            W_i_x_row = proj_x[t, b, 0]
-            W_f_x_row = proj_x[t, b, 1]
-            W_g_x_row = proj_x[t, b, 2]
-            W_o_x_row = proj_x[t, b, 3]
-            R_i_h_prev_row = keep_R_i_h_prev[t, b]
-            R_f_h_prev_row = keep_R_f_h_prev[t, b]
-            R_g_h_prev_row = keep_R_g_h_prev[t, b]
-            R_o_h_prev_row = keep_R_o_h_prev[t, b]
-            d_h_above_row = dys[t, b]
-            carry_h_row = carry_h[b]
-            carry_c_row = carry_c[b]
-            delta_x_d_a_i = delta_x[t, b, 0]
-            delta_x_d_a_f = delta_x[t, b, 1]
-            delta_x_d_a_g = delta_x[t, b, 2]
-            delta_x_d_a_o = delta_x[t, b, 3]
-            delta_h_prev_d_r_i = delta_h_prev[t, b, 0]
-            delta_h_prev_d_r_f = delta_h_prev[t, b, 1]
-            delta_h_prev_d_r_g = delta_h_prev[t, b, 2]
-            delta_h_prev_d_r_o = delta_h_prev[t, b, 3]
-            m_a_t = keep_m_a[t, b][0]
-            s_a_t = keep_s_a[t, b][0]
-            m_r_t = keep_m_r[t, b][0]
-            s_r_t = keep_s_r[t, b][0]
-            m_c_t = keep_m_c[t, b][0]
-            s_c_t = keep_s_c[t, b][0]
+            c_prev_row = borrowed_row(seq_c, (t, b))
+            i_row = borrowed_row(keep_i, (t, b))
+            f_row = borrowed_row(keep_f, (t, b))
+            g_row = borrowed_row(keep_g, (t, b))
+            o_row = borrowed_row(keep_o, (t, b))
+            c_row = borrowed_row(seq_c, (t + 1, b))
+            W_i_x_row = borrowed_row(proj_x, (t, b, 0))
+            W_f_x_row = borrowed_row(proj_x, (t, b, 1))
+            W_g_x_row = borrowed_row(proj_x, (t, b, 2))
+            W_o_x_row = borrowed_row(proj_x, (t, b, 3))
+            R_i_h_prev_row = borrowed_row(keep_R_i_h_prev, (t, b))
+            R_f_h_prev_row = borrowed_row(keep_R_f_h_prev, (t, b))
+            R_g_h_prev_row = borrowed_row(keep_R_g_h_prev, (t, b))
+            R_o_h_prev_row = borrowed_row(keep_R_o_h_prev, (t, b))
+            d_h_above_row = borrowed_row(dys, (t, b))
+            carry_h_row = borrowed_row(carry_h, (b,))
+            carry_c_row = borrowed_row(carry_c, (b,))
+            delta_x_d_a_i = borrowed_row(delta_x, (t, b, 0))
+            delta_x_d_a_f = borrowed_row(delta_x, (t, b, 1))
+            delta_x_d_a_g = borrowed_row(delta_x, (t, b, 2))
+            delta_x_d_a_o = borrowed_row(delta_x, (t, b, 3))
+            delta_h_prev_d_r_i = borrowed_row(delta_h_prev, (t, b, 0))
+            delta_h_prev_d_r_f = borrowed_row(delta_h_prev, (t, b, 1))
+            delta_h_prev_d_r_g = borrowed_row(delta_h_prev, (t, b, 2))
+            delta_h_prev_d_r_o = borrowed_row(delta_h_prev, (t, b, 3))
+            m_a_t = keep_m_a[t, b, 0]
+            s_a_t = keep_s_a[t, b, 0]
+            m_r_t = keep_m_r[t, b, 0]
+            s_r_t = keep_s_r[t, b, 0]
+            m_c_t = keep_m_c[t, b, 0]
+            s_c_t = keep_s_c[t, b, 0]
             for j in range(H):
                 # adjoint of h
                 d_h = carry_h_row[j] + d_h_above_row[j]
                 d_h_scratch[j] = d_h
                 tmp0 = c_row[j] - m_c_t
                 tmp1 = tmp0 / s_c_t
-                tmp2 = tanh(beta_c[j] + gamma_c[j] * tmp1)
-                tmp3 = d_h * o_row[j]
-                tmp4 = tmp3 * (one - tmp2**2)
+                tanh_value = tanh(beta_c[j] + gamma_c[j] * tmp1)
+                tanh_value_scratch[j] = tanh_value
+                tmp2 = d_h * o_row[j]
+                tmp3 = tmp2 * (one - tanh_value**2)
                 # adjoint of the pre-activation of s_c
-                sum_d_s_c_bar_terms[j] = -gamma_c[j] * tmp0 * tmp4 / s_c_t**2
+                sum_d_s_c_bar_terms[j] = -gamma_c[j] * tmp0 * tmp3 / s_c_t**2
                 # adjoint of the pre-activation of o
-                d_o_bar = tmp2 * tmp3 * (one - o_row[j])
+                d_o_bar = tanh_value * tmp2 * (one - o_row[j])
                 d_o_bar_scratch[j] = d_o_bar
                 grad_gamma_xo[j] += d_o_bar * (W_o_x_row[j] - m_a_t) / s_a_t
                 grad_gamma_ho[j] += d_o_bar * (-m_r_t + R_o_h_prev_row[j]) / s_r_t
                 grad_b_o[j] += d_o_bar
-                grad_gamma_c[j] += tmp1 * tmp4
-                grad_beta_c[j] += tmp4
+                grad_gamma_c[j] += tmp1 * tmp3
+                grad_beta_c[j] += tmp3
             sum_d_s_c_bar = unit_sum(sum_d_s_c_bar_terms)
             # adjoint of the pre-activation of s_c
             d_s_c_bar = half * sum_d_s_c_bar / s_c_t
             # adjoint of s_c_sum
             d_s_c_sum = d_s_c_bar / n_H
             for j in range(H):
-                tmp0 = gamma_c[j] / s_c_t
                 # adjoint of m_c
-                sum_d_m_c_terms[j] = -d_h_scratch[j] * o_row[j] * tmp0 * (one - tanh(beta_c[j] + tmp0 * (c_row[j] - m_c_t))**2) + d_s_c_sum * (-two * c_row[j] + two * m_c_t)
+                sum_d_m_c_terms[j] = -d_h_scratch[j] * gamma_c[j] * o_row[j] * (one - tanh_value_scratch[j]**2) / s_c_t + d_s_c_sum * (-two * c_row[j] + two * m_c_t)
             sum_d_m_c = unit_sum(sum_d_m_c_terms)
             # adjoint of m_c_sum
             d_m_c_sum = sum_d_m_c / n_H
             for j in range(H):
-                tmp0 = gamma_c[j] / s_c_t
                 # adjoint of c
-                d_c = carry_c_row[j] + d_h_scratch[j] * o_row[j] * tmp0 * (one - tanh(beta_c[j] + tmp0 * (c_row[j] - m_c_t))**2) + d_m_c_sum + d_s_c_sum * (two * c_row[j] - two * m_c_t)
-                tmp1 = d_c * i_row[j]
+                d_c = carry_c_row[j] + d_h_scratch[j] * gamma_c[j] * o_row[j] * (one - tanh_value_scratch[j]**2) / s_c_t + d_m_c_sum + d_s_c_sum * (two * c_row[j] - two * m_c_t)
+                tmp0 = d_c * i_row[j]
                 # adjoint of the pre-activation of g
-                d_g_bar = tmp1 * (one - g_row[j]**2)
+                d_g_bar = tmp0 * (one - g_row[j]**2)
                 d_g_bar_scratch[j] = d_g_bar
-                tmp2 = d_c * f_row[j]
+                tmp1 = d_c * f_row[j]
                 # adjoint of the pre-activation of f
-                d_f_bar = c_prev_row[j] * tmp2 * (one - f_row[j])
+                d_f_bar = c_prev_row[j] * tmp1 * (one - f_row[j])
                 d_f_bar_scratch[j] = d_f_bar
                 # adjoint of the pre-activation of i
-                d_i_bar = g_row[j] * tmp1 * (one - i_row[j])
+                d_i_bar = g_row[j] * tmp0 * (one - i_row[j])
                 d_i_bar_scratch[j] = d_i_bar
-                tmp3 = one / (s_r_t**2)
-                tmp4 = d_f_bar * (-m_r_t + R_f_h_prev_row[j])
-                tmp5 = d_g_bar * (-m_r_t + R_g_h_prev_row[j])
-                tmp6 = d_i_bar * (-m_r_t + R_i_h_prev_row[j])
+                tmp2 = one / (s_r_t**2)
+                tmp3 = d_f_bar * (-m_r_t + R_f_h_prev_row[j])
+                tmp4 = d_g_bar * (-m_r_t + R_g_h_prev_row[j])
+                tmp5 = d_i_bar * (-m_r_t + R_i_h_prev_row[j])
                 # adjoint of the pre-activation of s_r
-                sum_d_s_r_bar_terms[j] = -d_o_bar_scratch[j] * gamma_ho[j] * tmp3 * (-m_r_t + R_o_h_prev_row[j]) - gamma_hf[j] * tmp3 * tmp4 - gamma_hg[j] * tmp3 * tmp5 - gamma_hi[j] * tmp3 * tmp6
-                tmp8 = -m_a_t
-                tmp10 = d_g_bar * (W_g_x_row[j] + tmp8)
-                tmp11 = d_i_bar * (W_i_x_row[j] + tmp8)
-                tmp7 = one / (s_a_t**2)
-                tmp9 = d_f_bar * (W_f_x_row[j] + tmp8)
+                sum_d_s_r_bar_terms[j] = -d_o_bar_scratch[j] * gamma_ho[j] * tmp2 * (-m_r_t + R_o_h_prev_row[j]) - gamma_hf[j] * tmp2 * tmp3 - gamma_hg[j] * tmp2 * tmp4 - gamma_hi[j] * tmp2 * tmp5
+                tmp7 = -m_a_t
+                tmp10 = d_i_bar * (W_i_x_row[j] + tmp7)
+                tmp6 = one / (s_a_t**2)
+                tmp8 = d_f_bar * (W_f_x_row[j] + tmp7)
+                tmp9 = d_g_bar * (W_g_x_row[j] + tmp7)
                 # adjoint of the pre-activation of s_a
-                sum_d_s_a_bar_terms[j] = -d_o_bar_scratch[j] * gamma_xo[j] * tmp7 * (W_o_x_row[j] + tmp8) - gamma_xf[j] * tmp7 * tmp9 - gamma_xg[j] * tmp10 * tmp7 - gamma_xi[j] * tmp11 * tmp7
-                carry_c_row[j] = tmp2
-                tmp12 = one / s_a_t
-                grad_gamma_xi[j] += tmp11 * tmp12
-                tmp13 = one / s_r_t
-                grad_gamma_hi[j] += tmp13 * tmp6
+                sum_d_s_a_bar_terms[j] = -d_o_bar_scratch[j] * gamma_xo[j] * tmp6 * (W_o_x_row[j] + tmp7) - gamma_xf[j] * tmp6 * tmp8 - gamma_xg[j] * tmp6 * tmp9 - gamma_xi[j] * tmp10 * tmp6
+                carry_c_row[j] = tmp1
+                tmp11 = one / s_a_t
+                grad_gamma_xi[j] += tmp10 * tmp11
+                tmp12 = one / s_r_t
+                grad_gamma_hi[j] += tmp12 * tmp5
                 grad_b_i[j] += d_i_bar
-                grad_gamma_xf[j] += tmp12 * tmp9
-                grad_gamma_hf[j] += tmp13 * tmp4
+                grad_gamma_xf[j] += tmp11 * tmp8
+                grad_gamma_hf[j] += tmp12 * tmp3
                 grad_b_f[j] += d_f_bar
-                grad_gamma_xg[j] += tmp10 * tmp12
-                grad_gamma_hg[j] += tmp13 * tmp5
+                grad_gamma_xg[j] += tmp11 * tmp9
+                grad_gamma_hg[j] += tmp12 * tmp4
                 grad_b_g[j] += d_g_bar
             sum_d_s_r_bar = unit_sum(sum_d_s_r_bar_terms)
             sum_d_s_a_bar = unit_sum(sum_d_s_a_bar_terms)
@@ -684,18 +685,18 @@ def infer_steps(
                 state_c[(t + 1) % 2, b] = state_c[t % 2, b]
                 ys[t, b] = 0
                 continue
-            c_prev_row = state_c[t % 2, b]
-            W_i_x_row = proj_x[t, b, 0]
-            W_f_x_row = proj_x[t, b, 1]
-            W_g_x_row = proj_x[t, b, 2]
-            W_o_x_row = proj_x[t, b, 3]
-            R_i_h_prev_row = proj_h_prev[b - lo, 0]
-            R_f_h_prev_row = proj_h_prev[b - lo, 1]
-            R_g_h_prev_row = proj_h_prev[b - lo, 2]
-            R_o_h_prev_row = proj_h_prev[b - lo, 3]
-            c_row = state_c[(t + 1) % 2, b]
-            h_row = state_h[(t + 1) % 2, b]
-            ys_row = ys[t, b]
+            c_prev_row = borrowed_row(state_c, (t % 2, b))
+            W_i_x_row = borrowed_row(proj_x, (t, b, 0))
+            W_f_x_row = borrowed_row(proj_x, (t, b, 1))
+            W_g_x_row = borrowed_row(proj_x, (t, b, 2))
+            W_o_x_row = borrowed_row(proj_x, (t, b, 3))
+            R_i_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 0))
+            R_f_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 1))
+            R_g_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 2))
+            R_o_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 3))
+            c_row = borrowed_row(state_c, ((t + 1) % 2, b))
+            h_row = borrowed_row(state_h, ((t + 1) % 2, b))
+            ys_row = borrowed_row(ys, (t, b))
             m_a_sum = unit_sum(W_f_x_row)
             m_a_sum_2 = unit_sum(W_g_x_row)
             m_a_sum_3 = unit_sum(W_i_x_row)

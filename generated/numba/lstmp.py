@@ -16,6 +16,7 @@ import numba
 import numpy as np
 
 from symlstm.backends.numba.kernel_math import sigmoid, step_gemm, tanh
+from symlstm.backends.numba.rows import borrowed_row
 
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'lstmp'
@@ -107,21 +108,21 @@ def forward_steps(
                 keep_o[t, b] = 0
                 keep_m[t, b] = 0
                 continue
-            c_prev_row = seq_c[t, b]
-            R_i_h_prev_row = proj_h_prev[b - lo, 0]
-            W_i_x_row = proj_x[t, b, 0]
-            R_f_h_prev_row = proj_h_prev[b - lo, 1]
-            W_f_x_row = proj_x[t, b, 1]
-            R_g_h_prev_row = proj_h_prev[b - lo, 2]
-            W_g_x_row = proj_x[t, b, 2]
-            R_o_h_prev_row = proj_h_prev[b - lo, 3]
-            W_o_x_row = proj_x[t, b, 3]
-            i_row = keep_i[t, b]
-            f_row = keep_f[t, b]
-            g_row = keep_g[t, b]
-            o_row = keep_o[t, b]
-            c_row = seq_c[t + 1, b]
-            m_row = keep_m[t, b]
+            c_prev_row = borrowed_row(seq_c, (t, b))
+            R_i_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 0))
+            W_i_x_row = borrowed_row(proj_x, (t, b, 0))
+            R_f_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 1))
+            W_f_x_row = borrowed_row(proj_x, (t, b, 1))
+            R_g_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 2))
+            W_g_x_row = borrowed_row(proj_x, (t, b, 2))
+            R_o_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 3))
+            W_o_x_row = borrowed_row(proj_x, (t, b, 3))
+            i_row = borrowed_row(keep_i, (t, b))
+            f_row = borrowed_row(keep_f, (t, b))
+            g_row = borrowed_row(keep_g, (t, b))
+            o_row = borrowed_row(keep_o, (t, b))
+            c_row = borrowed_row(seq_c, (t + 1, b))
+            m_row = borrowed_row(keep_m, (t, b))
             for j in range(H):
                 # i = sigmoid(W_i @ x + R_i @ h_prev + b_i)
                 i_bar = R_i_h_prev_row[j] + W_i_x_row[j] + b_i[j]
@@ -151,8 +152,8 @@ def forward_steps(
         for b in range(lo, hi):
             if t >= lengths[b]:
                 continue
-            W_hr_m_row = proj_m[b - lo, 0]
-            h_row = seq_h[t + 1, b]
+            W_hr_m_row = borrowed_row(proj_m, (b - lo, 0))
+            h_row = borrowed_row(seq_h, (t + 1, b))
             for j in range(P):
                 h_row[j] = W_hr_m_row[j]
 
@@ -215,9 +216,9 @@ def backward_steps(
                 delta_x_h_prev[t, b] = 0
                 delta_m[t, b] = 0
                 continue
-            d_h_above_row = dys[t, b]
-            carry_h_row = carry_h[b]
-            delta_m_d_h = delta_m[t, b, 0]
+            d_h_above_row = borrowed_row(dys, (t, b))
+            carry_h_row = borrowed_row(carry_h, (b,))
+            delta_m_d_h = borrowed_row(delta_m, (t, b, 0))
             for j in range(P):
                 # adjoint of h
                 d_h = carry_h_row[j] + d_h_above_row[j]
@@ -228,18 +229,18 @@ def backward_steps(
         for b in range(lo, hi):
             if t >= lengths[b]:
                 continue
-            c_prev_row = seq_c[t, b]
-            i_row = keep_i[t, b]
-            f_row = keep_f[t, b]
-            g_row = keep_g[t, b]
-            o_row = keep_o[t, b]
-            c_row = seq_c[t + 1, b]
-            carry_c_row = carry_c[b]
-            gemmT_m_row = gemmT_m[b - lo]
-            delta_x_h_prev_d_i_bar = delta_x_h_prev[t, b, 0]
-            delta_x_h_prev_d_f_bar = delta_x_h_prev[t, b, 1]
-            delta_x_h_prev_d_g_bar = delta_x_h_prev[t, b, 2]
-            delta_x_h_prev_d_o_bar = delta_x_h_prev[t, b, 3]
+            c_prev_row = borrowed_row(seq_c, (t, b))
+            i_row = borrowed_row(keep_i, (t, b))
+            f_row = borrowed_row(keep_f, (t, b))
+            g_row = borrowed_row(keep_g, (t, b))
+            o_row = borrowed_row(keep_o, (t, b))
+            c_row = borrowed_row(seq_c, (t + 1, b))
+            carry_c_row = borrowed_row(carry_c, (b,))
+            gemmT_m_row = borrowed_row(gemmT_m, (b - lo,))
+            delta_x_h_prev_d_i_bar = borrowed_row(delta_x_h_prev, (t, b, 0))
+            delta_x_h_prev_d_f_bar = borrowed_row(delta_x_h_prev, (t, b, 1))
+            delta_x_h_prev_d_g_bar = borrowed_row(delta_x_h_prev, (t, b, 2))
+            delta_x_h_prev_d_o_bar = borrowed_row(delta_x_h_prev, (t, b, 3))
             for j in range(H):
                 tmp0 = tanh(c_row[j])
                 tmp1 = gemmT_m_row[j] * o_row[j]
@@ -364,17 +365,17 @@ def infer_steps(
                 state_c[(t + 1) % 2, b] = state_c[t % 2, b]
                 ys[t, b] = 0
                 continue
-            c_prev_row = state_c[t % 2, b]
-            R_i_h_prev_row = proj_h_prev[b - lo, 0]
-            W_i_x_row = proj_x[t, b, 0]
-            R_f_h_prev_row = proj_h_prev[b - lo, 1]
-            W_f_x_row = proj_x[t, b, 1]
-            R_g_h_prev_row = proj_h_prev[b - lo, 2]
-            W_g_x_row = proj_x[t, b, 2]
-            R_o_h_prev_row = proj_h_prev[b - lo, 3]
-            W_o_x_row = proj_x[t, b, 3]
-            c_row = state_c[(t + 1) % 2, b]
-            m_row = buf_m[b - lo]
+            c_prev_row = borrowed_row(state_c, (t % 2, b))
+            R_i_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 0))
+            W_i_x_row = borrowed_row(proj_x, (t, b, 0))
+            R_f_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 1))
+            W_f_x_row = borrowed_row(proj_x, (t, b, 1))
+            R_g_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 2))
+            W_g_x_row = borrowed_row(proj_x, (t, b, 2))
+            R_o_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 3))
+            W_o_x_row = borrowed_row(proj_x, (t, b, 3))
+            c_row = borrowed_row(state_c, ((t + 1) % 2, b))
+            m_row = borrowed_row(buf_m, (b - lo,))
             for j in range(H):
                 # i = sigmoid(W_i @ x + R_i @ h_prev + b_i)
                 i_bar = R_i_h_prev_row[j] + W_i_x_row[j] + b_i[j]
@@ -400,9 +401,9 @@ def infer_steps(
         for b in range(lo, hi):
             if t >= lengths[b]:
                 continue
-            W_hr_m_row = proj_m[b - lo, 0]
-            h_row = state_h[(t + 1) % 2, b]
-            ys_row = ys[t, b]
+            W_hr_m_row = borrowed_row(proj_m, (b - lo, 0))
+            h_row = borrowed_row(state_h, ((t + 1) % 2, b))
+            ys_row = borrowed_row(ys, (t, b))
             for j in range(P):
                 h_row[j] = W_hr_m_row[j]
                 ys_row[j] = W_hr_m_row[j]

@@ -12,6 +12,7 @@ import numba
 import numpy as np
 
 from symlstm.backends.numba.kernel_math import sigmoid, step_gemm, tanh
+from symlstm.backends.numba.rows import borrowed_row
 
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'mgu'
@@ -92,11 +93,11 @@ def forward_steps(
                 keep_R_n_in[t, b] = 0
                 keep_n[t, b] = 0
                 continue
-            h_prev_row = seq_h[t, b]
-            R_f_h_prev_row = proj_h_prev[b - lo, 0]
-            W_f_x_row = proj_x[t, b, 0]
-            f_row = keep_f[t, b]
-            R_n_in_row = keep_R_n_in[t, b]
+            h_prev_row = borrowed_row(seq_h, (t, b))
+            R_f_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 0))
+            W_f_x_row = borrowed_row(proj_x, (t, b, 0))
+            f_row = borrowed_row(keep_f, (t, b))
+            R_n_in_row = borrowed_row(keep_R_n_in, (t, b))
             for j in range(H):
                 # f = sigmoid(W_f @ x + R_f @ h_prev + b_f)
                 f_bar = R_f_h_prev_row[j] + W_f_x_row[j] + b_f[j]
@@ -111,12 +112,12 @@ def forward_steps(
         for b in range(lo, hi):
             if t >= lengths[b]:
                 continue
-            h_prev_row = seq_h[t, b]
-            f_row = keep_f[t, b]
-            R_n_R_n_in_row = proj_R_n_in[b - lo, 0]
-            W_n_x_row = proj_x[t, b, 1]
-            n_row = keep_n[t, b]
-            h_row = seq_h[t + 1, b]
+            h_prev_row = borrowed_row(seq_h, (t, b))
+            f_row = borrowed_row(keep_f, (t, b))
+            R_n_R_n_in_row = borrowed_row(proj_R_n_in, (b - lo, 0))
+            W_n_x_row = borrowed_row(proj_x, (t, b, 1))
+            n_row = borrowed_row(keep_n, (t, b))
+            h_row = borrowed_row(seq_h, (t + 1, b))
             for j in range(H):
                 # n = tanh(W_n @ x + R_n @ (f * h_prev) + b_n)
                 n_bar = R_n_R_n_in_row[j] + W_n_x_row[j] + b_n[j]
@@ -180,14 +181,14 @@ def backward_steps(
                 delta_h_prev[t, b] = 0
                 delta_R_n_in[t, b] = 0
                 continue
-            f_row = keep_f[t, b]
-            n_row = keep_n[t, b]
-            d_h_above_row = dys[t, b]
-            carry_h_row = carry_h[b]
-            d_h_row = buf_d_h[b - lo]
-            d_n_bar_row = buf_d_n_bar[b - lo]
-            delta_x_d_n_bar = delta_x[t, b, 1]
-            delta_R_n_in_d_n_bar = delta_R_n_in[t, b, 0]
+            f_row = borrowed_row(keep_f, (t, b))
+            n_row = borrowed_row(keep_n, (t, b))
+            d_h_above_row = borrowed_row(dys, (t, b))
+            carry_h_row = borrowed_row(carry_h, (b,))
+            d_h_row = borrowed_row(buf_d_h, (b - lo,))
+            d_n_bar_row = borrowed_row(buf_d_n_bar, (b - lo,))
+            delta_x_d_n_bar = borrowed_row(delta_x, (t, b, 1))
+            delta_R_n_in_d_n_bar = borrowed_row(delta_R_n_in, (t, b, 0))
             for j in range(H):
                 # adjoint of h
                 d_h = carry_h_row[j] + d_h_above_row[j]
@@ -203,15 +204,15 @@ def backward_steps(
         for b in range(lo, hi):
             if t >= lengths[b]:
                 continue
-            h_prev_row = seq_h[t, b]
-            f_row = keep_f[t, b]
-            n_row = keep_n[t, b]
-            d_h_row = buf_d_h[b - lo]
-            d_n_bar_row = buf_d_n_bar[b - lo]
-            gemmT_R_n_in_row = gemmT_R_n_in[b - lo]
-            delta_x_d_f_bar = delta_x[t, b, 0]
-            delta_h_prev_d_f_bar = delta_h_prev[t, b, 0]
-            carry_h_row = carry_h[b]
+            h_prev_row = borrowed_row(seq_h, (t, b))
+            f_row = borrowed_row(keep_f, (t, b))
+            n_row = borrowed_row(keep_n, (t, b))
+            d_h_row = borrowed_row(buf_d_h, (b - lo,))
+            d_n_bar_row = borrowed_row(buf_d_n_bar, (b - lo,))
+            gemmT_R_n_in_row = borrowed_row(gemmT_R_n_in, (b - lo,))
+            delta_x_d_f_bar = borrowed_row(delta_x, (t, b, 0))
+            delta_h_prev_d_f_bar = borrowed_row(delta_h_prev, (t, b, 0))
+            carry_h_row = borrowed_row(carry_h, (b,))
             for j in range(H):
                 tmp0 = one - f_row[j]
                 # adjoint of the pre-activation of f
@@ -226,8 +227,8 @@ def backward_steps(
         step_gemm(delta_h_prev[t, lo:hi].reshape(rows, H), M_h_prev, gemmT_h_prev)
         # ... added to the carry of h
         for b in range(lo, hi):
-            carry_h_row = carry_h[b]
-            gemmT_h_prev_row = gemmT_h_prev[b - lo]
+            carry_h_row = borrowed_row(carry_h, (b,))
+            gemmT_h_prev_row = borrowed_row(gemmT_h_prev, (b - lo,))
             for j in range(H):
                 carry_h_row[j] += gemmT_h_prev_row[j]
     return (grad_b_f, grad_b_n)
@@ -301,11 +302,11 @@ def infer_steps(lo, hi, D, H, lengths, proj_x, M_h_prev_T, M_R_n_in_T, b_f, b_n,
                 state_h[(t + 1) % 2, b] = state_h[t % 2, b]
                 ys[t, b] = 0
                 continue
-            h_prev_row = state_h[t % 2, b]
-            R_f_h_prev_row = proj_h_prev[b - lo, 0]
-            W_f_x_row = proj_x[t, b, 0]
-            f_row = buf_f[b - lo]
-            R_n_in_row = buf_R_n_in[b - lo]
+            h_prev_row = borrowed_row(state_h, (t % 2, b))
+            R_f_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 0))
+            W_f_x_row = borrowed_row(proj_x, (t, b, 0))
+            f_row = borrowed_row(buf_f, (b - lo,))
+            R_n_in_row = borrowed_row(buf_R_n_in, (b - lo,))
             for j in range(H):
                 # f = sigmoid(W_f @ x + R_f @ h_prev + b_f)
                 f_bar = R_f_h_prev_row[j] + W_f_x_row[j] + b_f[j]
@@ -320,12 +321,12 @@ def infer_steps(lo, hi, D, H, lengths, proj_x, M_h_prev_T, M_R_n_in_T, b_f, b_n,
         for b in range(lo, hi):
             if t >= lengths[b]:
                 continue
-            h_prev_row = state_h[t % 2, b]
-            f_row = buf_f[b - lo]
-            R_n_R_n_in_row = proj_R_n_in[b - lo, 0]
-            W_n_x_row = proj_x[t, b, 1]
-            h_row = state_h[(t + 1) % 2, b]
-            ys_row = ys[t, b]
+            h_prev_row = borrowed_row(state_h, (t % 2, b))
+            f_row = borrowed_row(buf_f, (b - lo,))
+            R_n_R_n_in_row = borrowed_row(proj_R_n_in, (b - lo, 0))
+            W_n_x_row = borrowed_row(proj_x, (t, b, 1))
+            h_row = borrowed_row(state_h, ((t + 1) % 2, b))
+            ys_row = borrowed_row(ys, (t, b))
             for j in range(H):
                 # n = tanh(W_n @ x + R_n @ (f * h_prev) + b_n)
                 n_bar = R_n_R_n_in_row[j] + W_n_x_row[j] + b_n[j]

@@ -14,6 +14,7 @@ import numba
 import numpy as np
 
 from symlstm.backends.numba.kernel_math import sigmoid, step_gemm, tanh
+from symlstm.backends.numba.rows import borrowed_row
 
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'nfg'
@@ -97,18 +98,18 @@ def forward_steps(
                 keep_g[t, b] = 0
                 keep_o[t, b] = 0
                 continue
-            c_prev_row = seq_c[t, b]
-            R_i_h_prev_row = proj_h_prev[b - lo, 0]
-            W_i_x_row = proj_x[t, b, 0]
-            R_g_h_prev_row = proj_h_prev[b - lo, 1]
-            W_g_x_row = proj_x[t, b, 1]
-            R_o_h_prev_row = proj_h_prev[b - lo, 2]
-            W_o_x_row = proj_x[t, b, 2]
-            i_row = keep_i[t, b]
-            g_row = keep_g[t, b]
-            c_row = seq_c[t + 1, b]
-            o_row = keep_o[t, b]
-            h_row = seq_h[t + 1, b]
+            c_prev_row = borrowed_row(seq_c, (t, b))
+            R_i_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 0))
+            W_i_x_row = borrowed_row(proj_x, (t, b, 0))
+            R_g_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 1))
+            W_g_x_row = borrowed_row(proj_x, (t, b, 1))
+            R_o_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 2))
+            W_o_x_row = borrowed_row(proj_x, (t, b, 2))
+            i_row = borrowed_row(keep_i, (t, b))
+            g_row = borrowed_row(keep_g, (t, b))
+            c_row = borrowed_row(seq_c, (t + 1, b))
+            o_row = borrowed_row(keep_o, (t, b))
+            h_row = borrowed_row(seq_h, (t + 1, b))
             for j in range(H):
                 # i = sigmoid(W_i @ x + R_i @ h_prev + p_i * c_prev + b_i)
                 i_bar = R_i_h_prev_row[j] + W_i_x_row[j] + b_i[j] + c_prev_row[j] * p_i[j]
@@ -182,17 +183,17 @@ def backward_steps(
                 # past the end of this row's sequence: no adjoint flows into this step's products
                 delta_x_h_prev[t, b] = 0
                 continue
-            c_prev_row = seq_c[t, b]
-            i_row = keep_i[t, b]
-            g_row = keep_g[t, b]
-            c_row = seq_c[t + 1, b]
-            o_row = keep_o[t, b]
-            d_h_above_row = dys[t, b]
-            carry_h_row = carry_h[b]
-            carry_c_row = carry_c[b]
-            delta_x_h_prev_d_i_bar = delta_x_h_prev[t, b, 0]
-            delta_x_h_prev_d_g_bar = delta_x_h_prev[t, b, 1]
-            delta_x_h_prev_d_o_bar = delta_x_h_prev[t, b, 2]
+            c_prev_row = borrowed_row(seq_c, (t, b))
+            i_row = borrowed_row(keep_i, (t, b))
+            g_row = borrowed_row(keep_g, (t, b))
+            c_row = borrowed_row(seq_c, (t + 1, b))
+            o_row = borrowed_row(keep_o, (t, b))
+            d_h_above_row = borrowed_row(dys, (t, b))
+            carry_h_row = borrowed_row(carry_h, (b,))
+            carry_c_row = borrowed_row(carry_c, (b,))
+            delta_x_h_prev_d_i_bar = borrowed_row(delta_x_h_prev, (t, b, 0))
+            delta_x_h_prev_d_g_bar = borrowed_row(delta_x_h_prev, (t, b, 1))
+            delta_x_h_prev_d_o_bar = borrowed_row(delta_x_h_prev, (t, b, 2))
             for j in range(H):
                 # adjoint of h
                 d_h = carry_h_row[j] + d_h_above_row[j]
@@ -306,16 +307,16 @@ def infer_steps(
                 state_c[(t + 1) % 2, b] = state_c[t % 2, b]
                 ys[t, b] = 0
                 continue
-            c_prev_row = state_c[t % 2, b]
-            R_i_h_prev_row = proj_h_prev[b - lo, 0]
-            W_i_x_row = proj_x[t, b, 0]
-            R_g_h_prev_row = proj_h_prev[b - lo, 1]
-            W_g_x_row = proj_x[t, b, 1]
-            R_o_h_prev_row = proj_h_prev[b - lo, 2]
-            W_o_x_row = proj_x[t, b, 2]
-            c_row = state_c[(t + 1) % 2, b]
-            h_row = state_h[(t + 1) % 2, b]
-            ys_row = ys[t, b]
+            c_prev_row = borrowed_row(state_c, (t % 2, b))
+            R_i_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 0))
+            W_i_x_row = borrowed_row(proj_x, (t, b, 0))
+            R_g_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 1))
+            W_g_x_row = borrowed_row(proj_x, (t, b, 1))
+            R_o_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 2))
+            W_o_x_row = borrowed_row(proj_x, (t, b, 2))
+            c_row = borrowed_row(state_c, ((t + 1) % 2, b))
+            h_row = borrowed_row(state_h, ((t + 1) % 2, b))
+            ys_row = borrowed_row(ys, (t, b))
             for j in range(H):
                 # i = sigmoid(W_i @ x + R_i @ h_prev + p_i * c_prev + b_i)
                 i_bar = R_i_h_prev_row[j] + W_i_x_row[j] + b_i[j] + c_prev_row[j] * p_i[j]

@@ -10,6 +10,7 @@ import numba
 import numpy as np
 
 from symlstm.backends.numba.kernel_math import step_gemm, tanh
+from symlstm.backends.numba.rows import borrowed_row
 
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'rnn'
@@ -67,9 +68,9 @@ def forward_steps(lo, hi, D, H, lengths, proj_x, M_h_prev_T, b_h, seq_h):
                 # past the end of this row's sequence: its states stay as they were
                 seq_h[t + 1, b] = seq_h[t, b]
                 continue
-            R_h_h_prev_row = proj_h_prev[b - lo, 0]
-            W_h_x_row = proj_x[t, b, 0]
-            h_row = seq_h[t + 1, b]
+            R_h_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 0))
+            W_h_x_row = borrowed_row(proj_x, (t, b, 0))
+            h_row = borrowed_row(seq_h, (t + 1, b))
             for j in range(H):
                 # h = tanh(W_h @ x + R_h @ h_prev + b_h)
                 h_bar = R_h_h_prev_row[j] + W_h_x_row[j] + b_h[j]
@@ -104,10 +105,10 @@ def backward_steps(lo, hi, D, H, lengths, M_h_prev, b_h, seq_h, dys, carry_h, de
                 # past the end of this row's sequence: no adjoint flows into this step's products
                 delta_x_h_prev[t, b] = 0
                 continue
-            h_row = seq_h[t + 1, b]
-            d_h_above_row = dys[t, b]
-            carry_h_row = carry_h[b]
-            delta_x_h_prev_d_h_bar = delta_x_h_prev[t, b, 0]
+            h_row = borrowed_row(seq_h, (t + 1, b))
+            d_h_above_row = borrowed_row(dys, (t, b))
+            carry_h_row = borrowed_row(carry_h, (b,))
+            delta_x_h_prev_d_h_bar = borrowed_row(delta_x_h_prev, (t, b, 0))
             for j in range(H):
                 # adjoint of h
                 d_h = carry_h_row[j] + d_h_above_row[j]
@@ -167,10 +168,10 @@ def infer_steps(lo, hi, D, H, lengths, proj_x, M_h_prev_T, b_h, state_h, ys):
                 state_h[(t + 1) % 2, b] = state_h[t % 2, b]
                 ys[t, b] = 0
                 continue
-            R_h_h_prev_row = proj_h_prev[b - lo, 0]
-            W_h_x_row = proj_x[t, b, 0]
-            h_row = state_h[(t + 1) % 2, b]
-            ys_row = ys[t, b]
+            R_h_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 0))
+            W_h_x_row = borrowed_row(proj_x, (t, b, 0))
+            h_row = borrowed_row(state_h, ((t + 1) % 2, b))
+            ys_row = borrowed_row(ys, (t, b))
             for j in range(H):
                 # h = tanh(W_h @ x + R_h @ h_prev + b_h)
                 h_bar = R_h_h_prev_row[j] + W_h_x_row[j] + b_h[j]

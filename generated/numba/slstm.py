@@ -19,6 +19,7 @@ import numba
 import numpy as np
 
 from symlstm.backends.numba.kernel_math import exp, logsigmoid, max_slope, maximum, one_minus_exp, sigmoid, step_gemm, tanh
+from symlstm.backends.numba.rows import borrowed_row
 
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'slstm'
@@ -116,27 +117,27 @@ def forward_steps(
                 keep_i[t, b] = 0
                 keep_f[t, b] = 0
                 continue
-            c_prev_row = seq_c[t, b]
-            n_prev_row = seq_n[t, b]
-            m_prev_row = seq_m[t, b]
-            R_i_h_prev_row = proj_h_prev[b - lo, 0]
-            W_i_x_row = proj_x[t, b, 0]
-            R_f_h_prev_row = proj_h_prev[b - lo, 1]
-            W_f_x_row = proj_x[t, b, 1]
-            R_z_h_prev_row = proj_h_prev[b - lo, 2]
-            W_z_x_row = proj_x[t, b, 2]
-            R_o_h_prev_row = proj_h_prev[b - lo, 3]
-            W_o_x_row = proj_x[t, b, 3]
-            i_pre_row = keep_i_pre[t, b]
-            f_pre_row = keep_f_pre[t, b]
-            z_row = keep_z[t, b]
-            o_row = keep_o[t, b]
-            m_row = seq_m[t + 1, b]
-            i_row = keep_i[t, b]
-            f_row = keep_f[t, b]
-            c_row = seq_c[t + 1, b]
-            n_row = seq_n[t + 1, b]
-            h_row = seq_h[t + 1, b]
+            c_prev_row = borrowed_row(seq_c, (t, b))
+            n_prev_row = borrowed_row(seq_n, (t, b))
+            m_prev_row = borrowed_row(seq_m, (t, b))
+            R_i_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 0))
+            W_i_x_row = borrowed_row(proj_x, (t, b, 0))
+            R_f_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 1))
+            W_f_x_row = borrowed_row(proj_x, (t, b, 1))
+            R_z_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 2))
+            W_z_x_row = borrowed_row(proj_x, (t, b, 2))
+            R_o_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 3))
+            W_o_x_row = borrowed_row(proj_x, (t, b, 3))
+            i_pre_row = borrowed_row(keep_i_pre, (t, b))
+            f_pre_row = borrowed_row(keep_f_pre, (t, b))
+            z_row = borrowed_row(keep_z, (t, b))
+            o_row = borrowed_row(keep_o, (t, b))
+            m_row = borrowed_row(seq_m, (t + 1, b))
+            i_row = borrowed_row(keep_i, (t, b))
+            f_row = borrowed_row(keep_f, (t, b))
+            c_row = borrowed_row(seq_c, (t + 1, b))
+            n_row = borrowed_row(seq_n, (t + 1, b))
+            h_row = borrowed_row(seq_h, (t + 1, b))
             for j in range(H):
                 # i_pre = W_i @ x + R_i @ h_prev + b_i
                 i_pre = R_i_h_prev_row[j] + W_i_x_row[j] + b_i[j]
@@ -233,26 +234,26 @@ def backward_steps(
                 # past the end of this row's sequence: no adjoint flows into this step's products
                 delta_x_h_prev[t, b] = 0
                 continue
-            c_prev_row = seq_c[t, b]
-            n_prev_row = seq_n[t, b]
-            m_prev_row = seq_m[t, b]
-            i_pre_row = keep_i_pre[t, b]
-            f_pre_row = keep_f_pre[t, b]
-            z_row = keep_z[t, b]
-            o_row = keep_o[t, b]
-            i_row = keep_i[t, b]
-            f_row = keep_f[t, b]
-            c_row = seq_c[t + 1, b]
-            n_row = seq_n[t + 1, b]
-            d_h_above_row = dys[t, b]
-            carry_h_row = carry_h[b]
-            carry_c_row = carry_c[b]
-            carry_n_row = carry_n[b]
-            carry_m_row = carry_m[b]
-            delta_x_h_prev_d_i_pre = delta_x_h_prev[t, b, 0]
-            delta_x_h_prev_d_f_pre = delta_x_h_prev[t, b, 1]
-            delta_x_h_prev_d_z_bar = delta_x_h_prev[t, b, 2]
-            delta_x_h_prev_d_o_bar = delta_x_h_prev[t, b, 3]
+            c_prev_row = borrowed_row(seq_c, (t, b))
+            n_prev_row = borrowed_row(seq_n, (t, b))
+            m_prev_row = borrowed_row(seq_m, (t, b))
+            i_pre_row = borrowed_row(keep_i_pre, (t, b))
+            f_pre_row = borrowed_row(keep_f_pre, (t, b))
+            z_row = borrowed_row(keep_z, (t, b))
+            o_row = borrowed_row(keep_o, (t, b))
+            i_row = borrowed_row(keep_i, (t, b))
+            f_row = borrowed_row(keep_f, (t, b))
+            c_row = borrowed_row(seq_c, (t + 1, b))
+            n_row = borrowed_row(seq_n, (t + 1, b))
+            d_h_above_row = borrowed_row(dys, (t, b))
+            carry_h_row = borrowed_row(carry_h, (b,))
+            carry_c_row = borrowed_row(carry_c, (b,))
+            carry_n_row = borrowed_row(carry_n, (b,))
+            carry_m_row = borrowed_row(carry_m, (b,))
+            delta_x_h_prev_d_i_pre = borrowed_row(delta_x_h_prev, (t, b, 0))
+            delta_x_h_prev_d_f_pre = borrowed_row(delta_x_h_prev, (t, b, 1))
+            delta_x_h_prev_d_z_bar = borrowed_row(delta_x_h_prev, (t, b, 2))
+            delta_x_h_prev_d_o_bar = borrowed_row(delta_x_h_prev, (t, b, 3))
             for j in range(H):
                 # adjoint of h
                 d_h = carry_h_row[j] + d_h_above_row[j]
@@ -390,22 +391,22 @@ def infer_steps(
                 state_m[(t + 1) % 2, b] = state_m[t % 2, b]
                 ys[t, b] = 0
                 continue
-            c_prev_row = state_c[t % 2, b]
-            n_prev_row = state_n[t % 2, b]
-            m_prev_row = state_m[t % 2, b]
-            R_i_h_prev_row = proj_h_prev[b - lo, 0]
-            W_i_x_row = proj_x[t, b, 0]
-            R_f_h_prev_row = proj_h_prev[b - lo, 1]
-            W_f_x_row = proj_x[t, b, 1]
-            R_z_h_prev_row = proj_h_prev[b - lo, 2]
-            W_z_x_row = proj_x[t, b, 2]
-            R_o_h_prev_row = proj_h_prev[b - lo, 3]
-            W_o_x_row = proj_x[t, b, 3]
-            m_row = state_m[(t + 1) % 2, b]
-            c_row = state_c[(t + 1) % 2, b]
-            n_row = state_n[(t + 1) % 2, b]
-            h_row = state_h[(t + 1) % 2, b]
-            ys_row = ys[t, b]
+            c_prev_row = borrowed_row(state_c, (t % 2, b))
+            n_prev_row = borrowed_row(state_n, (t % 2, b))
+            m_prev_row = borrowed_row(state_m, (t % 2, b))
+            R_i_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 0))
+            W_i_x_row = borrowed_row(proj_x, (t, b, 0))
+            R_f_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 1))
+            W_f_x_row = borrowed_row(proj_x, (t, b, 1))
+            R_z_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 2))
+            W_z_x_row = borrowed_row(proj_x, (t, b, 2))
+            R_o_h_prev_row = borrowed_row(proj_h_prev, (b - lo, 3))
+            W_o_x_row = borrowed_row(proj_x, (t, b, 3))
+            m_row = borrowed_row(state_m, ((t + 1) % 2, b))
+            c_row = borrowed_row(state_c, ((t + 1) % 2, b))
+            n_row = borrowed_row(state_n, ((t + 1) % 2, b))
+            h_row = borrowed_row(state_h, ((t + 1) % 2, b))
+            ys_row = borrowed_row(ys, (t, b))
             for j in range(H):
                 # i_pre = W_i @ x + R_i @ h_prev + b_i
                 i_pre = R_i_h_prev_row[j] + W_i_x_row[j] + b_i[j]

@@ -13,6 +13,7 @@ import numba
 import numpy as np
 
 from symlstm.backends.numba.kernel_math import sigmoid, step_gemm
+from symlstm.backends.numba.rows import borrowed_row
 
 GENERATOR_VERSION = '0.1.0'
 SPEC_NAME = 'sru'
@@ -89,15 +90,15 @@ def forward_steps(
                 keep_f[t, b] = 0
                 keep_r[t, b] = 0
                 continue
-            x_row = x[t, b]
-            c_prev_row = seq_c[t, b]
-            W_f_x_row = proj_x[t, b, 0]
-            W_r_x_row = proj_x[t, b, 1]
-            W_x_row = proj_x[t, b, 2]
-            f_row = keep_f[t, b]
-            r_row = keep_r[t, b]
-            c_row = seq_c[t + 1, b]
-            h_row = seq_h[t + 1, b]
+            x_row = borrowed_row(x, (t, b))
+            c_prev_row = borrowed_row(seq_c, (t, b))
+            W_f_x_row = borrowed_row(proj_x, (t, b, 0))
+            W_r_x_row = borrowed_row(proj_x, (t, b, 1))
+            W_x_row = borrowed_row(proj_x, (t, b, 2))
+            f_row = borrowed_row(keep_f, (t, b))
+            r_row = borrowed_row(keep_r, (t, b))
+            c_row = borrowed_row(seq_c, (t + 1, b))
+            h_row = borrowed_row(seq_h, (t + 1, b))
             for j in range(H):
                 # f = sigmoid(W_f @ x + v_f * c_prev + b_f)
                 f_bar = W_f_x_row[j] + b_f[j] + c_prev_row[j] * v_f[j]
@@ -167,19 +168,19 @@ def backward_steps(
                 delta_x[t, b] = 0
                 dx_direct[t, b] = 0
                 continue
-            x_row = x[t, b]
-            c_prev_row = seq_c[t, b]
-            f_row = keep_f[t, b]
-            r_row = keep_r[t, b]
-            W_x_row = proj_x[t, b, 2]
-            c_row = seq_c[t + 1, b]
-            d_h_above_row = dys[t, b]
-            carry_h_row = carry_h[b]
-            carry_c_row = carry_c[b]
-            delta_x_d_f_bar = delta_x[t, b, 0]
-            delta_x_d_r_bar = delta_x[t, b, 1]
-            delta_x_d_W_x = delta_x[t, b, 2]
-            dx_direct_row = dx_direct[t, b]
+            x_row = borrowed_row(x, (t, b))
+            c_prev_row = borrowed_row(seq_c, (t, b))
+            f_row = borrowed_row(keep_f, (t, b))
+            r_row = borrowed_row(keep_r, (t, b))
+            W_x_row = borrowed_row(proj_x, (t, b, 2))
+            c_row = borrowed_row(seq_c, (t + 1, b))
+            d_h_above_row = borrowed_row(dys, (t, b))
+            carry_h_row = borrowed_row(carry_h, (b,))
+            carry_c_row = borrowed_row(carry_c, (b,))
+            delta_x_d_f_bar = borrowed_row(delta_x, (t, b, 0))
+            delta_x_d_r_bar = borrowed_row(delta_x, (t, b, 1))
+            delta_x_d_W_x = borrowed_row(delta_x, (t, b, 2))
+            dx_direct_row = borrowed_row(dx_direct, (t, b))
             for j in range(H):
                 # adjoint of h
                 d_h = carry_h_row[j] + d_h_above_row[j]
@@ -272,14 +273,14 @@ def infer_steps(lo, hi, D, H, lengths, proj_x, v_f, b_f, v_r, b_r, x, state_h, s
                 state_c[(t + 1) % 2, b] = state_c[t % 2, b]
                 ys[t, b] = 0
                 continue
-            x_row = x[t, b]
-            c_prev_row = state_c[t % 2, b]
-            W_f_x_row = proj_x[t, b, 0]
-            W_r_x_row = proj_x[t, b, 1]
-            W_x_row = proj_x[t, b, 2]
-            c_row = state_c[(t + 1) % 2, b]
-            h_row = state_h[(t + 1) % 2, b]
-            ys_row = ys[t, b]
+            x_row = borrowed_row(x, (t, b))
+            c_prev_row = borrowed_row(state_c, (t % 2, b))
+            W_f_x_row = borrowed_row(proj_x, (t, b, 0))
+            W_r_x_row = borrowed_row(proj_x, (t, b, 1))
+            W_x_row = borrowed_row(proj_x, (t, b, 2))
+            c_row = borrowed_row(state_c, ((t + 1) % 2, b))
+            h_row = borrowed_row(state_h, ((t + 1) % 2, b))
+            ys_row = borrowed_row(ys, (t, b))
             for j in range(H):
                 # f = sigmoid(W_f @ x + v_f * c_prev + b_f)
                 f_bar = W_f_x_row[j] + b_f[j] + c_prev_row[j] * v_f[j]

@@ -56,6 +56,7 @@ def emit_module(d: Derivation) -> str:
     out(f"from symlstm.backends.numba.kernel_math import {', '.join(helpers)}")
     if any(d.kind(a.name) == Kind.REDUCTION for a in d.forward + d.backward):
         out("from symlstm.backends.numba.reductions import unit_sum")
+    out("from symlstm.backends.numba.rows import borrowed_row")
     out()
     out(f"GENERATOR_VERSION = {__version__!r}")
     out(f"SPEC_NAME = {spec.name!r}")

@@ -12,7 +12,7 @@ from symlstm.backends.numba.emit_forward import (
     stacked,
     width,
 )
-from symlstm.backends.numba.loops import LoopNest, row_sources
+from symlstm.backends.numba.loops import LoopNest, bound_row, row_sources
 from symlstm.backends.numba.names import KernelNames
 from symlstm.backends.numba.source import Source
 from symlstm.ir.nodes import Kind
@@ -188,8 +188,8 @@ def _emit_add_rows(n: KernelNames, out: Source, target: str, scratch: str, inden
     """``target[lo:hi] += scratch`` for two IR symbols' arrays, as a loop over row views: no
     temporary array."""
     out(f"for {n.b} in range({n.lo}, {n.hi}):", indent)
-    out(f"{n.row(target)} = {n.ident[target]}[{n.b}]", indent + 1)
-    out(f"{n.row(scratch)} = {n.ident[scratch]}[{n.b} - {n.lo}]", indent + 1)
+    out(f"{n.row(target)} = {bound_row(f'{n.ident[target]}[{n.b}]')}", indent + 1)
+    out(f"{n.row(scratch)} = {bound_row(f'{n.ident[scratch]}[{n.b} - {n.lo}]')}", indent + 1)
     out(f"for {n.j} in range({n.size(n.plan.d.size(target))}):", indent + 1)
     out(f"{n.row(target)}[{n.j}] += {n.row(scratch)}[{n.j}]", indent + 2)
 

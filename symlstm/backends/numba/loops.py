@@ -19,6 +19,7 @@ stored in a row anyway.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import sympy
@@ -34,6 +35,25 @@ from symlstm.lang.sizes import Size
 
 #: (row view, what it views)
 Row = tuple[str, str]
+
+#: an array indexed by integers only, ``seq_c[t + 1, b]``: how every row source is written
+_SUBSCRIPT = re.compile(r"(\w+)\[([^\[\]:]+)\]")
+
+
+def bound_row(source: str) -> str:
+    """What a nest binds a row view to: ``borrowed_row(seq_c, (t, b))`` for ``seq_c[t, b]``, a view
+    without a reference count (``symlstm.backends.numba.rows`` says why); a slice as it is."""
+    match = _SUBSCRIPT.fullmatch(source)
+    if match is None:
+        return source
+    index = match[2] if "," in match[2] else f"{match[2]},"
+    return f"borrowed_row({match[1]}, ({index}))"
+
+
+def first_element(source: str) -> str:
+    """The one number of a size-1 row: ``keep_m[t, b, 0]`` for ``keep_m[t, b]``, no view made."""
+    match = _SUBSCRIPT.fullmatch(source)
+    return f"{match[1]}[{match[2]}, 0]" if match else f"{source}[0]"
 
 
 def row_sources(
@@ -216,6 +236,32 @@ class LoopNest:
                 ]
                 s.phase = max([s.phase, *readers])
 
+    def _share_calls(self) -> bool:
+        """A function call (``tanh(...)``) that statements of different passes evaluate becomes a
+        statement of its own, computed once in the first pass that can and read from a scratch row
+        by the later ones (a pass's own repeats are its block's CSE). Layer-normalised cells need
+        this: the derivative of ``tanh(gamma_c * (c - m_c) / s_c + beta_c)`` feeds the adjoint of
+        every unit of ``c`` and the reductions before it, three passes apart (lnlstm's backward:
+        -20 % of its time). Returns whether any was shared."""
+        passes: dict[sympy.Expr, set[tuple[int, Size]]] = {}
+        for s in self.statements:
+            for call in _calls(s.expr):
+                passes.setdefault(call, set()).add((s.phase, s.size))
+        shared = [call for call, where in passes.items() if len(where) > 1]
+        if not shared:
+            return False
+        shared.sort(key=sympy.default_sort_key)  # deterministic names
+        n = self.names
+        for call in shared:
+            key = n.namer.fresh(f"{type(call).__name__.lower()}_value")
+            n.ident[key] = key
+            symbol = sympy.Symbol(key, real=True)
+            first = next(k for k, s in enumerate(self.statements) if call in _calls(s.expr))
+            for s in self.statements[first:]:
+                s.expr = s.expr.xreplace({call: symbol})
+            self.statements.insert(first, Statement(key, "=", call, None, self.size_of(call), computes=key))
+        return True
+
     # -- emission -----------------------------------------------------------------------------------
     def emit(self, out: Source, indent: int, locals_: set[str]) -> None:
         """``locals_``: the IR symbols this nest computes (read as locals, not rows)."""
@@ -224,6 +270,8 @@ class LoopNest:
         d = n.plan.d
         self._substitute_aliases()
         self._schedule()
+        if self._share_calls():
+            self._schedule()
         used: set[str] = set()
         for expr in [s.expr for s in self.statements] + [e for _, e, _ in self.accumulations]:
             used |= {x.name for x in expr.free_symbols}
@@ -234,7 +282,7 @@ class LoopNest:
             if name not in used:
                 continue
             if d.size(name) == 1:  # one number per batch row: a local, read once
-                scalar_reads.append(f"{n.value(name)} = {src}[0]")  # the row's one element
+                scalar_reads.append(f"{n.value(name)} = {first_element(src)}")
                 reads[name] = n.value(name)
             else:
                 views[view] = src
@@ -250,7 +298,7 @@ class LoopNest:
             out(line, indent + 2)
         out("continue", indent + 2)
         for view, src in views.items():
-            out(f"{view} = {src}", indent + 1)
+            out(f"{view} = {bound_row(src)}", indent + 1)
         for line in scalar_reads:
             out(line, indent + 1)
         self._emit_phases(out, indent + 1, reads)
@@ -359,3 +407,8 @@ class LoopNest:
         out.block(lines, NumbaPrinter(printer_reads, self.constants), indent, n.temporaries())
         if scalar:
             reads.update(scalar_locals)
+
+
+def _calls(expr: sympy.Expr) -> set[sympy.Expr]:
+    """The function applications in ``expr`` (a unit sum is a pass's end, not a call)."""
+    return {f for f in expr.atoms(sympy.Function) if not isinstance(f, UnitSum)}
