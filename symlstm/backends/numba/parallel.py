@@ -12,10 +12,13 @@ That wins while the step matrices are small; once they outgrow a core's cache, e
 re-reads and re-packs all of them at every step, and BLAS's own split of each step GEMM (each
 thread packs half) wins instead. Measured on these machines (2 cores, 2 MiB L2 each; lstm,
 forward + backward, row threads / BLAS threads): 0.83, 0.95, 1.02, 1.34 at H = 64, 128, 256,
-512 in float32 and 0.77, 0.86, 1.12 at H = 64, 128, 256 in float64. So a call splits its rows
-when its step matrices take less than MAX_SPLIT_STEP_BYTES; a batch too small to split (fewer
-than 2 * MIN_ROWS_PER_THREAD rows) or with larger matrices runs on the calling thread, with BLAS
-free to use its own threads.
+512 in float32 and 0.77, 0.86, 1.12 at H = 64, 128, 256 in float64. At H = 256 in float32 (step
+matrices of 1 MiB for lstm) splitting is even for lstm (1.01-1.02) and wins for cells with
+heavier elementwise passes, which BLAS's threads leave on one core: lnlstm 0.88-0.91, slstm
+0.80-0.86, lstm inside PyTorch 0.95 (T, B = 100, 64; Intel Xeon, 2026-12-02); at H = 512 lstm
+loses (1.12) and lnlstm is even. So a call splits its rows when its step matrices take less than
+MAX_SPLIT_STEP_BYTES; a batch too small to split (fewer than 2 * MIN_ROWS_PER_THREAD rows) or
+with larger matrices runs on the calling thread, with BLAS free to use its own threads.
 
 ``SYMLSTM_NUM_THREADS`` sets the number of threads (default: the cores this process may use).
 Results depend on it only through the order in which the parts of the parameter gradients are
@@ -35,7 +38,7 @@ THREADS_ENV = "SYMLSTM_NUM_THREADS"
 #: fewer rows than this per thread and the per-step GEMMs get too thin to be worth a thread
 MIN_ROWS_PER_THREAD = 4
 #: step matrices (all of a cell's recurrent weights) at least this big: leave threads to BLAS
-MAX_SPLIT_STEP_BYTES = 1 << 20
+MAX_SPLIT_STEP_BYTES = 2 << 20
 
 
 def num_threads() -> int:
