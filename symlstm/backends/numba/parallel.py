@@ -145,7 +145,8 @@ def single_threaded_blas():
 
 class RowSplit:
     """One call's division of work, used as a context: ``batch`` runs a kernel over ranges of
-    batch rows, ``flat`` over ranges of the T*B (step, row) pairs, each range on its own thread.
+    batch rows, ``flat`` over ranges of the T*B (step, row) pairs, each range on its own thread
+    (the first on the calling thread).
 
     >>> with RowSplit(T, B) as split:                  # doctest: +SKIP
     ...     split.flat(kernel, *args)                   # kernel(lo, hi, *args) per range
@@ -185,10 +186,16 @@ class RowSplit:
         runner = _RANGE_RUNNER.get()
         if runner is not None:
             return runner(kernel, ranges, args, extra)
-        # every range on a pool thread, the caller waiting: running the first on the calling
-        # thread instead was 3-18 % slower in paired runs here (lstm, B = 16 and 32; noisy),
-        # perhaps the woken worker sharing the caller's core for a while
-        pool = _pool(len(ranges))
-        futures = [pool.submit(kernel, lo, hi, *args, *more) for (lo, hi), more in zip(ranges, extra)]
-        wait(futures)  # all of them, even when one fails, before anything else runs
-        return [f.result() for f in futures]
+        # the first range on the calling thread, the others on pool threads: waking one thread per
+        # other range costs ~10 us, waking one for every range ~80 us (three threads for two
+        # cores). Paired runs, 2026-12-02 (Intel Xeon, after the rows were borrowed): 0.88-1.0 of
+        # the time at (100, 16, 64, 64) and (100, 32, 128, 128) for lstm, peephole, gru, sru and
+        # indrnn, even at H = 256. (An earlier session measured the opposite, 3-18 % slower at
+        # B = 16 and 32, while the kernels' row views still counted references on shared arrays.)
+        pool = _pool(len(ranges) - 1)
+        futures = [pool.submit(kernel, lo, hi, *args, *more) for (lo, hi), more in zip(ranges[1:], extra[1:])]
+        try:
+            first = kernel(*ranges[0], *args, *extra[0])
+        finally:
+            wait(futures)  # all of them, even when one fails, before anything else runs
+        return [first] + [f.result() for f in futures]
