@@ -97,7 +97,6 @@ def forward_steps(
     T = proj_x.shape[0]
     rows = hi - lo
     dtype = proj_x.dtype
-    logsigmoid_value_scratch = np.empty(H, dtype)
     # the results of the step GEMMs, for this range of rows
     proj_h_prev = np.empty((rows, 4, H), dtype)
     for t in range(T):
@@ -140,9 +139,6 @@ def forward_steps(
             n_row = borrowed_row(seq_n, (t + 1, b))
             h_row = borrowed_row(seq_h, (t + 1, b))
             for j in range(H):
-                logsigmoid_value = logsigmoid(R_f_h_prev_row[j] + W_f_x_row[j] + b_f[j])
-                logsigmoid_value_scratch[j] = logsigmoid_value
-            for j in range(H):
                 # i_pre = W_i @ x + R_i @ h_prev + b_i
                 i_pre = R_i_h_prev_row[j] + W_i_x_row[j] + b_i[j]
                 # f_pre = W_f @ x + R_f @ h_prev + b_f
@@ -153,7 +149,7 @@ def forward_steps(
                 # o = sigmoid(W_o @ x + R_o @ h_prev + b_o)
                 o_bar = R_o_h_prev_row[j] + W_o_x_row[j] + b_o[j]
                 o = sigmoid(o_bar)
-                tmp0 = logsigmoid_value_scratch[j] + m_prev_row[j]
+                tmp0 = m_prev_row[j] + logsigmoid(f_pre)
                 # m = maximum(logsigmoid(f_pre) + m_prev, i_pre)
                 m = maximum(tmp0, i_pre)
                 tmp1 = -m
@@ -224,7 +220,6 @@ def backward_steps(
     rows = hi - lo
     dtype = dys.dtype
     one = dtype.type(1.0)
-    logsigmoid_value_2_scratch = np.empty(H, dtype)
     # the gradients of the parameter vectors, summed over steps and rows
     grad_b_i = np.zeros(H, dtype)
     grad_b_f = np.zeros(H, dtype)
@@ -260,9 +255,6 @@ def backward_steps(
             delta_x_h_prev_d_z_bar = borrowed_row(delta_x_h_prev, (t, b, 2))
             delta_x_h_prev_d_o_bar = borrowed_row(delta_x_h_prev, (t, b, 3))
             for j in range(H):
-                logsigmoid_value_2 = logsigmoid(f_pre_row[j])
-                logsigmoid_value_2_scratch[j] = logsigmoid_value_2
-            for j in range(H):
                 # adjoint of h
                 d_h = carry_h_row[j] + d_h_above_row[j]
                 tmp0 = d_h * o_row[j]
@@ -281,20 +273,21 @@ def backward_steps(
                 d_o_bar = c_row[j] * tmp1 * (one - o_row[j])
                 # adjoint of the pre-activation of z
                 d_z_bar = d_c * i_row[j] * (one - z_row[j]**2)
-                tmp2 = one_minus_exp(logsigmoid_value_2_scratch[j])
-                tmp3 = logsigmoid_value_2_scratch[j] + m_prev_row[j]
-                tmp4 = d_m * max_slope(tmp3, i_pre_row[j])
+                tmp2 = logsigmoid(f_pre_row[j])
+                tmp3 = one_minus_exp(tmp2)
+                tmp4 = m_prev_row[j] + tmp2
+                tmp5 = d_m * max_slope(tmp4, i_pre_row[j])
                 # adjoint of f_pre
-                d_f_pre = d_f_bar * tmp2 + tmp2 * tmp4
+                d_f_pre = d_f_bar * tmp3 + tmp3 * tmp5
                 # adjoint of i_pre
-                d_i_pre = d_i_bar + d_m * max_slope(i_pre_row[j], tmp3)
+                d_i_pre = d_i_bar + d_m * max_slope(i_pre_row[j], tmp4)
                 delta_x_h_prev_d_i_pre[j] = d_i_pre
                 delta_x_h_prev_d_f_pre[j] = d_f_pre
                 delta_x_h_prev_d_z_bar[j] = d_z_bar
                 delta_x_h_prev_d_o_bar[j] = d_o_bar
                 carry_c_row[j] = d_c * f_row[j]
                 carry_n_row[j] = d_n * f_row[j]
-                carry_m_row[j] = d_f_bar + tmp4
+                carry_m_row[j] = d_f_bar + tmp5
             for j in range(H):
                 grad_b_i[j] += delta_x_h_prev_d_i_pre[j]
             for j in range(H):
@@ -383,7 +376,6 @@ def infer_steps(
     T = proj_x.shape[0]
     rows = hi - lo
     dtype = proj_x.dtype
-    logsigmoid_value_3_scratch = np.empty(H, dtype)
     # the results of the step GEMMs, for this range of rows
     proj_h_prev = np.empty((rows, 4, H), dtype)
     for t in range(T):
@@ -416,9 +408,6 @@ def infer_steps(
             h_row = borrowed_row(state_h, ((t + 1) % 2, b))
             ys_row = borrowed_row(ys, (t, b))
             for j in range(H):
-                logsigmoid_value_3 = logsigmoid(R_f_h_prev_row[j] + W_f_x_row[j] + b_f[j])
-                logsigmoid_value_3_scratch[j] = logsigmoid_value_3
-            for j in range(H):
                 # i_pre = W_i @ x + R_i @ h_prev + b_i
                 i_pre = R_i_h_prev_row[j] + W_i_x_row[j] + b_i[j]
                 # f_pre = W_f @ x + R_f @ h_prev + b_f
@@ -429,7 +418,7 @@ def infer_steps(
                 # o = sigmoid(W_o @ x + R_o @ h_prev + b_o)
                 o_bar = R_o_h_prev_row[j] + W_o_x_row[j] + b_o[j]
                 o = sigmoid(o_bar)
-                tmp0 = logsigmoid_value_3_scratch[j] + m_prev_row[j]
+                tmp0 = m_prev_row[j] + logsigmoid(f_pre)
                 # m = maximum(logsigmoid(f_pre) + m_prev, i_pre)
                 m = maximum(tmp0, i_pre)
                 tmp1 = -m

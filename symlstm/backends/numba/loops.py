@@ -31,16 +31,10 @@ from symlstm.backends.numba.storage import StepStorage
 from symlstm.ir.nodes import Kind
 from symlstm.ir.sizes import expression_size
 from symlstm.lang.nodes import UnitSum
-from symlstm.lang.primitives import primitive_of
 from symlstm.lang.sizes import Size
 
 #: (row view, what it views)
 Row = tuple[str, str]
-
-#: primitives made of an exponential and a logarithm: a pass that calls one besides other
-#: functions is left scalar by LLVM, so their calls on values known before the pass get a pass of
-#: their own (``LoopNest._own_passes``)
-OWN_PASS_PRIMITIVES = frozenset({"softplus", "logsigmoid"})
 
 #: an array indexed by integers only, ``seq_c[t + 1, b]``: how every row source is written
 _SUBSCRIPT = re.compile(r"(\w+)\[([^\[\]:]+)\]")
@@ -116,9 +110,7 @@ class Statement:
     computes: str | None = None
     #: an array element, not a local
     indexed: bool = False
-    #: its pass's place: a whole number after each reduction, half a step earlier for a pass of
-    #: its own (``LoopNest._own_passes``)
-    phase: float = 0
+    phase: int = 0
 
 
 @dataclass
@@ -230,7 +222,7 @@ class LoopNest:
         """Give every statement its phase: after the reductions it reads (a reduction's value is
         ready in the phase after its pass), and a store that overwrites a row after the last read
         of that row's old value."""
-        ready: dict[str, float] = {}  # symbol computed here -> first phase that may read it
+        ready: dict[str, int] = {}  # symbol computed here -> first phase that may read it
         for s in self.statements:
             deps = [ready[x.name] for x in s.expr.free_symbols if x.name in ready]
             s.phase = max(deps, default=0)
@@ -251,7 +243,7 @@ class LoopNest:
         this: the derivative of ``tanh(gamma_c * (c - m_c) / s_c + beta_c)`` feeds the adjoint of
         every unit of ``c`` and the reductions before it, three passes apart (lnlstm's backward:
         -20 % of its time). Returns whether any was shared."""
-        passes: dict[sympy.Expr, set[tuple[float, Size]]] = {}
+        passes: dict[sympy.Expr, set[tuple[int, Size]]] = {}
         for s in self.statements:
             for call in _calls(s.expr):
                 passes.setdefault(call, set()).add((s.phase, s.size))
@@ -261,7 +253,7 @@ class LoopNest:
         shared.sort(key=sympy.default_sort_key)  # deterministic names
         n = self.names
         for call in shared:
-            key = n.namer.fresh(f"{_primitive_name(call)}_value")
+            key = n.namer.fresh(f"{type(call).__name__.lower()}_value")
             n.ident[key] = key
             symbol = sympy.Symbol(key, real=True)
             first = next(k for k, s in enumerate(self.statements) if call in _calls(s.expr))
@@ -269,39 +261,6 @@ class LoopNest:
                 s.expr = s.expr.xreplace({call: symbol})
             self.statements.insert(first, Statement(key, "=", call, None, self.size_of(call), computes=key))
         return True
-
-    def _own_passes(self) -> None:
-        """A call of an OWN_PASS_PRIMITIVES primitive in a pass that calls other functions too is
-        computed in a pass of its own just before it and read from a scratch row, when its
-        argument is ready before that pass or computed in it without calls (then computed again
-        there). Measured on slstm's forward (``logsigmoid(f_pre)`` beside ``tanh``, ``sigmoid`` and
-        two ``exp``): LLVM vectorized neither the pass with it (though it does the same loop
-        compiled alone) nor any of its parts; with the call moved out, both passes vectorize: 5.4
-        -> 2.8 ms at (T, B, H) = (100, 16, 64) on one thread, bit-equal results. Runs after
-        scheduling: the new pass has the phase just below its reader's."""
-        n = self.names
-        computed = {s.computes: s.phase for s in self.statements if s.computes is not None}
-        passes = list(dict.fromkeys((s.phase, s.size) for s in self.statements))
-        for phase, size in passes:
-            readers = [s for s in self.statements if (s.phase, s.size) == (phase, size)]
-            calls = sorted({c for r in readers for c in _calls(r.expr)}, key=sympy.default_sort_key)
-            # what this pass computes without calls (``f_pre = W_f x + R_f h + b_f``): an own pass
-            # computes it again rather than wait for it
-            cheap = {r.computes: r.expr for r in readers if r.computes is not None and not _calls(r.expr)}
-            for call in calls:
-                if _primitive_name(call) not in OWN_PASS_PRIMITIVES or len(calls) < 2:
-                    continue
-                argument = call
-                while any(x.name in cheap for x in argument.free_symbols):
-                    argument = argument.xreplace({sympy.Symbol(k, real=True): e for k, e in cheap.items()})
-                if not all(computed.get(x.name, -1) < phase for x in argument.free_symbols):
-                    continue
-                key = n.namer.fresh(f"{_primitive_name(call)}_value")
-                n.ident[key] = key
-                for r in readers:
-                    r.expr = r.expr.xreplace({call: sympy.Symbol(key, real=True)})
-                own = Statement(key, "=", argument, None, self.size_of(call), computes=key, phase=phase - 0.5)
-                self.statements.insert(self.statements.index(readers[0]), own)
 
     # -- emission -----------------------------------------------------------------------------------
     def emit(self, out: Source, indent: int, locals_: set[str]) -> None:
@@ -313,7 +272,6 @@ class LoopNest:
         self._schedule()
         if self._share_calls():
             self._schedule()
-        self._own_passes()
         used: set[str] = set()
         for expr in [s.expr for s in self.statements] + [e for _, e, _ in self.accumulations]:
             used |= {x.name for x in expr.free_symbols}
@@ -356,7 +314,7 @@ class LoopNest:
     def _emit_phases(self, out: Source, indent: int, reads: dict[str, str]) -> None:
         n, j = self.names, self.names.j
         # symbol -> (phase, size) of the pass computing it; a reduction's value is a scalar
-        computed_in: dict[str, tuple[float, Size]] = {
+        computed_in: dict[str, tuple[int, Size]] = {
             s.computes: (s.phase, 1 if isinstance(s.expr, UnitSum) else s.size)
             for s in self.statements
             if s.computes is not None
@@ -449,11 +407,6 @@ class LoopNest:
         out.block(lines, NumbaPrinter(printer_reads, self.constants), indent, n.temporaries())
         if scalar:
             reads.update(scalar_locals)
-
-
-def _primitive_name(call: sympy.Expr) -> str:
-    primitive = primitive_of(call)
-    return primitive.name if primitive is not None else type(call).__name__.lower()
 
 
 def _calls(expr: sympy.Expr) -> set[sympy.Expr]:

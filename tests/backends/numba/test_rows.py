@@ -1,4 +1,4 @@
-"""Row views without reference counts (``borrowed_row``), calls shared between the passes of a
+"""Row views without reference counts (``borrowed_row``) and calls shared between the passes of a
 loop nest: what the emitted kernels do, checked on their text and by running them."""
 
 import ast
@@ -64,17 +64,3 @@ def test_lnlstm_backward_evaluates_its_output_tanh_once():
     source = _kernel_source("lnlstm", "backward_steps")
     assert source.count("tanh(") == 1
     assert re.search(r"tanh_value_scratch\[j\] = tanh_value", source)
-
-
-@pytest.mark.parametrize("kernel", ["forward_steps", "infer_steps", "backward_steps"])
-def test_slstm_logsigmoid_runs_in_a_pass_of_its_own(kernel):
-    """logsigmoid (an exp and a log) beside slstm's other functions left the whole pass scalar; it
-    is computed in a loop over the units that calls nothing else."""
-    tree = ast.parse(_kernel_source("slstm", kernel))
-    unit_loops = [n for n in ast.walk(tree) if isinstance(n, ast.For) and getattr(n.target, "id", "") == "j"]
-    called = [
-        {c.func.id for statement in loop.body for c in ast.walk(statement) if isinstance(c, ast.Call)}
-        for loop in unit_loops
-    ]
-    with_it = [names for names in called if "logsigmoid" in names]
-    assert with_it == [{"logsigmoid"}]
