@@ -27,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from symlstm.backends.numba import llvm_options
 from symlstm.files import write_atomic
 from symlstm.lang.spec import CellSpec, SpecError
 from symlstm.version import __version__
@@ -231,6 +232,7 @@ def import_kernels(spec: CellSpec) -> ModuleType:
         return sys.modules[module_name]
     path = ensure_kernels(spec)
     _check_numba_cache(path)
+    llvm_options.apply()  # before Numba compiles anything of the module
     module_spec = importlib.util.spec_from_file_location(module_name, path)
     if module_spec is None or module_spec.loader is None:  # pragma: no cover
         raise ImportError(f"cannot import the kernel module {path}")
