@@ -244,23 +244,22 @@ class LoopNest:
         every unit of ``c`` and the reductions before it, three passes apart (lnlstm's backward:
         -20 % of its time). Returns whether any was shared."""
         passes: dict[sympy.Expr, set[tuple[int, Size]]] = {}
+        first_reader: dict[sympy.Expr, Statement] = {}
         for s in self.statements:
             for call in _calls(s.expr):
                 passes.setdefault(call, set()).add((s.phase, s.size))
-        shared = [call for call, where in passes.items() if len(where) > 1]
-        if not shared:
-            return False
-        shared.sort(key=sympy.default_sort_key)  # deterministic names
+                first_reader.setdefault(call, s)
+        shared = sorted((c for c, where in passes.items() if len(where) > 1), key=sympy.default_sort_key)
         n = self.names
-        for call in shared:
+        for call in shared:  # in canonical order: deterministic names
             key = n.namer.fresh(f"{type(call).__name__.lower()}_value")
             n.ident[key] = key
-            symbol = sympy.Symbol(key, real=True)
-            first = next(k for k, s in enumerate(self.statements) if call in _calls(s.expr))
-            for s in self.statements[first:]:
-                s.expr = s.expr.xreplace({call: symbol})
+            readers = {call: sympy.Symbol(key, real=True)}
+            for s in self.statements:
+                s.expr = s.expr.xreplace(readers)
+            first = self.statements.index(first_reader[call])
             self.statements.insert(first, Statement(key, "=", call, None, self.size_of(call), computes=key))
-        return True
+        return bool(shared)
 
     # -- emission -----------------------------------------------------------------------------------
     def emit(self, out: Source, indent: int, locals_: set[str]) -> None:
