@@ -6,8 +6,10 @@ float32, each one training step over the whole sequence of a loss ``sum(output *
 - ``module``: ``symlstm.torch.Recurrent(cell, D, H)``, the cell's kernels inside PyTorch, on
   PyTorch's OpenMP threads (``symlstm.torch.set_threads("torch")``, the default), and
   ``module-own``: on the kernels' own threads (``set_threads("symlstm")``);
-- ``module-fb``: the same without the optimizer step, and ``raw``: ``cell.forward`` +
-  ``cell.backward`` on NumPy arrays: their ratio is the wrapper's overhead;
+- ``module-fb``: the same without the optimizer step, ``raw``: ``cell.forward`` +
+  ``cell.backward`` on NumPy arrays, and ``loss``: the loss alone (its product, sum and their
+  backward) on a tensor of the output's shape; ``(module-fb - loss) / raw`` is the wrapper's
+  overhead, ``module-fb / raw`` that with the loss, which ``raw`` does not compute;
 - ``torch-nn``: ``torch.nn.LSTM``/``GRU``/``RNN`` (oneDNN's fused primitive in float32);
 - ``torch-loop``: the cell written as PyTorch code with a Python loop over time
   (``symlstm.verify.torch_reference``), autograd for the backward: what a new cell costs without
@@ -97,6 +99,16 @@ def _raw_step(cell_name, size, dtype):
     return run, 0
 
 
+def _loss_step(cell_name, size, dtype):
+    """What module-fb does besides the module: the loss and its backward, on a leaf of the
+    output's shape."""
+    import torch
+
+    x, g = _problem(size, dtype, size[3])
+    output = torch.zeros(g.shape, dtype=getattr(torch, dtype), requires_grad=True)
+    return _training_step(lambda _: (output,), [output], x, g, adam=False), 0
+
+
 def _torch_nn_step(cell_name, size, dtype):
     import torch
 
@@ -148,6 +160,7 @@ STEPS = {
     "module-fb": _module_fb_step,
     "module-own": _module_own_step,
     "raw": _raw_step,
+    "loss": _loss_step,
     "torch-nn": _torch_nn_step,
     "torch-loop": _torch_loop_step,
     "torch-compile": _torch_compile_step,
@@ -166,7 +179,7 @@ def implementations(cells, dtypes, with_torch: bool):
             if cell in TORCH_MODULES:
                 impls.append(Impl("torch-nn", cell, dtype))
             if cell == cells[0]:  # the wrapper's overhead and the threads' policy, on the first cell
-                impls += [Impl("module-fb", cell, dtype), Impl("raw", cell, dtype), Impl("module-own", cell, dtype)]
+                impls += [Impl(side, cell, dtype) for side in ("module-fb", "raw", "loss", "module-own")]
     return impls
 
 
@@ -197,9 +210,11 @@ def format_report(report, cells, dtypes) -> str:
                 lines += ratio_row(f"{side} / symlstm.torch, {cell} ({dtype}; speed-up)", speedup)
                 if ratio_row("", speedup):  # a side that ran (--no-torch leaves the compiled one out)
                     summary.append(f"{cell} vs {side} {geomean(speedup):.1f}x")
-        overhead = ratios(report, f"module-fb:{cells[0]}:{dtype}", f"raw:{cells[0]}:{dtype}")
+        fb, raw, loss = (f"{side}:{cells[0]}:{dtype}" for side in ("module-fb", "raw", "loss"))
         name = f"symlstm.torch forward+backward / raw cell.forward+backward, {cells[0]} ({dtype})"
-        lines += ratio_row(name, overhead)
+        lines += ratio_row(name, ratios(report, fb, raw))
+        wrapper = [(_med(report, fb, s) - _med(report, loss, s)) / _med(report, raw, s) for s in grid]
+        lines += ratio_row(f"the same without the loss's own time (the wrapper alone), {cells[0]} ({dtype})", wrapper)
         own = ratios(report, f"module-own:{cells[0]}:{dtype}", f"module:{cells[0]}:{dtype}")
         lines += ratio_row(f"kernels on their own threads / on torch's, {cells[0]} ({dtype})", own)
     lines += ["", "Speed-ups of symlstm.torch, geometric mean over the grid: " + ", ".join(summary)]

@@ -19,6 +19,7 @@ from symlstm.tools.bench import Impl, _run_worker
         (bench_inference, "ort", "gru"),
         (bench_torch, "module", "mut1"),
         (bench_torch, "torch-loop", "mut1"),
+        (bench_torch, "loss", "lstm"),
     ],
 )
 def test_a_worker_process_times_a_cell(suite, kind, cell):
