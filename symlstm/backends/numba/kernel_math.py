@@ -332,6 +332,30 @@ def _max_slope(a):
 #: multiply-adds with its small-matrix kernel, which does not pack (copy) the operands first
 SMALL_GEMM_ROWS = 8
 SMALL_GEMM_MACS = 1_000_000
+#: a product of one row by a matrix of at most this many entries runs as a loop here: a BLAS call
+#: costs ~100 ns however small the product (measured, one row, float32 / float64 loop over BLAS:
+#: 16 x 128 0.61 / 0.64, 32 x 16 0.29 / 0.35, 32 x 128 0.90 / 0.76, 64 x 128 0.96 / 0.87; with
+#: two rows the loop already loses, 1.27 / 1.60 at 32 x 64)
+TINY_GEMM_ENTRIES = 8192
+
+
+@njit(inline="always")
+def row_times_matrix(a, b, out):
+    """``out = a @ b`` for a vector ``a`` (K,) and a matrix ``b`` (K, N), as a loop over ``b``'s
+    rows four at a time (each pass over ``out`` adds four of them: a quarter of the loads and
+    stores of one at a time), vectorized along N."""
+    K, N = b.shape
+    out[:] = 0
+    whole = K - K % 4
+    for k in range(0, whole, 4):
+        a0, a1, a2, a3 = a[k], a[k + 1], a[k + 2], a[k + 3]
+        b0, b1, b2, b3 = b[k], b[k + 1], b[k + 2], b[k + 3]
+        for j in range(N):
+            out[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
+    for k in range(whole, K):
+        ak, bk = a[k], b[k]
+        for j in range(N):
+            out[j] += ak * bk[j]
 
 
 @njit(inline="always")
@@ -339,9 +363,12 @@ def step_gemm(a, b, out):
     """``out = a @ b`` for the small GEMM of one time step, in blocks of SMALL_GEMM_ROWS rows of
     ``a`` where each block is small enough for OpenBLAS's small-matrix kernel: packing the
     weights ``b`` again at every step costs more than the product at these sizes (measured:
-    16 x 128 @ 128 x 512 in float32 at 66 GFLOP/s whole, 101 GFLOP/s in blocks of 8 rows)."""
+    16 x 128 @ 128 x 512 in float32 at 66 GFLOP/s whole, 101 GFLOP/s in blocks of 8 rows). One
+    row by a small matrix (a batch of one) is a loop, which costs less than calling BLAS."""
     rows = a.shape[0]
-    if rows <= SMALL_GEMM_ROWS or SMALL_GEMM_ROWS * b.shape[0] * b.shape[1] > SMALL_GEMM_MACS:
+    if rows == 1 and b.shape[0] * b.shape[1] <= TINY_GEMM_ENTRIES:
+        row_times_matrix(a[0], b, out[0])
+    elif rows <= SMALL_GEMM_ROWS or SMALL_GEMM_ROWS * b.shape[0] * b.shape[1] > SMALL_GEMM_MACS:
         np.dot(a, b, out)
     else:
         for lo in range(0, rows, SMALL_GEMM_ROWS):
