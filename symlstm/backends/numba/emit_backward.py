@@ -12,9 +12,10 @@ from symlstm.backends.numba.emit_forward import (
     stacked,
     width,
 )
-from symlstm.backends.numba.loops import LoopNest, bound_row, row_sources
+from symlstm.backends.numba.loops import LoopNest, row_sources
 from symlstm.backends.numba.names import KernelNames
 from symlstm.backends.numba.source import Source
+from symlstm.backends.numba.subscript import Subscript
 from symlstm.ir.nodes import Kind
 
 
@@ -99,15 +100,15 @@ def emit_backward(names: KernelNames, out: Source) -> None:
         body = by_level[level]
         defined = {a.name for a in body}
         rows = row_sources(n, set(), backward=True)
-        rows[d.output_grad.name] = (n.row(d.output_grad.name), f"{n.dys}[{n.t}, {n.b}]")
+        rows[d.output_grad.name] = (n.row(d.output_grad.name), Subscript(n.dys, (n.t, n.b)))
         for s in spec.states:
             carry = d.carries[s].name
-            rows[carry] = (n.row(carry), f"{n.ident[carry]}[{n.b}]")
+            rows[carry] = (n.row(carry), Subscript(n.ident[carry], (n.b,)))
         for name in plan.backward_crossing:
             if name not in defined:
-                rows[name] = (n.row(name), f"{n.crossing[name]}[{n.b} - {n.lo}]")
+                rows[name] = (n.row(name), Subscript(n.crossing[name], (f"{n.b} - {n.lo}",)))
         for g in d.gemm_t.values():
-            rows[g.name] = (n.row(g.name), f"{n.ident[g.name]}[{n.b} - {n.lo}]")
+            rows[g.name] = (n.row(g.name), Subscript(n.ident[g.name], (f"{n.b} - {n.lo}",)))
         nest = LoopNest(n, rows, constants, local)
         if level == max(by_level):
             nest.past_end = ["# past the end of this row's sequence: no adjoint flows into this step's products"]
@@ -116,20 +117,20 @@ def emit_backward(names: KernelNames, out: Source) -> None:
             nest.compute(a.name, a.expr, adjoint_comment(n, a.name))
         for a in body:
             if a.name in plan.backward_crossing:
-                nest.store(n.row(a.name), f"{n.crossing[a.name]}[{n.b} - {n.lo}]", a.target, d.size(a.name))
+                nest.store(n.row(a.name), Subscript(n.crossing[a.name], (f"{n.b} - {n.lo}",)), a.target, d.size(a.name))
         for buffer, name in zip(plan.buffers, buffers):
             _, index = n.block_layout([d.size(a.name) for a in buffer.adjoints])
             for k, delta in enumerate(buffer.adjoints):
                 if level_of[delta.name] == level:
                     view = n.namer.fresh(f"{name}_{n.ident[delta.name]}")
-                    nest.store(view, f"{name}[{n.t}, {n.b}, {index[k]}]", delta, d.size(delta.name))
+                    nest.store(view, Subscript(name, (n.t, n.b, str(index[k]))), delta, d.size(delta.name))
         if level == 0:  # adjoints of last step's states (the carries) and the parameter gradients
             zero_gemm = {g: 0 for op, g in d.gemm_t.items() if d.kind(op) == Kind.PREV}
             for state, expr in d.prev_adjoints.items():
                 prev = d.prev_symbol(state).name
                 if not plan.gemm_is_carry_only(prev):
                     carry = d.carries[state].name
-                    nest.store(n.row(carry), f"{n.ident[carry]}[{n.b}]", expr.xreplace(zero_gemm), d.size(state))
+                    nest.store(n.row(carry), Subscript(n.ident[carry], (n.b,)), expr.xreplace(zero_gemm), d.size(state))
             for (vector, e), (name, _) in zip(d.param_grads.items(), grads):
                 deltas = {s.name for s in e.free_symbols if d.kind(s.name) == Kind.DELTA}
                 if deltas <= set(nest.written):
@@ -139,7 +140,7 @@ def emit_backward(names: KernelNames, out: Source) -> None:
             if direct_input(n):
                 x = d.input.name
                 view = n.namer.fresh(f"{n.dx_direct}_row")
-                nest.store(view, f"{n.dx_direct}[{n.t}, {n.b}]", d.input_adjoint, d.size(x))
+                nest.store(view, Subscript(n.dx_direct, (n.t, n.b)), d.input_adjoint, d.size(x))
         primals = [d.adjoint_of(a.name) for a in body]
         owners = [d.quantities[p].base if d.kind(p) == Kind.PREACT else p for p in primals if d.kind(p) != Kind.PRODUCT]
         out.comment("elementwise: the adjoints of " + (", ".join(dict.fromkeys(owners)) or "products"), 2)
@@ -188,8 +189,8 @@ def _emit_add_rows(n: KernelNames, out: Source, target: str, scratch: str, inden
     """``target[lo:hi] += scratch`` for two IR symbols' arrays, as a loop over row views: no
     temporary array."""
     out(f"for {n.b} in range({n.lo}, {n.hi}):", indent)
-    out(f"{n.row(target)} = {bound_row(f'{n.ident[target]}[{n.b}]')}", indent + 1)
-    out(f"{n.row(scratch)} = {bound_row(f'{n.ident[scratch]}[{n.b} - {n.lo}]')}", indent + 1)
+    out(f"{n.row(target)} = {Subscript(n.ident[target], (n.b,)).view()}", indent + 1)
+    out(f"{n.row(scratch)} = {Subscript(n.ident[scratch], (f'{n.b} - {n.lo}',)).view()}", indent + 1)
     out(f"for {n.j} in range({n.size(n.plan.d.size(target))}):", indent + 1)
     out(f"{n.row(target)}[{n.j}] += {n.row(scratch)}[{n.j}]", indent + 2)
 

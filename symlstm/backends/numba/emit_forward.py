@@ -9,6 +9,7 @@ from symlstm.backends.numba.names import KernelNames
 from symlstm.backends.numba.printer import ConstantNames
 from symlstm.backends.numba.source import Source
 from symlstm.backends.numba.storage import StepStorage
+from symlstm.backends.numba.subscript import Subscript
 from symlstm.ir.nodes import Kind, Product
 
 #: nogil: the runtime runs ranges of rows on threads of their own. contract: a * b + c may become
@@ -219,13 +220,13 @@ def emit_steps(names: KernelNames, out: Source, storage: StepStorage) -> None:
             if a.name in d.spec.states:
                 nest.store(n.row(a.name), storage.new(a.name, n.b), a.target, size)
                 if storage.inference and a.name == output:
-                    nest.store(n.namer.fresh(f"{n.ys}_row"), f"{n.ys}[{n.t}, {n.b}]", a.target, size)
+                    nest.store(n.namer.fresh(f"{n.ys}_row"), Subscript(n.ys, (n.t, n.b)), a.target, size)
             elif (home := storage.value(a.name, n.b)) is not None:
                 nest.store(n.row(a.name), home, a.target, size)
         for name in plan.kept_products if not storage.inference else ():
             if d.levels[name] == level:
                 view = n.namer.fresh(f"{n.ident[name]}_kept")
-                nest.store(view, f"{n.keep[name]}[{n.t}, {n.b}]", sympy.Symbol(name, real=True), d.size(name))
+                nest.store(view, Subscript(n.keep[name], (n.t, n.b)), sympy.Symbol(name, real=True), d.size(name))
         out.comment(
             "elementwise: "
             + ", ".join(a.name for a in body if d.kind(a.name) == Kind.VALUE or d.kind(a.name) == Kind.OPERAND),

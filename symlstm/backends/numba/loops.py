@@ -19,7 +19,6 @@ stored in a row anyway.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import sympy
@@ -28,32 +27,14 @@ from symlstm.backends.numba.names import KernelNames
 from symlstm.backends.numba.printer import ConstantNames, NumbaPrinter
 from symlstm.backends.numba.source import Source
 from symlstm.backends.numba.storage import StepStorage
+from symlstm.backends.numba.subscript import Subscript
 from symlstm.ir.nodes import Kind
 from symlstm.ir.sizes import expression_size
 from symlstm.lang.nodes import UnitSum
 from symlstm.lang.sizes import Size
 
 #: (row view, what it views)
-Row = tuple[str, str]
-
-#: an array indexed by integers only, ``seq_c[t + 1, b]``: how every row source is written
-_SUBSCRIPT = re.compile(r"(\w+)\[([^\[\]:]+)\]")
-
-
-def bound_row(source: str) -> str:
-    """What a nest binds a row view to: ``borrowed_row(seq_c, (t, b))`` for ``seq_c[t, b]``, a view
-    without a reference count (``symlstm.backends.numba.rows`` says why); a slice as it is."""
-    match = _SUBSCRIPT.fullmatch(source)
-    if match is None:
-        return source
-    index = match[2] if "," in match[2] else f"{match[2]},"
-    return f"borrowed_row({match[1]}, ({index}))"
-
-
-def first_element(source: str) -> str:
-    """The one number of a size-1 row: ``keep_m[t, b, 0]`` for ``keep_m[t, b]``, no view made."""
-    match = _SUBSCRIPT.fullmatch(source)
-    return f"{match[1]}[{match[2]}, 0]" if match else f"{source}[0]"
+Row = tuple[str, Subscript]
 
 
 def row_sources(
@@ -74,17 +55,17 @@ def row_sources(
         if q.kind == Kind.PREV:
             rows[name] = (n.row(name), storage.prev(q.base, b))
         elif q.kind in (Kind.INPUT, Kind.DATA) and name in n.step_inputs:
-            rows[name] = (n.row(name), f"{n.step_inputs[name]}[{t}, {b}]")
+            rows[name] = (n.row(name), Subscript(n.step_inputs[name], (t, b)))
         elif q.kind == Kind.PRODUCT:
             operand, k = plan.group_index(name)
             block = n.product_layout(plan.groups[operand])[1][k]
             if operand == d.input.name:
-                rows[name] = (n.row(name), f"{n.proj[operand]}[{t}, {b}, {block}]")
+                rows[name] = (n.row(name), Subscript(n.proj[operand], (t, b, str(block))))
             elif backward:
                 if name in plan.kept_products:
-                    rows[name] = (n.row(name), f"{n.keep[name]}[{t}, {b}]")
+                    rows[name] = (n.row(name), Subscript(n.keep[name], (t, b)))
             else:
-                rows[name] = (n.row(name), f"{n.proj[operand]}[{b} - {lo}, {block}]")
+                rows[name] = (n.row(name), Subscript(n.proj[operand], (f"{b} - {lo}", str(block))))
         elif q.kind.is_forward_value and q.of is None:
             if name in d.spec.states:
                 rows[name] = (n.row(name), storage.new(name, b))
@@ -148,7 +129,7 @@ class LoopNest:
         self.constants = constants
         self.local = local
         self.statements: list[Statement] = []
-        self.stores: dict[str, str] = {}  # view -> what it views, for rows only written
+        self.stores: dict[str, Subscript] = {}  # view -> what it views, for rows only written
         #: ``target[j] += expr`` over rows only, each run as a short loop of its own after the main
         #: one: a loop with fewer arrays needs fewer overlap checks, and so still vectorizes
         self.accumulations: list[tuple[str, sympy.Expr, Size]] = []
@@ -179,7 +160,7 @@ class LoopNest:
         size = self.size_of(expr.args[0]) if isinstance(expr, UnitSum) else self.canonical(d.size(name))
         self.statements.append(Statement(self.names.ident[name], "=", expr, comment, size, computes=name))
 
-    def store(self, view: str, source: str, expr: sympy.Expr, size: Size, op: str = "=") -> None:
+    def store(self, view: str, source: Subscript, expr: sympy.Expr, size: Size, op: str = "=") -> None:
         self.stores.setdefault(view, source)
         self.statements.append(Statement(view, op, expr, None, self.canonical(size), indexed=True))
         if isinstance(expr, sympy.Symbol) and op == "=":
@@ -276,12 +257,12 @@ class LoopNest:
             used |= {x.name for x in expr.free_symbols}
         reads: dict[str, str] = {}
         scalar_reads: list[str] = []
-        views: dict[str, str] = {}
+        views: dict[str, Subscript] = {}
         for name, (view, src) in self.rows.items():
             if name not in used:
                 continue
             if d.size(name) == 1:  # one number per batch row: a local, read once
-                scalar_reads.append(f"{n.value(name)} = {first_element(src)}")
+                scalar_reads.append(f"{n.value(name)} = {src.first()}")
                 reads[name] = n.value(name)
             else:
                 views[view] = src
@@ -297,7 +278,7 @@ class LoopNest:
             out(line, indent + 2)
         out("continue", indent + 2)
         for view, src in views.items():
-            out(f"{view} = {bound_row(src)}", indent + 1)
+            out(f"{view} = {src.view()}", indent + 1)
         for line in scalar_reads:
             out(line, indent + 1)
         self._emit_phases(out, indent + 1, reads)

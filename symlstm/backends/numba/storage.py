@@ -10,6 +10,7 @@ other value lives in a register. Both emit the same statements; only these place
 from __future__ import annotations
 
 from symlstm.backends.numba.names import KernelNames
+from symlstm.backends.numba.subscript import Subscript
 from symlstm.ir.nodes import Kind
 
 
@@ -24,31 +25,32 @@ class StepStorage:
         self.kept = () if inference else plan.stored + plan.kept_products
         self.crossing = plan.inference_crossing if inference else plan.forward_crossing
 
-    def _state(self, state: str, index: str, new: bool) -> str:
+    def _state(self, state: str, index: str, new: bool) -> Subscript:
         n = self.names
         if self.inference:
             step = f"({n.t} + 1) % 2" if new else f"{n.t} % 2"
-            return f"{n.pair[state]}[{step}, {index}]"
-        return f"{n.seq[state]}[{n.t}{' + 1' if new else ''}, {index}]"
+            return Subscript(n.pair[state], (step, index))
+        return Subscript(n.seq[state], (f"{n.t}{' + 1' if new else ''}", index))
 
-    def prev(self, state: str, index: str) -> str:
+    def prev(self, state: str, index: str) -> Subscript:
         """Last step's value of ``state``."""
         return self._state(state, index, new=False)
 
-    def new(self, state: str, index: str) -> str:
+    def new(self, state: str, index: str) -> Subscript:
         """This step's value of ``state``."""
         return self._state(state, index, new=True)
 
-    def value(self, name: str, index: str) -> str | None:
+    def value(self, name: str, index: str) -> Subscript | None:
         """The array row or block holding a forward value (not a state), if it has one."""
         n = self.names
         if name in self.kept:
-            return f"{n.keep[name]}[{n.t}, {index}]"
+            return Subscript(n.keep[name], (n.t, index))
         if name in self.crossing:
-            return n.crossing[name] if ":" in index else f"{n.crossing[name]}[{index} - {n.lo}]"
+            # the scratch rows of this range of rows: the block is all of them
+            return Subscript(n.crossing[name]) if ":" in index else Subscript(n.crossing[name], (f"{index} - {n.lo}",))
         return None
 
-    def gemm_operand(self, operand: str) -> str:
+    def gemm_operand(self, operand: str) -> Subscript:
         """The (rows, in) block a step GEMM multiplies at step t."""
         n = self.names
         d = n.plan.d
