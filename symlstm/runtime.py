@@ -417,11 +417,11 @@ class Cell:
             del trace  # one segment's activations at a time
         return ys, current, checkpoints
 
-    def _checkpointed_backward(self, cache: ForwardCache, dys, dlast) -> Gradients:
+    def _checkpointed_backward(self, cache: ForwardCache, dys, dlast, input_grad: bool) -> Gradients:
         """Backward over the segments in reverse: recompute each one's activations from its stored
         initial states, backpropagate through it, carry the state gradient to the one before."""
         x = cache.x
-        dx = np.empty_like(x)
+        dx = np.empty_like(x) if input_grad else None
         total: dict[str, np.ndarray] = {}
         carried = list(dlast)
         assert cache.checkpoint is not None
@@ -432,9 +432,10 @@ class Cell:
             assert cache.lengths is not None
             steps = self._segment_lengths(cache.lengths, t0, t1)
             trace = self.kernels.forward(x[t0:t1], cache.packed, start, self._steps(cache.inputs, t0, t1), steps)
-            grads = self.kernels.backward(x[t0:t1], cache.packed, trace, dys[t0:t1], carried)
+            grads = self.kernels.backward(x[t0:t1], cache.packed, trace, dys[t0:t1], carried, input_grad)
             del trace
-            dx[t0:t1] = grads.dx
+            if dx is not None:
+                dx[t0:t1] = grads.dx
             for name, part in grads.params.items():
                 if name in total:
                     total[name] += part
@@ -443,10 +444,12 @@ class Cell:
             carried = [np.ascontiguousarray(c) for c in grads.states0]
         return Gradients(dx, total, tuple(carried))
 
-    def backward(self, dys, cache: ForwardCache, dstate: Mapping | None = None):
+    def backward(self, dys, cache: ForwardCache, dstate: Mapping | None = None, *, input_grad: bool = True):
         """Backpropagate. ``dys`` is dL/dys (T, B, size of the output) or None for zeros;
         ``dstate`` maps state names to dL/d(final state) or is None. Returns
-        ``(dx, dparams, dstate0)``; the extra inputs are data and get no gradient."""
+        ``(dx, dparams, dstate0)``; the extra inputs are data and get no gradient.
+        ``input_grad=False`` skips dx (returned as None): the input of a first layer is data,
+        and its gradient a GEMM as big as the forward's input projection."""
         if not isinstance(cache, ForwardCache) or cache.spec_sha256 != self.spec.sha256:
             raise TypeError(f"cache must be the third value returned by this cell's ({self.name}) forward")
         T, B, dtype = cache.steps, cache.batch, cache.dtype
@@ -460,15 +463,15 @@ class Cell:
         if T == 0:
             shapes = self._shapes(tuple(cache.sizes.items()))
             grads = Gradients(
-                np.zeros_like(cache.x),
+                np.zeros_like(cache.x) if input_grad else None,
                 {n: np.zeros(shapes[n], dtype) for n in self.param_names},
                 tuple(d.copy() for d in dlast),
             )
         elif cache.checkpoint is not None:
-            grads = self._checkpointed_backward(cache, dys, dlast)
+            grads = self._checkpointed_backward(cache, dys, dlast, input_grad)
         else:
             assert cache.trace is not None  # forward keeps a trace unless T = 0 or checkpointing
-            grads = self.kernels.backward(cache.x, cache.packed, cache.trace, dys, dlast)
+            grads = self.kernels.backward(cache.x, cache.packed, cache.trace, dys, dlast, input_grad)
         dparams = {n: grads.params[n] for n in self.param_names}
         return grads.dx, dparams, dict(zip(self.state_names, grads.states0))
 
@@ -516,8 +519,8 @@ class BatchFirstCell:
         ys, state = self.cell.infer(self._swap(x, "x"), params, state0, inputs=inputs, lengths=lengths)
         return ys.transpose(1, 0, 2), state
 
-    def backward(self, dys, cache: ForwardCache, dstate: Mapping | None = None):
+    def backward(self, dys, cache: ForwardCache, dstate: Mapping | None = None, *, input_grad: bool = True):
         """``Cell.backward`` with ``dys`` (B, T, size) and ``dx`` (B, T, D)."""
         dys = None if dys is None else self._swap(dys, "dys")
-        dx, dparams, dstate0 = self.cell.backward(dys, cache, dstate)
-        return dx.transpose(1, 0, 2), dparams, dstate0
+        dx, dparams, dstate0 = self.cell.backward(dys, cache, dstate, input_grad=input_grad)
+        return None if dx is None else dx.transpose(1, 0, 2), dparams, dstate0

@@ -119,12 +119,15 @@ def backward_steps(lo, hi, D, H, lengths, u, b, seq_h, dys, carry_h, delta_x):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def backward_gradients(lo, hi, D, H, x, M_x, seq_h, delta_x, dx, grad_M_x):
-    """After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: dx, and
-    the weight gradients summed over those rows. One GEMM each."""
+def backward_gradients(lo, hi, D, H, x, M_x, seq_h, delta_x, with_dx, dx, grad_M_x):
+    """After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: the weight
+    gradients summed over those rows, and dx if with_dx (else dx is not touched). One GEMM each."""
     T, B = x.shape[:2]
     # weight gradient: the adjoints of W @ x, times x^T, summed over steps
     np.dot(delta_x.reshape(T * B, H)[lo:hi].T, x.reshape(T * B, D)[lo:hi], grad_M_x)
+    # the input gradient, unless no one wants it (the input of a first layer is data)
+    if not with_dx:
+        return
     # input gradient: W^T @ the adjoints of its products
     np.dot(delta_x.reshape(T * B, H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])
 

@@ -295,13 +295,14 @@ def backward_gradients(
     keep_m,
     delta_x_h_prev,
     delta_m,
+    with_dx,
     dx,
     grad_M_x,
     grad_M_h_prev,
     grad_M_m,
 ):
-    """After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: dx, and
-    the weight gradients summed over those rows. One GEMM each."""
+    """After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: the weight
+    gradients summed over those rows, and dx if with_dx (else dx is not touched). One GEMM each."""
     T, B = x.shape[:2]
     # weight gradient: the adjoints of [W_i; W_f; W_g; W_o] @ x, times x^T, summed over steps
     np.dot(delta_x_h_prev.reshape(T * B, 4 * H)[lo:hi].T, x.reshape(T * B, D)[lo:hi], grad_M_x)
@@ -309,6 +310,9 @@ def backward_gradients(
     np.dot(delta_x_h_prev.reshape(T * B, 4 * H)[lo:hi].T, seq_h[:T].reshape(T * B, P)[lo:hi], grad_M_h_prev)
     # weight gradient: the adjoints of W_hr @ m, times m^T, summed over steps
     np.dot(delta_m.reshape(T * B, P)[lo:hi].T, keep_m.reshape(T * B, H)[lo:hi], grad_M_m)
+    # the input gradient, unless no one wants it (the input of a first layer is data)
+    if not with_dx:
+        return
     # input gradient: [W_i; W_f; W_g; W_o]^T @ the adjoints of its products
     np.dot(delta_x_h_prev.reshape(T * B, 4 * H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])
 

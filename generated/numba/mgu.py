@@ -249,13 +249,14 @@ def backward_gradients(
     delta_x,
     delta_h_prev,
     delta_R_n_in,
+    with_dx,
     dx,
     grad_M_x,
     grad_M_h_prev,
     grad_M_R_n_in,
 ):
-    """After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: dx, and
-    the weight gradients summed over those rows. One GEMM each."""
+    """After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: the weight
+    gradients summed over those rows, and dx if with_dx (else dx is not touched). One GEMM each."""
     T, B = x.shape[:2]
     # weight gradient: the adjoints of [W_f; W_n] @ x, times x^T, summed over steps
     np.dot(delta_x.reshape(T * B, 2 * H)[lo:hi].T, x.reshape(T * B, D)[lo:hi], grad_M_x)
@@ -263,6 +264,9 @@ def backward_gradients(
     np.dot(delta_h_prev.reshape(T * B, H)[lo:hi].T, seq_h[:T].reshape(T * B, H)[lo:hi], grad_M_h_prev)
     # weight gradient: the adjoints of R_n @ R_n_in, times R_n_in^T, summed over steps
     np.dot(delta_R_n_in.reshape(T * B, H)[lo:hi].T, keep_R_n_in.reshape(T * B, H)[lo:hi], grad_M_R_n_in)
+    # the input gradient, unless no one wants it (the input of a first layer is data)
+    if not with_dx:
+        return
     # input gradient: [W_f; W_n]^T @ the adjoints of its products
     np.dot(delta_x.reshape(T * B, 2 * H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])
 

@@ -244,17 +244,21 @@ def backward_gradients(
     keep_g,
     keep_o,
     delta_x_h_prev,
+    with_dx,
     dx,
     grad_M_x,
     grad_M_h_prev,
 ):
-    """After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: dx, and
-    the weight gradients summed over those rows. One GEMM each."""
+    """After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: the weight
+    gradients summed over those rows, and dx if with_dx (else dx is not touched). One GEMM each."""
     T, B = x.shape[:2]
     # weight gradient: the adjoints of [W_f; W_g; W_o] @ x, times x^T, summed over steps
     np.dot(delta_x_h_prev.reshape(T * B, 3 * H)[lo:hi].T, x.reshape(T * B, D)[lo:hi], grad_M_x)
     # weight gradient: the adjoints of [R_f; R_g; R_o] @ h_prev, times h_prev^T, summed over steps
     np.dot(delta_x_h_prev.reshape(T * B, 3 * H)[lo:hi].T, seq_h[:T].reshape(T * B, H)[lo:hi], grad_M_h_prev)
+    # the input gradient, unless no one wants it (the input of a first layer is data)
+    if not with_dx:
+        return
     # input gradient: [W_f; W_g; W_o]^T @ the adjoints of its products
     np.dot(delta_x_h_prev.reshape(T * B, 3 * H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])
 

@@ -226,14 +226,18 @@ def backward_gradients(
     proj_x,
     delta_x,
     dx_direct,
+    with_dx,
     dx,
     grad_M_x,
 ):
-    """After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: dx, and
-    the weight gradients summed over those rows. One GEMM each."""
+    """After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: the weight
+    gradients summed over those rows, and dx if with_dx (else dx is not touched). One GEMM each."""
     T, B = x.shape[:2]
     # weight gradient: the adjoints of [W_f; W_r; W] @ x, times x^T, summed over steps
     np.dot(delta_x.reshape(T * B, 3 * H)[lo:hi].T, x.reshape(T * B, D)[lo:hi], grad_M_x)
+    # the input gradient, unless no one wants it (the input of a first layer is data)
+    if not with_dx:
+        return
     # input gradient: [W_f; W_r; W]^T @ the adjoints of its products
     np.dot(delta_x.reshape(T * B, 3 * H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])
     # ... plus the adjoint of x where the step uses it elementwise

@@ -40,7 +40,7 @@ class Trace:
 class Gradients:
     """What a backward pass returns."""
 
-    dx: np.ndarray  # (T, B, D)
+    dx: np.ndarray | None  # (T, B, D); None when not asked for (``input_grad=False``)
     params: dict[str, np.ndarray]  # the keys and shapes of the parameters
     states0: tuple[np.ndarray, ...]  # dL/d(initial state), per state in the spec's order
 
@@ -104,10 +104,17 @@ class Kernels(Protocol):
         """A ``Stepper`` starting from ``states0`` (B, size each), for a stream of single steps."""
 
     def backward(
-        self, x: np.ndarray, packed: Any, trace: Trace, dys: np.ndarray, dfinal: Sequence[np.ndarray]
+        self,
+        x: np.ndarray,
+        packed: Any,
+        trace: Trace,
+        dys: np.ndarray,
+        dfinal: Sequence[np.ndarray],
+        input_grad: bool = True,
     ) -> Gradients:
         """Backpropagate ``dys`` (T, B, size of the output) and dL/d(final state) through
-        the steps ``trace`` recorded (a row's steps past its length pass the adjoints through)."""
+        the steps ``trace`` recorded (a row's steps past its length pass the adjoints through).
+        ``input_grad=False``: no dx (its GEMM is a sixth of an LSTM's backward and forward)."""
 
 
 class Backend(Protocol):

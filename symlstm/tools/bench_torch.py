@@ -6,10 +6,11 @@ float32, each one training step over the whole sequence of a loss ``sum(output *
 - ``module``: ``symlstm.torch.Recurrent(cell, D, H)``, the cell's kernels inside PyTorch, on
   PyTorch's OpenMP threads (``symlstm.torch.set_threads("torch")``, the default), and
   ``module-own``: on the kernels' own threads (``set_threads("symlstm")``);
-- ``module-fb``: the same without the optimizer step, ``raw``: ``cell.forward`` +
-  ``cell.backward`` on NumPy arrays, and ``loss``: the loss alone (its product, sum and their
-  backward) on a tensor of the output's shape; ``(module-fb - loss) / raw`` is the wrapper's
-  overhead, ``module-fb / raw`` that with the loss, which ``raw`` does not compute;
+- ``module-fb``: the same without the optimizer step; ``raw``: ``cell.forward`` +
+  ``cell.backward`` on NumPy arrays (without dx, as the module, whose input needs no
+  gradient); ``loss``: the loss alone (its product, sum and their backward) on a tensor of the
+  output's shape. ``(module-fb - loss) / raw`` is the wrapper's overhead, ``module-fb / raw``
+  that with the loss, which ``raw`` does not compute;
 - ``torch-nn``: ``torch.nn.LSTM``/``GRU``/``RNN`` (oneDNN's fused primitive in float32);
 - ``torch-loop``: the cell written as PyTorch code with a Python loop over time
   (``symlstm.verify.torch_reference``), autograd for the backward: what a new cell costs without
@@ -94,7 +95,7 @@ def _raw_step(cell_name, size, dtype):
 
     def run():
         _, _, cache = cell.forward(x, params)
-        cell.backward(g, cache)
+        cell.backward(g, cache, input_grad=False)  # as the module, whose input needs no gradient
 
     return run, 0
 

@@ -112,13 +112,16 @@ class CellOp:
             ys, final = self.cell.infer(*args, **keywords)
         return (_tensor(ys), *(_tensor(final[s]) for s in self.state_names))
 
-    def _run_backward(self, cache, dys, dstate):
-        """``cell.backward`` on tensors, ``dys`` or ``dstate`` None for zeros: ``(dx, dparams, dstate0)``."""
+    def _run_backward(self, cache, dys, dstate, input_grad: bool = True):
+        """``cell.backward`` on tensors, ``dys`` or ``dstate`` None for zeros: ``(dx, dparams,
+        dstate0)``; dx None unless ``input_grad``."""
         dlast = None if dstate is None else dict(zip(self.state_names, map(_array, dstate)))
         with kernel_threads():
-            dx, dparams, dstate0 = self.cell.backward(None if dys is None else _array(dys), cache, dlast)
+            dx, dparams, dstate0 = self.cell.backward(
+                None if dys is None else _array(dys), cache, dlast, input_grad=input_grad
+            )
         return (
-            _tensor(dx),
+            None if dx is None else _tensor(dx),
             [_tensor(dparams[n]) for n in self.param_names],
             [_tensor(dstate0[s]) for s in self.state_names],
         )
@@ -209,12 +212,15 @@ class _Eager(torch.autograd.Function):
             given = [
                 torch.zeros(shape, dtype=dtype) if d is None else d for d, (shape, dtype) in zip(dstate, ctx.final)
             ]
-        dx, dparams, dstate0 = ctx.op._run_backward(ctx.cache, dys, given)
+        # the input's gradient only if autograd wants it (a first layer's input is data: not)
+        dx, dparams, dstate0 = ctx.op._run_backward(ctx.cache, dys, given, input_grad=ctx.needs_input_grad[1])
         if torch.is_grad_enabled():  # create_graph=True: these gradients must say they have none
-            n = len(dparams)
+            n, flat = len(dparams), [*([] if dx is None else [dx]), *dparams, *dstate0]
             # (a leaf that requires grad, so that the results have this function as grad_fn)
-            dx, *rest = _NoDoubleBackward.apply(torch.zeros((), requires_grad=True), dx, *dparams, *dstate0)
-            dparams, dstate0 = rest[:n], rest[n:]
+            flat = list(_NoDoubleBackward.apply(torch.zeros((), requires_grad=True), *flat))
+            if dx is not None:
+                dx, *flat = flat
+            dparams, dstate0 = flat[:n], flat[n:]
         return None, dx, None, None, None, *dparams, *(() if ctx.zero_state else dstate0)
 
 

@@ -118,3 +118,28 @@ def test_long_sequence_memory_as_documented():
     assert full["peak_bytes"] <= 800e6, full
     assert checkpointed["peak_bytes"] <= 200e6, checkpointed
     assert checkpointed["peak_bytes"] < 0.3 * full["peak_bytes"]
+
+
+@pytest.mark.parametrize("name", ["lstm", "sru", "gru"])  # sru also uses x elementwise
+@pytest.mark.parametrize("checkpoint", [None, 4])
+def test_backward_without_the_input_gradient_gives_the_rest_bit_for_bit(name, checkpoint, rng):
+    """``input_grad=False`` leaves out dx (None), and only dx: the weight, bias and state
+    gradients are the very numbers of the full backward, checkpointed or not, batch-first too."""
+    cell = symlstm.cell(name)
+    params = cell.init_params(H, H, seed=3)  # D = H: sru's highway adds x itself
+    x = rng.standard_normal((T, B, H))
+    dys = rng.standard_normal((T, B, H))
+    dstate = {s: rng.standard_normal((B, H)) for s in cell.state_names}
+    _, _, cache = cell.forward(x, params, checkpoint=checkpoint)
+    full = cell.backward(dys, cache, dstate)
+    dx, dparams, dstate0 = cell.backward(dys, cache, dstate, input_grad=False)
+    assert full[0] is not None and dx is None
+    for k in cell.param_names:
+        np.testing.assert_array_equal(dparams[k], full[1][k], err_msg=k)
+    for s in cell.state_names:
+        np.testing.assert_array_equal(dstate0[s], full[2][s], err_msg=s)
+    batch_first = BatchFirstCell(cell)
+    _, _, cache = batch_first.forward(x.transpose(1, 0, 2).copy(), params)
+    assert batch_first.backward(dys.transpose(1, 0, 2).copy(), cache, input_grad=False)[0] is None
+    _, _, cache = cell.forward(x[:0], params)  # no steps
+    assert cell.backward(dys[:0], cache, input_grad=False)[0] is None

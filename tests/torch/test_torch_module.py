@@ -233,3 +233,25 @@ def test_without_grad_the_module_runs_the_inference_kernel_with_the_same_results
         for a, b in ((output, quick), (h, h2), (c, c2)):
             torch.testing.assert_close(a.detach(), b, rtol=0, atol=0)
     assert len(calls) == 2 * len(model.stack.units)
+
+
+def test_the_input_gradient_is_computed_only_when_autograd_wants_it(monkeypatch):
+    """A first layer's input is data: its backward leaves out dx (a GEMM as big as the input
+    projection), the parameters' gradients the same to the last bit; a later layer's input, or
+    an input that requires grad, gets one."""
+    torch.manual_seed(0)
+    model = st.Recurrent("lstm", D, H, num_layers=2).double()
+    x = torch.randn(T, B, D, dtype=torch.float64)
+    asked = []
+    backward = model.cell.backward
+    monkeypatch.setattr(model.cell, "backward", lambda *a, **k: asked.append(k["input_grad"]) or backward(*a, **k))
+    grads = []
+    for requires_grad in (False, True):
+        model.zero_grad()
+        data = x.clone().requires_grad_(requires_grad)
+        model(data)[0].sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+        assert (data.grad is not None) == requires_grad
+    assert asked == [True, False, True, True]  # the backward runs the last layer first
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=0, atol=0)

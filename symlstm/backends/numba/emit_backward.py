@@ -205,13 +205,13 @@ def _emit_gradients(n: KernelNames, out: Source) -> None:
         + saved(n)
         + [n.adjoint_buffer[b.operands] for b in plan.buffers]
         + ([n.dx_direct] if direct_input(n) else [])
-        + [n.dx]
+        + [n.with_dx, n.dx]
         + [n.grad_matrix[op] for op in plan.groups]
     )
     out(KERNEL)
     out.signature("backward_gradients", args)
-    out('"""After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: dx, and', 1)
-    out('the weight gradients summed over those rows. One GEMM each."""', 1)
+    out('"""After the recurrence, for the rows lo:hi of the T*B (step, batch row) pairs: the weight', 1)
+    out(f'gradients summed over those rows, and dx if {n.with_dx} (else {n.dx} is not touched). One GEMM each."""', 1)
     out(f"{T}, {B} = {n.x}.shape[:2]", 1)
     for operand, products in plan.groups.items():
         flat = f"{n.buffer_of(operand)}.reshape({T} * {B}, {width(n, products)})[{lo}:{hi}]"
@@ -225,6 +225,9 @@ def _emit_gradients(n: KernelNames, out: Source) -> None:
         )
         out(f"np.dot({flat}.T, {src}, {n.grad_matrix[operand]})", 1)
     x_flat = f"{n.buffer_of(x)}.reshape({T} * {B}, {width(n, plan.input_group)})[{lo}:{hi}]"
+    out.comment("the input gradient, unless no one wants it (the input of a first layer is data)", 1)
+    out(f"if not {n.with_dx}:", 1)
+    out("return", 2)
     out.comment(f"input gradient: {stacked(plan.input_group, transposed=True)} @ the adjoints of its products", 1)
     out(f"np.dot({x_flat}, {n.matrix[x]}, {n.dx}.reshape({T} * {B}, {D})[{lo}:{hi}])", 1)
     if direct_input(n):

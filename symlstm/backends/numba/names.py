@@ -37,6 +37,8 @@ class KernelNames:
         # arrays: the input and its adjoint, dL/dys
         self.x = self.ident[d.input.name]
         self.dx, self.dys = fresh("dx"), fresh("dys")
+        #: backward_gradients fills dx only when this is true (no one may want it: a first layer's input)
+        self.with_dx = fresh("with_dx")
         self.seq = {s: fresh(f"seq_{s}") for s in d.spec.states}
         #: the per-step arrays the step kernels read elementwise: x (where it is used so) and the
         #: extra inputs, name -> identifier

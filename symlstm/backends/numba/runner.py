@@ -127,13 +127,20 @@ class NumbaKernels:
             )
 
     def backward(
-        self, x: np.ndarray, packed: Packed, trace: Trace, dys: np.ndarray, dfinal: Sequence[np.ndarray]
+        self,
+        x: np.ndarray,
+        packed: Packed,
+        trace: Trace,
+        dys: np.ndarray,
+        dfinal: Sequence[np.ndarray],
+        input_grad: bool = True,
     ) -> Gradients:
         k = self.module
         T, B, _ = x.shape
         carries = [d.copy() for d in dfinal]
         deltas = k.backward_buffers(T, B, *packed.sizes, x.dtype, workspace.empty)
-        dx = np.empty_like(x)
+        # without input_grad the kernel leaves dx alone: an empty array of the same type stands in
+        dx = np.empty_like(x) if input_grad else np.empty((0, 0, 0), x.dtype)
         matrices = packed.matrices
         sizes = packed.sizes
         with parallel.RowSplit(T, B, packed.step_bytes) as split:
@@ -150,13 +157,23 @@ class NumbaKernels:
                 *deltas,
             )
             matrix_parts = [tuple(workspace.empty(m.shape, m.dtype) for m in matrices) for _ in split.flat_ranges]
-            split.flat(k.backward_gradients, *sizes, x, matrices[0], *trace.arrays, *deltas, dx, per_range=matrix_parts)
+            split.flat(
+                k.backward_gradients,
+                *sizes,
+                x,
+                matrices[0],
+                *trace.arrays,
+                *deltas,
+                input_grad,
+                dx,
+                per_range=matrix_parts,
+            )
         grads: dict[str, np.ndarray] = {}
         for blocks, grad in zip(packed.blocks, _summed(matrix_parts)):
             for m, first, last in blocks:  # a matrix used in two groups gets both parts
                 grads[m] = grads[m] + grad[first:last] if m in grads else grad[first:last].copy()
         grads.update(zip(self.vectors, _summed(vector_parts)))
-        return Gradients(dx, grads, tuple(carries))
+        return Gradients(dx if input_grad else None, grads, tuple(carries))
 
 
 class NumbaStepper:
