@@ -195,7 +195,7 @@ def gradient_profile(model: nn.Sequential, x: np.ndarray) -> np.ndarray:
         ys, _, cache = recurrent.forward(x[t:], state0=states[t])
         dys = np.zeros_like(ys)
         dys[-1] = dh_T
-        _, _, dstate0 = recurrent.backward(dys, cache)
+        _, _, dstate0 = recurrent.backward(dys, cache, input_grad=False)  # only dL/dh_t is wanted
         norms[t] = np.mean(np.linalg.norm(dstate0["h"][0].astype(np.float64), axis=1))
     return norms
 

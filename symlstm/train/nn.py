@@ -75,8 +75,9 @@ class Layer:
         """``(y, cache)``; a ``Recurrent`` returns ``(ys, state, cache)``."""
         raise NotImplementedError
 
-    def backward(self, dy, cache) -> tuple[Any, ...]:
-        """``(dx, grads)``; a ``Recurrent`` returns ``(dx, grads, dstate0)``."""
+    def backward(self, dy, cache, *, input_grad: bool = True) -> tuple[Any, ...]:
+        """``(dx, grads)``; a ``Recurrent`` returns ``(dx, grads, dstate0)``. ``input_grad=False``:
+        dx is None, not computed (the input of a model's first layer is data)."""
         raise NotImplementedError
 
 
@@ -266,9 +267,10 @@ class Recurrent(Layer):
         ys = seq.transpose(1, 0, 2) if self.batch_first else seq
         return ys, self._stack_states(finals), RecurrentCache(id(self), T, B, tuple(caches), reversal)
 
-    def backward(self, dys, cache: RecurrentCache, dstate: Mapping | None = None):
+    def backward(self, dys, cache: RecurrentCache, dstate: Mapping | None = None, *, input_grad: bool = True):
         """``dys`` = dL/dys (shaped as ys) or None; ``dstate`` = dL/d(final state) or None.
-        Returns ``(dx, grads, dstate0)``; ``grads`` has the keys of ``params``."""
+        Returns ``(dx, grads, dstate0)``; ``grads`` has the keys of ``params``; dx None when not
+        ``input_grad`` (the first layer's cells then leave out its GEMM)."""
         if not isinstance(cache, RecurrentCache) or cache.layer_id != id(self):
             raise TypeError("cache must be the third value returned by this layer's forward")
         T, B = cache.T, cache.B
@@ -295,12 +297,14 @@ class Recurrent(Layer):
                 u = k * self.num_directions + d
                 dpart = dseq[..., d * size : (d + 1) * size]
                 dpart = _reverse(dpart, reversal) if d else dpart
-                dx, dparams, dstate0[u] = self.cell.backward(dpart, cache.cells[u], dstates[u])
-                dx = _reverse(dx, reversal) if d else dx
-                dinput = dx if dinput is None else dinput + dx
+                wanted = input_grad or k > 0  # a later layer's input is an earlier one's output
+                dx, dparams, dstate0[u] = self.cell.backward(dpart, cache.cells[u], dstates[u], input_grad=wanted)
+                if wanted:
+                    dx = _reverse(dx, reversal) if d else dx
+                    dinput = dx if dinput is None else dinput + dx
                 grads.update({f"{prefixes[u]}.{n}": g for n, g in dparams.items()})
             dseq = dinput
-        dx = dseq.transpose(1, 0, 2) if self.batch_first else dseq
+        dx = None if dseq is None else dseq.transpose(1, 0, 2) if self.batch_first else dseq
         return dx, {n: grads[n] for n in self.params}, self._stack_states(dstate0)
 
 
@@ -346,13 +350,13 @@ class Dense(Layer):
         W, b = params["W"].astype(x.dtype, copy=False), params["b"].astype(x.dtype, copy=False)
         return x @ W.T + b, (x, W.copy())  # a copy: an optimizer step before backward cannot change it
 
-    def backward(self, dy, cache):
+    def backward(self, dy, cache, *, input_grad: bool = True):
         x, W = cache
         dy = as_float_array(dy, "dy", x.dtype)
         if dy.shape != x.shape[:-1] + (self.out_features,):
             raise ValueError(f"dy has shape {dy.shape}; expected {x.shape[:-1] + (self.out_features,)}, the shape of y")
         dy2, x2 = dy.reshape(-1, self.out_features), x.reshape(-1, self.in_features)
-        return dy @ W, {"W": dy2.T @ x2, "b": dy2.sum(axis=0)}
+        return dy @ W if input_grad else None, {"W": dy2.T @ x2, "b": dy2.sum(axis=0)}
 
 
 class LastStep(Layer):
@@ -376,7 +380,7 @@ class LastStep(Layer):
             )
         return (x[:, -1] if self.batch_first else x[-1]), (x.shape, x.dtype)
 
-    def backward(self, dy, cache):
+    def backward(self, dy, cache, *, input_grad: bool = True):
         shape, dtype = cache
         dy = as_float_array(dy, "dy", dtype)
         dx = np.zeros(shape, dtype)
@@ -384,7 +388,7 @@ class LastStep(Layer):
         if dy.shape != last.shape:
             raise ValueError(f"dy has shape {dy.shape}; expected {last.shape}, the shape of y")
         last[...] = dy
-        return dx, {}
+        return dx if input_grad else None, {}
 
 
 class Sequential(Layer):
@@ -418,16 +422,17 @@ class Sequential(Layer):
             caches.append(cache)
         return x, (id(self), caches)
 
-    def backward(self, dy, cache):
+    def backward(self, dy, cache, *, input_grad: bool = True):
         if not (isinstance(cache, tuple) and len(cache) == 2 and cache[0] == id(self)):
             raise TypeError("cache must be the second value returned by this model's forward")
         grads = {}
         for k in reversed(range(len(self.layers))):
             layer = self.layers[k]
+            wanted = input_grad or k > 0
             if isinstance(layer, Recurrent):
-                dy, layer_grads, _ = layer.backward(dy, cache[1][k])
+                dy, layer_grads, _ = layer.backward(dy, cache[1][k], input_grad=wanted)
             else:
-                dy, layer_grads = layer.backward(dy, cache[1][k])
+                dy, layer_grads = layer.backward(dy, cache[1][k], input_grad=wanted)
             grads.update({f"{k}.{n}": g for n, g in layer_grads.items()})
         return dy, {n: grads[n] for n in self.params}
 
@@ -473,7 +478,7 @@ def train_step(model: Layer, loss_fn: Callable, optimizer: Optimizer, x, target)
     """Forward, loss, backward and one optimizer step. Returns ``(loss, gradient norm before clipping)``."""
     prediction, cache = model.forward(x)
     loss, dprediction = loss_fn(prediction, target)
-    _, grads = model.backward(dprediction, cache)
+    _, grads = model.backward(dprediction, cache, input_grad=False)  # x is data: no gradient
     return loss, optimizer.step(grads)
 
 

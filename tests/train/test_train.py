@@ -90,6 +90,26 @@ def test_whole_model_gradients_pass_finite_differences(loss_fn, rng):
     assert_directional_derivatives(loss, {"x": x, **model.params}, {"x": dx, **grads}, rng)
 
 
+def test_a_backward_without_the_input_gradient_skips_it_and_only_it(monkeypatch, rng):
+    """``input_grad=False`` (what train_step asks): dx is None, the first layer's cells leave out
+    its GEMM, the second layer's still give theirs, and every parameter's gradient is the very
+    number of the full backward."""
+    model = nn.Sequential(
+        nn.Recurrent("lstm", D, H, num_layers=2, bidirectional=True, seed=1), nn.LastStep(), nn.Dense(2 * H, 3, seed=2)
+    )
+    prediction, cache = model.forward(rng.standard_normal((T, B, D)))
+    dprediction = rng.standard_normal(prediction.shape)
+    dx, grads = model.backward(dprediction, cache)
+    cell = model.layers[0].cell
+    asked, backward = [], cell.backward
+    monkeypatch.setattr(cell, "backward", lambda *a, **k: asked.append(k["input_grad"]) or backward(*a, **k))
+    none, lean = model.backward(dprediction, cache, input_grad=False)
+    assert dx is not None and none is None
+    assert asked == [True, True, False, False]  # layer 1's two directions, then layer 0's
+    for name in grads:
+        np.testing.assert_array_equal(lean[name], grads[name], err_msg=name)
+
+
 def test_losses_against_their_definitions(rng):
     logits = rng.standard_normal((4, 2, 5))
     labels = rng.integers(0, 5, (4, 2))
