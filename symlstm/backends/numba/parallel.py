@@ -32,7 +32,7 @@ import contextvars
 import functools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any
 
 THREADS_ENV = "SYMLSTM_NUM_THREADS"
 #: fewer rows than this per thread and the per-step GEMMs get too thin to be worth a thread
@@ -91,9 +91,63 @@ def ranges_run_by(runner):
         _RANGE_RUNNER.reset(token)
 
 
-@functools.cache
-def _pool(threads: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="symlstm")
+class _Worker:
+    """A thread of its own that runs one call at a time for a split's caller, handed over with
+    two locks: a ThreadPoolExecutor's Future (a Condition, a waiter, a queue) cost ~60 us to
+    submit and ~100 us from the call's end to the caller's wake-up, per split (measured at
+    (100, 32, 128, 128), mgu: four splits a forward + backward, ~0.6 ms of 8.5)."""
+
+    def __init__(self):
+        self._start, self._finish = threading.Lock(), threading.Lock()
+        self._start.acquire()
+        self._finish.acquire()
+        self._call: tuple | None = None
+        self._outcome: tuple[bool, Any] = (True, None)
+        threading.Thread(target=self._serve, name="symlstm", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            self._start.acquire()
+            assert self._call is not None
+            function, args = self._call
+            self._call = None
+            try:
+                self._outcome = (True, function(*args))
+            except BaseException as err:  # noqa: BLE001 - handed to the caller, which raises it
+                self._outcome = (False, err)
+            self._finish.release()
+
+    def start(self, function, args: tuple) -> None:
+        self._call = (function, args)
+        self._start.release()
+
+    def outcome(self) -> tuple[bool, Any]:
+        """``(True, result)`` or ``(False, the exception)``, once the call has ended."""
+        self._finish.acquire()
+        outcome, self._outcome = self._outcome, (True, None)
+        return outcome
+
+
+_WORKERS: list[_Worker] = []
+#: one split at a time hands out the workers (a threaded split also holds single_threaded_blas)
+_WORKERS_LOCK = threading.Lock()
+
+
+def _workers(count: int) -> list[_Worker]:
+    while len(_WORKERS) < count:
+        _WORKERS.append(_Worker())
+    return _WORKERS[:count]
+
+
+def _forget_workers() -> None:
+    """In a forked child the workers' threads are gone: start new ones when needed."""
+    global _WORKERS_LOCK
+    _WORKERS.clear()
+    _WORKERS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers)
 
 
 @functools.lru_cache(maxsize=1)
@@ -186,16 +240,21 @@ class RowSplit:
         runner = _RANGE_RUNNER.get()
         if runner is not None:
             return runner(kernel, ranges, args, extra)
-        # the first range on the calling thread, the others on pool threads: waking one thread per
-        # other range costs ~10 us, waking one for every range ~80 us (three threads for two
+        # the first range on the calling thread, the others on worker threads: waking one thread
+        # per other range costs ~10 us, waking one for every range ~80 us (three threads for two
         # cores). Paired runs, 2026-12-02 (Intel Xeon, after the rows were borrowed): 0.88-1.0 of
         # the time at (100, 16, 64, 64) and (100, 32, 128, 128) for lstm, peephole, gru, sru and
         # indrnn, even at H = 256. (An earlier session measured the opposite, 3-18 % slower at
         # B = 16 and 32, while the kernels' row views still counted references on shared arrays.)
-        pool = _pool(len(ranges) - 1)
-        futures = [pool.submit(kernel, lo, hi, *args, *more) for (lo, hi), more in zip(ranges[1:], extra[1:])]
-        try:
-            first = kernel(*ranges[0], *args, *extra[0])
-        finally:
-            wait(futures)  # all of them, even when one fails, before anything else runs
-        return [first] + [f.result() for f in futures]
+        with _WORKERS_LOCK:
+            workers = _workers(len(ranges) - 1)
+            for worker, (lo, hi), more in zip(workers, ranges[1:], extra[1:]):
+                worker.start(kernel, (lo, hi, *args, *more))
+            try:
+                first = kernel(*ranges[0], *args, *extra[0])
+            finally:
+                outcomes = [worker.outcome() for worker in workers]  # all of them, even when one fails
+        for succeeded, value in outcomes:
+            if not succeeded:
+                raise value
+        return [first] + [value for _, value in outcomes]

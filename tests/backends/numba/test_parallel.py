@@ -111,3 +111,48 @@ def test_calls_from_several_threads_agree_and_give_blas_its_threads_back(monkeyp
         for key, value in expected.items():
             np.testing.assert_array_equal(got[key], value, err_msg=key)
     assert sorted((i["filepath"], i["num_threads"]) for i in threadpool_info()) == before
+
+
+def test_a_split_runs_every_range_and_raises_what_a_range_raised():
+    """Each range once, on the calling thread and the workers, results in range order; a range
+    that fails is raised on the caller after every range has ended, and the workers go on."""
+    import threading
+    import time
+
+    ranges = [(0, 4), (4, 8), (8, 12)]
+    seen = []
+
+    def kernel(lo, hi, scale, extra):
+        seen.append((lo, threading.current_thread() is threading.main_thread()))
+        return (lo + hi) * scale + extra
+
+    results = parallel.RowSplit._run(kernel, ranges, (10,), per_range=[(1,), (2,), (3,)])
+    assert results == [41, 122, 203]
+    assert sorted(seen) == [(0, True), (4, False), (8, False)]
+
+    ended = []
+
+    def failing(lo, hi):
+        if lo == 4:
+            raise ValueError(f"range {lo}:{hi} failed")
+        time.sleep(0.05)  # the others take longer than the failure
+        ended.append(lo)
+
+    with pytest.raises(ValueError, match="range 4:8 failed"):
+        parallel.RowSplit._run(failing, ranges, ())
+    assert sorted(ended) == [0, 8]
+    assert parallel.RowSplit._run(kernel, ranges, (1,), per_range=[(0,)] * 3) == [4, 12, 20]
+
+
+def _split_sum(_):
+    return parallel.RowSplit._run(lambda lo, hi: hi - lo, [(0, 4), (4, 9)], ())
+
+
+def test_a_forked_child_starts_workers_of_its_own():
+    """The parent's worker threads do not exist in a forked child: it starts its own (with the
+    parent's, a split would wait for them forever)."""
+    import multiprocessing
+
+    assert _split_sum(None) == [4, 5]  # the parent has its workers now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_split_sum, (None,)).get(timeout=60) == [4, 5]
