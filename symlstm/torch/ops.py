@@ -14,13 +14,15 @@ views: no copy for contiguous CPU tensors), in one of two ways:
   cache itself: the dispatcher's Python layers and the rebuilding would cost as much as the
   kernels of a short sequence.
 
-Each cell gets its own pair of ops, named after the cell and the first digits of its spec's
-SHA-256, e.g. ``torch.ops.symlstm.lstm_1f2e3d4c5b6a_forward``. Gradients of gradients (double
-backward) raise a ``RuntimeError`` saying why, on both paths.
+Each cell gets its own pair of ops, named after the cell and the first digits of a SHA-256 of
+its spec and the ops' schemas, e.g. ``torch.ops.symlstm.lstm_1f2e3d4c5b6a_forward``: a changed
+schema is a new op, so no graph torch.compile cached for the old one calls it. Gradients of
+gradients (double backward) raise a ``RuntimeError`` saying why, on both paths.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import numpy as np
@@ -59,26 +61,25 @@ class CellOp:
         self.size_names = cell.size_names
         ones = dict.fromkeys(self.size_names, 1)
         self.num_trace = len(cell.kernels.trace_shapes(1, 1, ones, lambda shape, dtype: shape))
-        name = f"symlstm::{_identifier(cell.name)}_{cell.spec.sha256[:12]}"
         states = ", ".join(["Tensor"] * len(self.state_names))
         trace = ", ".join(["Tensor"] * self.num_trace)
         common = "Tensor x, Tensor[] params, Tensor[] inputs, Tensor? lengths"
+        forward_schema = f"({common}, Tensor[] state0, SymInt[] sizes) -> (Tensor, {states}, {trace})"
+        backward_schema = (
+            f"({common}, Tensor[] trace, Tensor dys, Tensor[] dstate, bool input_grad, SymInt[] sizes)"
+            " -> (Tensor, Tensor[], Tensor[])"
+        )
+        # named by the spec and the schemas: torch.compile caches compiled graphs by the ops'
+        # names, and one compiled for an older schema must not be called with this one's arguments
+        key = hashlib.sha256(f"{cell.spec.sha256}\n{forward_schema}\n{backward_schema}".encode()).hexdigest()
+        name = f"symlstm::{_identifier(cell.name)}_{key[:12]}"
         self.forward = torch.library.custom_op(
-            f"{name}_forward",
-            self._forward,
-            mutates_args=(),
-            device_types="cpu",
-            schema=f"({common}, Tensor[] state0, SymInt[] sizes) -> (Tensor, {states}, {trace})",
+            f"{name}_forward", self._forward, mutates_args=(), device_types="cpu", schema=forward_schema
         )
         self.forward.register_fake(self._forward_fake)
         self.forward.register_autograd(self._autograd_backward, setup_context=self._setup_context)
         self.backward = torch.library.custom_op(
-            f"{name}_backward",
-            self._backward,
-            mutates_args=(),
-            device_types="cpu",
-            schema=f"({common}, Tensor[] trace, Tensor dys, Tensor[] dstate, SymInt[] sizes)"
-            " -> (Tensor, Tensor[], Tensor[])",
+            f"{name}_backward", self._backward, mutates_args=(), device_types="cpu", schema=backward_schema
         )
         self.backward.register_fake(self._backward_fake)
         self.backward.register_autograd(_no_double_backward, setup_context=_nothing_to_keep)
@@ -132,7 +133,8 @@ class CellOp:
         # array alive, so the pool does not hand it out again while autograd holds the tensor.
         return (ys, *final, *map(_tensor, cache.trace.arrays))
 
-    def _backward(self, x, params, inputs, lengths, trace, dys, dstate, sizes):
+    def _backward(self, x, params, inputs, lengths, trace, dys, dstate, input_grad, sizes):
+        """The gradients; without ``input_grad`` dx is an empty tensor (an op returns tensors)."""
         cache = self.cell.restore_cache(
             _array(x),
             dict(zip(self.param_names, map(_array, params))),
@@ -141,7 +143,8 @@ class CellOp:
             None if lengths is None else lengths.numpy(),
             dict(zip(self.size_names, sizes)),
         )
-        return self._run_backward(cache, dys, dstate)
+        dx, dparams, dstate0 = self._run_backward(cache, dys, dstate, input_grad)
+        return x.new_empty((0,)) if dx is None else dx, dparams, dstate0
 
     # -- shapes only, for torch.compile ----------------------------------------------------------
     def _forward_fake(self, x, params, inputs, lengths, state0, sizes):
@@ -151,8 +154,9 @@ class CellOp:
         )
         return (x.new_empty((T, B, state0[0].shape[1])), *(s.new_empty(s.shape) for s in state0), *trace)
 
-    def _backward_fake(self, x, params, inputs, lengths, trace, dys, dstate, sizes):
-        return x.new_empty(x.shape), [p.new_empty(p.shape) for p in params], [d.new_empty(d.shape) for d in dstate]
+    def _backward_fake(self, x, params, inputs, lengths, trace, dys, dstate, input_grad, sizes):
+        dx = x.new_empty(x.shape if input_grad else (0,))
+        return dx, [p.new_empty(p.shape) for p in params], [d.new_empty(d.shape) for d in dstate]
 
     # -- autograd ----------------------------------------------------------------------------------
     def _setup_context(self, ctx, inputs, output):
@@ -170,9 +174,10 @@ class CellOp:
         params, extra, trace = rest[:n], rest[n : n + k], rest[n + k :]
         # An output nothing depended on has no gradient: zeros (a state's are small; ys rarely unused).
         dys, *dstate = (x.new_zeros(shape) if g is None else g for g, shape in zip((dys, *grads), ctx.shapes))
-        dx, dparams, dstate0 = self.backward(x, params, extra, lengths, trace, dys, dstate, ctx.sizes)
+        input_grad = bool(ctx.needs_input_grad[0])  # x's: none for a first layer's data
+        dx, dparams, dstate0 = self.backward(x, params, extra, lengths, trace, dys, dstate, input_grad, ctx.sizes)
         # one gradient per input, lists for the list arguments; the extra inputs are data
-        return dx, dparams, [None] * k, None, dstate0, None
+        return dx if input_grad else None, dparams, [None] * k, None, dstate0, None
 
     # -- eager mode ------------------------------------------------------------------------------
     def __call__(self, x, params, inputs, lengths, state0, sizes):

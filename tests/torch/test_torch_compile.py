@@ -83,3 +83,25 @@ def test_gradcheck_through_the_custom_op_itself():
         return op.forward(x, list(flat[:n]), inputs, lengths, list(flat[n:]), sizes)[:3]
 
     assert torch.autograd.gradcheck(run, (x, *params, *state0), atol=1e-7, rtol=1e-5)
+
+
+def test_the_compiled_backward_computes_the_input_gradient_only_when_wanted(monkeypatch):
+    """As in eager mode: the backward op leaves out dx when x needs no gradient, and the
+    parameters' gradients are the same either way; with x requiring grad, x.grad is eager's."""
+    torch.manual_seed(0)
+    model = st.Recurrent("lstm", D, H, dtype=torch.float64)
+    cell = model.cell
+    asked, backward = [], cell.backward
+    monkeypatch.setattr(cell, "backward", lambda *a, **k: asked.append(k["input_grad"]) or backward(*a, **k))
+    compiled = torch.compile(lambda x: model(x)[0].square().sum(), fullgraph=True)
+    x = torch.randn(T, B, D, dtype=torch.float64)
+    grads = []
+    for requires_grad in (False, True):
+        data = x.clone().requires_grad_(requires_grad)
+        grads.append(torch.autograd.grad(compiled(data), [*model.parameters(), *([data] if requires_grad else [])]))
+    assert asked == [False, True]
+    for a, b in zip(grads[0], grads[1]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    eager = x.clone().requires_grad_(True)
+    model(eager)[0].square().sum().backward()
+    torch.testing.assert_close(grads[1][-1], eager.grad, rtol=0, atol=1e-12)
