@@ -11,9 +11,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session", autouse=True)
 def kernel_cache(tmp_path_factory):
-    """Kernels go to a fresh cache for the session, so the tests exercise generation too."""
+    """Kernels go to a fresh cache for the session, so the tests exercise generation too; so do
+    torch.compile's graphs (one cached by an earlier session may call an op by an older schema)."""
     if "SYMLSTM_TEST_KEEP_CACHE" not in os.environ:
         os.environ["SYMLSTM_CACHE_DIR"] = str(tmp_path_factory.mktemp("symlstm-cache"))
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path_factory.mktemp("inductor-cache"))
     return Path(os.environ.get("SYMLSTM_CACHE_DIR", ""))
 
 
