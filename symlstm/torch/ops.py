@@ -113,7 +113,7 @@ class CellOp:
             ys, final = self.cell.infer(*args, **keywords)
         return (_tensor(ys), *(_tensor(final[s]) for s in self.state_names))
 
-    def _run_backward(self, cache, dys, dstate, input_grad: bool = True):
+    def _run_backward(self, cache, dys, dstate, input_grad: bool):
         """``cell.backward`` on tensors, ``dys`` or ``dstate`` None for zeros: ``(dx, dparams,
         dstate0)``; dx None unless ``input_grad``."""
         dlast = None if dstate is None else dict(zip(self.state_names, map(_array, dstate)))

@@ -98,10 +98,7 @@ class _Team:
             self._parallel(self._body, key, len(ranges), 0)
         finally:
             del self._jobs[key]
-        for failed, value in results:
-            if failed:
-                raise value
-        return [value for _, value in results]
+        return parallel.values(results)
 
     def _run_share(self, key) -> None:
         """One team thread's part: every n-th range from its number on (a team smaller than

@@ -102,7 +102,7 @@ class _Worker:
         self._start.acquire()
         self._finish.acquire()
         self._call: tuple | None = None
-        self._outcome: tuple[bool, Any] = (True, None)
+        self._outcome: tuple[bool, Any] = (False, None)
         threading.Thread(target=self._serve, name="symlstm", daemon=True).start()
 
     def _serve(self) -> None:
@@ -112,9 +112,9 @@ class _Worker:
             function, args = self._call
             self._call = None
             try:
-                self._outcome = (True, function(*args))
+                self._outcome = (False, function(*args))
             except BaseException as err:  # noqa: BLE001 - handed to the caller, which raises it
-                self._outcome = (False, err)
+                self._outcome = (True, err)
             self._finish.release()
 
     def start(self, function, args: tuple) -> None:
@@ -122,10 +122,20 @@ class _Worker:
         self._start.release()
 
     def outcome(self) -> tuple[bool, Any]:
-        """``(True, result)`` or ``(False, the exception)``, once the call has ended."""
+        """``(failed, result or exception)`` (see ``values``), once the call has ended."""
         self._finish.acquire()
-        outcome, self._outcome = self._outcome, (True, None)
+        outcome, self._outcome = self._outcome, (False, None)
         return outcome
+
+
+def values(outcomes: list[tuple[bool, Any]]) -> list:
+    """The results of a split's ranges from their ``(failed, result or exception)`` outcomes, in
+    range order; the first failure is raised instead. For every runner of ranges (``_run``,
+    ``symlstm.torch.threads``), each range having ended."""
+    for failed, value in outcomes:
+        if failed:
+            raise value
+    return [value for _, value in outcomes]
 
 
 _WORKERS: list[_Worker] = []
@@ -254,7 +264,4 @@ class RowSplit:
                 first = kernel(*ranges[0], *args, *extra[0])
             finally:
                 outcomes = [worker.outcome() for worker in workers]  # all of them, even when one fails
-        for succeeded, value in outcomes:
-            if not succeeded:
-                raise value
-        return [first] + [value for _, value in outcomes]
+        return [first, *values(outcomes)]
