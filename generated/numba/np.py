@@ -14,7 +14,7 @@ One step of the forward pass, as written in the spec:
 import numba
 import numpy as np
 
-from symlstm.backends.numba.kernel_math import sigmoid, step_gemm, tanh
+from symlstm.backends.numba.kernel_math import gemm, sigmoid, step_gemm, tanh
 from symlstm.backends.numba.rows import borrowed_row
 
 GENERATOR_VERSION = '0.1.0'
@@ -56,7 +56,7 @@ def forward_inputs(lo, hi, x, M_x_T, proj_x):
     one GEMM, (hi - lo, D) @ (D, 4 * H)."""
     T, B, D = x.shape
     # input projection: [W_i; W_f; W_g; W_o] @ x, for every step
-    np.dot(x.reshape(T * B, D)[lo:hi], M_x_T, proj_x.reshape(T * B, M_x_T.shape[1])[lo:hi])
+    gemm(x.reshape(T * B, D)[lo:hi], M_x_T, proj_x.reshape(T * B, M_x_T.shape[1])[lo:hi])
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
@@ -267,14 +267,14 @@ def backward_gradients(
     gradients summed over those rows, and dx if with_dx (else dx is not touched). One GEMM each."""
     T, B = x.shape[:2]
     # weight gradient: the adjoints of [W_i; W_f; W_g; W_o] @ x, times x^T, summed over steps
-    np.dot(delta_x_h_prev.reshape(T * B, 4 * H)[lo:hi].T, x.reshape(T * B, D)[lo:hi], grad_M_x)
+    gemm(delta_x_h_prev.reshape(T * B, 4 * H)[lo:hi].T, x.reshape(T * B, D)[lo:hi], grad_M_x)
     # weight gradient: the adjoints of [R_i; R_f; R_g; R_o] @ h_prev, times h_prev^T, summed over steps
-    np.dot(delta_x_h_prev.reshape(T * B, 4 * H)[lo:hi].T, seq_h[:T].reshape(T * B, H)[lo:hi], grad_M_h_prev)
+    gemm(delta_x_h_prev.reshape(T * B, 4 * H)[lo:hi].T, seq_h[:T].reshape(T * B, H)[lo:hi], grad_M_h_prev)
     # the input gradient, unless no one wants it (the input of a first layer is data)
     if not with_dx:
         return
     # input gradient: [W_i; W_f; W_g; W_o]^T @ the adjoints of its products
-    np.dot(delta_x_h_prev.reshape(T * B, 4 * H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])
+    gemm(delta_x_h_prev.reshape(T * B, 4 * H)[lo:hi], M_x, dx.reshape(T * B, D)[lo:hi])
 
 
 def infer_buffers(T, B, D, H, dtype, empty=np.empty):
@@ -379,7 +379,7 @@ def infer_step(
     holds the state before the step and after it (row 1 is scratch). lengths: B ones."""
     B = x.shape[1]
     # input projection: [W_i; W_f; W_g; W_o] @ x
-    np.dot(x[0], M_x_T, proj_x.reshape(B, M_x_T.shape[1]))
+    gemm(x[0], M_x_T, proj_x.reshape(B, M_x_T.shape[1]))
     infer_steps(0, B, D, H, lengths, proj_x, M_h_prev_T, b_i, b_f, b_g, b_o, state_h, state_c, ys)
     # this step's state becomes the one before the next step
     state_h[0] = state_h[1]

@@ -164,20 +164,22 @@ def _gemm_only(*args):
     global _gemm_only
     import numba
 
+    from symlstm.backends.numba.blas import gemm
+
     @numba.njit(cache=True)
     def gemm_only(x, w_t, w, r_t, r, seq_h, delta_x, delta_h, proj_x, step, back, grad_w, grad_r, dx):
         """The kernels' GEMMs, one thread calling BLAS (which uses its own threads)."""
         T, B, D = x.shape
         H = seq_h.shape[2]
-        np.dot(x.reshape(T * B, D), w_t, proj_x)
+        gemm(x.reshape(T * B, D), w_t, proj_x)
         for t in range(T):
-            np.dot(seq_h[t], r_t, step)
+            gemm(seq_h[t], r_t, step)
         for t in range(T):
-            np.dot(delta_h[t], r, back)
+            gemm(delta_h[t], r, back)
         flat_x, flat_h = delta_x.reshape(T * B, w.shape[0]), delta_h.reshape(T * B, r.shape[0])
-        np.dot(flat_x.T, x.reshape(T * B, D), grad_w)
-        np.dot(flat_h.T, seq_h[:T].reshape(T * B, H), grad_r)
-        np.dot(flat_x, w, dx)
+        gemm(flat_x.T, x.reshape(T * B, D), grad_w)
+        gemm(flat_h.T, seq_h[:T].reshape(T * B, H), grad_r)
+        gemm(flat_x, w, dx)
 
     _gemm_only = gemm_only
     return gemm_only(*args)
@@ -274,6 +276,10 @@ def machine_info() -> dict:
         import numba
         import scipy.linalg.cython_blas  # noqa: F401  (numba's np.dot calls SciPy's BLAS)
         from threadpoolctl import threadpool_info
+
+        from symlstm.backends.numba import blas
+
+        blas.load()  # the kernels' BLAS
 
         info["numba"] = numba.__version__
         info["blas"] = sorted(

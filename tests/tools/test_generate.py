@@ -28,7 +28,7 @@ def test_generated_folder_is_current(capsys):
 def test_check_detects_a_hand_edit(tmp_path, capsys):
     assert main(["generate", "--out", str(tmp_path)]) == 0
     path = tmp_path / "numba" / "lstm.py"
-    path.write_text(path.read_text().replace("np.dot", "np.vdot", 1))
+    path.write_text(path.read_text().replace("gemm(", "np.dot(", 1))
     assert main(["generate", "--check", "--out", str(tmp_path)]) == 1
     assert "lstm.py" in capsys.readouterr().err
 
@@ -130,7 +130,7 @@ def test_generated_module_is_readable_python():
     }
     assert "@numba.njit(cache=True" in source
     # the input projection of all steps at once: one GEMM
-    assert len(_calls(kernels["forward_inputs"], "dot")) == 1
+    assert len(_calls(kernels["forward_inputs"], "gemm")) == 1
     # one GEMM per step forward, and one backward, for the kernel's rows of the batch, each
     # headed by a comment saying which
     for kernel in ("forward_steps", "backward_steps", "infer_steps"):
@@ -142,7 +142,7 @@ def test_generated_module_is_readable_python():
     assert source.count("# step GEMM: [R_i; R_f; R_g; R_o] @ h_prev") == 2  # forward_steps, infer_steps
     assert source.count("# step GEMM: [R_i; R_f; R_g; R_o]^T @ the adjoints of its products") == 1
     # the weight gradients after the loop, one GEMM per operand, and dx
-    assert len(_calls(kernels["backward_gradients"], "dot")) == 3
+    assert len(_calls(kernels["backward_gradients"], "gemm")) == 3
     # each equation of the spec heads the lines that compute it
     for eq in builtin_spec("peephole").equations:
         assert f"# {eq.target} = {eq.text}" in source

@@ -52,7 +52,7 @@ def emit_module(d: Derivation) -> str:
     out("import numba")
     out("import numpy as np")
     out()
-    helpers = sorted(kernels_used(exprs) + ["step_gemm"])
+    helpers = sorted(kernels_used(exprs) + ["gemm", "step_gemm"])
     out(f"from symlstm.backends.numba.kernel_math import {', '.join(helpers)}")
     if any(d.kind(a.name) == Kind.REDUCTION for a in d.forward + d.backward):
         out("from symlstm.backends.numba.reductions import unit_sum")

@@ -223,13 +223,13 @@ def _emit_gradients(n: KernelNames, out: Source) -> None:
         out.comment(
             f"weight gradient: the adjoints of {stacked(products)} @ {operand}, times {operand}^T, summed over steps", 1
         )
-        out(f"np.dot({flat}.T, {src}, {n.grad_matrix[operand]})", 1)
+        out(f"gemm({flat}.T, {src}, {n.grad_matrix[operand]})", 1)
     x_flat = f"{n.buffer_of(x)}.reshape({T} * {B}, {width(n, plan.input_group)})[{lo}:{hi}]"
     out.comment("the input gradient, unless no one wants it (the input of a first layer is data)", 1)
     out(f"if not {n.with_dx}:", 1)
     out("return", 2)
     out.comment(f"input gradient: {stacked(plan.input_group, transposed=True)} @ the adjoints of its products", 1)
-    out(f"np.dot({x_flat}, {n.matrix[x]}, {n.dx}.reshape({T} * {B}, {D})[{lo}:{hi}])", 1)
+    out(f"gemm({x_flat}, {n.matrix[x]}, {n.dx}.reshape({T} * {B}, {D})[{lo}:{hi}])", 1)
     if direct_input(n):
         row = n.namer.fresh("r")
         out.comment("... plus the adjoint of x where the step uses it elementwise", 1)

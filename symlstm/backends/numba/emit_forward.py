@@ -90,7 +90,7 @@ def emit_forward(names: KernelNames, out: Source) -> None:
     out(f"{n.T}, {n.B}, {D} = {n.x}.shape", 1)
     out.comment(f"input projection: {stacked(plan.input_group)} @ {x}, for every step", 1)
     out(
-        f"np.dot({n.x}.reshape({n.T} * {n.B}, {D})[{n.lo}:{n.hi}], {n.matrix_T[x]}, "
+        f"gemm({n.x}.reshape({n.T} * {n.B}, {D})[{n.lo}:{n.hi}], {n.matrix_T[x]}, "
         f"{n.proj[x]}.reshape({n.T} * {n.B}, {n.matrix_T[x]}.shape[1])[{n.lo}:{n.hi}])",
         1,
     )
@@ -139,7 +139,7 @@ def emit_one_step(names: KernelNames, out: Source) -> None:
     B = n.B
     out(f"{B} = {n.x}.shape[1]", 1)
     out.comment(f"input projection: {stacked(plan.input_group)} @ {x}", 1)
-    out(f"np.dot({n.x}[0], {matrices[0]}, {n.proj[x]}.reshape({B}, {matrices[0]}.shape[1]))", 1)
+    out(f"gemm({n.x}[0], {matrices[0]}, {n.proj[x]}.reshape({B}, {matrices[0]}.shape[1]))", 1)
     steps = [n.lo, n.hi, *n.size_args, n.lengths, n.proj[x], *matrices[1:], *vectors, *n.step_inputs.values()]
     out(f"infer_steps(0, {B}, {', '.join(steps[2:])}, {', '.join(pairs)}, {n.ys})", 1)
     out.comment("this step's state becomes the one before the next step", 1)

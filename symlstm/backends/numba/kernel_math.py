@@ -30,6 +30,7 @@ import math
 import numpy as np
 from numba import njit
 
+from symlstm.backends.numba.blas import gemm
 from symlstm.backends.numba.kernel_math_core import body, exp, expm1, kernel, select, typed
 from symlstm.backends.numba.kernel_math_log import log, logsigmoid, softplus
 from symlstm.backends.numba.kernel_math_trig import cos, sin
@@ -369,11 +370,11 @@ def step_gemm(a, b, out):
     if rows == 1 and b.shape[0] * b.shape[1] <= TINY_GEMM_ENTRIES:
         row_times_matrix(a[0], b, out[0])
     elif rows <= SMALL_GEMM_ROWS or SMALL_GEMM_ROWS * b.shape[0] * b.shape[1] > SMALL_GEMM_MACS:
-        np.dot(a, b, out)
+        gemm(a, b, out)
     else:
         for lo in range(0, rows, SMALL_GEMM_ROWS):
             hi = min(lo + SMALL_GEMM_ROWS, rows)
-            np.dot(a[lo:hi], b, out[lo:hi])
+            gemm(a[lo:hi], b, out[lo:hi])
 
 
 #: primitive name (``symlstm.lang.primitives``) -> its kernel, which the generated modules import

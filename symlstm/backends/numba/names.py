@@ -15,7 +15,7 @@ from symlstm.ir.plan import StoragePlan
 from symlstm.lang.sizes import Size
 
 #: what the generated code refers to at module level
-MODULE_GLOBALS = frozenset({"np", "numba", "step_gemm", "unit_sum", "borrowed_row", *PRIMITIVE_KERNELS})
+MODULE_GLOBALS = frozenset({"np", "numba", "gemm", "step_gemm", "unit_sum", "borrowed_row", *PRIMITIVE_KERNELS})
 
 
 class KernelNames:

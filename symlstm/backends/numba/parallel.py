@@ -162,9 +162,14 @@ if hasattr(os, "register_at_fork"):
 
 @functools.lru_cache(maxsize=1)
 def _blas_controller():
-    """threadpoolctl's handle on the loaded BLAS libraries, SciPy's (which Numba's np.dot calls)
-    among them: made after importing it, since threadpoolctl sees only loaded libraries."""
+    """threadpoolctl's handle on the loaded BLAS libraries, the kernels' (``blas``) and SciPy's
+    (Numba's np.dot) among them: made after loading both, since threadpoolctl sees only loaded
+    libraries."""
     import scipy.linalg.cython_blas  # noqa: F401
+
+    from symlstm.backends.numba import blas
+
+    blas.load()
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
