@@ -16,7 +16,11 @@ forward + backward, row threads / BLAS threads): 0.83, 0.95, 1.02, 1.34 at H = 6
 matrices of 1 MiB for lstm) splitting is even for lstm (1.01-1.02) and wins for cells with
 heavier elementwise passes, which BLAS's threads leave on one core: lnlstm 0.88-0.91, slstm
 0.80-0.86, lstm inside PyTorch 0.95 (T, B = 100, 64; Intel Xeon, 2026-12-02); at H = 512 lstm
-loses (1.12) and lnlstm is even. So a call splits its rows when its step matrices take less than
+loses (1.12) and lnlstm is even. With the kernels' own OpenBLAS 0.3.34 (``blas``), whose float32
+GEMMs of few rows are faster, splitting wins further (same machine, later that day, medians of
+7): lstm float32 at H = 512 0.98-0.99, gru 0.94-1.00, lnlstm 0.90-0.94; lstm float64 at H = 256
+(2 MiB) 0.88-0.89; it loses from 8 MiB on: lstm float64 at H = 512 1.01-1.02, float32 at
+H = 1024 (16 MiB) 1.08-1.15. So a call splits its rows when its step matrices take less than
 MAX_SPLIT_STEP_BYTES; a batch too small to split (fewer than 2 * MIN_ROWS_PER_THREAD rows) or
 with larger matrices runs on the calling thread, with BLAS free to use its own threads.
 
@@ -38,7 +42,7 @@ THREADS_ENV = "SYMLSTM_NUM_THREADS"
 #: fewer rows than this per thread and the per-step GEMMs get too thin to be worth a thread
 MIN_ROWS_PER_THREAD = 4
 #: step matrices (all of a cell's recurrent weights) at least this big: leave threads to BLAS
-MAX_SPLIT_STEP_BYTES = 2 << 20
+MAX_SPLIT_STEP_BYTES = 8 << 20
 
 
 def num_threads() -> int:
