@@ -47,3 +47,15 @@ def test_reports_format_the_sides_they_ran(suite):
     for impl in impls:
         assert impl.label in text
     assert "Ratios" in text and "nan" not in text
+
+
+def test_the_gemm_only_run_takes_the_first_cell_it_can_mimic():
+    """mgu's second product multiplies f * h_prev, which the GEMM-only run does not mimic: a bench
+    of mgu first times lnlstm's GEMMs; one of mgu alone has no GEMM-only side (it failed before)."""
+
+    def gemm_cells(cells):
+        return [i.cell for i in bench.implementations(cells, ["float32"], with_torch=False) if i.kind == "gemm"]
+
+    assert gemm_cells(["mgu", "lnlstm"]) == ["lnlstm"]
+    assert gemm_cells(["mgu"]) == []
+    assert gemm_cells(["lstm", "gru"]) == ["lstm"]
