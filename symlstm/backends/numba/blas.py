@@ -18,8 +18,9 @@ OpenBLAS (``parallel`` holds it to one thread in a split call).
 ``gemm(a, b, out)`` is ``out[...] = a @ b`` for float32 or float64 matrices whose rows or columns
 are contiguous (a C-ordered matrix, a slice of its rows or columns, or the transpose of either),
 the layouts the kernels multiply; another layout raises ValueError (copying it instead, or falling
-back to ``np.dot``, made every kernel's cold compile 1.5-2.5x longer for a case that never occurs).
-Other types (complex) go to ``np.dot``.
+back to ``np.dot``, made every kernel's cold compile 1.5-2.5x longer for a case that never occurs),
+as do shapes that do not multiply and dimensions beyond CBLAS's C ints (CBLAS would read out of
+bounds). Other types (complex) go to ``np.dot``.
 """
 
 from __future__ import annotations
