@@ -426,11 +426,11 @@ def format_report(report, cells, dtypes) -> str:
         lines += row(
             f"torch loop / symlstm, {cell} (float32; speed-up)", f"torch-loop:{cell}:float32", f"symlstm:{cell}:float32"
         )
+    reference = gemm_reference(cells)
     for dtype in dtypes:
         for cell in cells:
             if cell != "lstm":
                 lines += row(f"{cell} / lstm, symlstm ({dtype})", f"symlstm:{cell}:{dtype}", f"symlstm:lstm:{dtype}")
-        reference = gemm_reference(cells)
         if reference:
             lines += row(
                 f"symlstm {reference} / its GEMMs alone ({dtype})",

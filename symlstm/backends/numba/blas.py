@@ -102,29 +102,21 @@ def _operand(m):
     return False, 0
 
 
-def _cblas_gemm(transa, transb, a, lda, b, ldb, out, ldc):
-    """CBLAS's row-major ?gemm for the type of the arrays: out = op(a) @ op(b)."""
+def _cblas_gemm(a, a_t, lda, b, b_t, ldb, out, ldc):
+    """CBLAS's row-major ?gemm for the type of the arrays: ``out = a @ b``, each operand read
+    through its transpose where its flag says so (``_operand``)."""
 
 
 @overload(_cblas_gemm)
-def _cblas_gemm_of_type(transa, transb, a, lda, b, ldb, out, ldc):
+def _cblas_gemm_of_type(a, a_t, lda, b, b_t, ldb, out, ldc):
     routine = {types.float32: _sgemm, types.float64: _dgemm}[a.dtype]
 
-    def cblas_gemm(transa, transb, a, lda, b, ldb, out, ldc):
+    def cblas_gemm(a, a_t, lda, b, b_t, ldb, out, ldc):
         (m, k), n = a.shape, out.shape[1]
+        transa, transb = _TRANS if a_t else _NO_TRANS, _TRANS if b_t else _NO_TRANS
         routine(_ROW_MAJOR, transa, transb, m, n, k, 1.0, a.ctypes, lda, b.ctypes, ldb, 0.0, out.ctypes, ldc)
 
     return cblas_gemm
-
-
-@njit(cache=True)
-def _gemm_of_layouts(a, b, out):
-    """``gemm`` for operands whose rows or columns are contiguous and an ``out`` whose rows are."""
-    a_t, lda = _operand(a)
-    b_t, ldb = _operand(b)
-    if out.shape[0] and out.shape[1]:
-        transa, transb = _TRANS if a_t else _NO_TRANS, _TRANS if b_t else _NO_TRANS
-        _cblas_gemm(transa, transb, a, lda, b, ldb, out, _operand(out)[1])
 
 
 @overload(gemm)
@@ -137,14 +129,16 @@ def _gemm(a, b, out):
     def gemm_impl(a, b, out):
         if a.shape[1] != b.shape[0] or out.shape[0] != a.shape[0] or out.shape[1] != b.shape[1]:
             raise ValueError("gemm: the shapes of a, b and out do not make out = a @ b")
-        lda, ldb, (out_t, ldc) = _operand(a)[1], _operand(b)[1], _operand(out)
+        (a_t, lda), (b_t, ldb), (out_t, ldc) = _operand(a), _operand(b), _operand(out)
         if lda == 0 or ldb == 0 or ldc == 0:
             raise ValueError("gemm: each matrix needs contiguous rows or columns")
         if max(a.shape[0], a.shape[1], b.shape[1], lda, ldb, ldc) > _INT_MAX:
             raise ValueError("gemm: a dimension of 2**31 or more is beyond CBLAS's int sizes")
+        if out.shape[0] == 0 or out.shape[1] == 0:
+            return
         if out_t:  # out's columns are contiguous: out.T = b.T @ a.T, row-major
-            _gemm_of_layouts(b.T, a.T, out.T)
+            _cblas_gemm(b.T, not b_t, ldb, a.T, not a_t, lda, out.T, ldc)
         else:
-            _gemm_of_layouts(a, b, out)
+            _cblas_gemm(a, a_t, lda, b, b_t, ldb, out, ldc)
 
     return gemm_impl

@@ -170,12 +170,11 @@ def _blas_controller():
     (Numba's np.dot) among them: made after loading both, since threadpoolctl sees only loaded
     libraries."""
     import scipy.linalg.cython_blas  # noqa: F401
+    from threadpoolctl import ThreadpoolController
 
     from symlstm.backends.numba import blas
 
     blas.load()
-    from threadpoolctl import ThreadpoolController
-
     return ThreadpoolController()
 
 
