@@ -418,22 +418,15 @@ def backward_steps(
                 # adjoint of h
                 d_h = carry_h_row[j] + d_h_above_row[j]
                 d_h_scratch[j] = d_h
-                tmp0 = c_row[j] - m_c_t
-                tmp1 = tmp0 / s_c_t
-                tanh_value = tanh(beta_c[j] + gamma_c[j] * tmp1)
+                tmp0 = gamma_c[j] * (c_row[j] - m_c_t)
+                tanh_value = tanh(beta_c[j] + tmp0 / s_c_t)
                 tanh_value_scratch[j] = tanh_value
-                tmp2 = d_h * o_row[j]
-                tmp3 = tmp2 * (one - tanh_value**2)
+                tmp1 = d_h * o_row[j]
                 # adjoint of the pre-activation of s_c
-                sum_d_s_c_bar_terms[j] = -gamma_c[j] * tmp0 * tmp3 / s_c_t**2
+                sum_d_s_c_bar_terms[j] = -tmp0 * tmp1 * (one - tanh_value**2) / s_c_t**2
                 # adjoint of the pre-activation of o
-                d_o_bar = tanh_value * tmp2 * (one - o_row[j])
+                d_o_bar = tanh_value * tmp1 * (one - o_row[j])
                 d_o_bar_scratch[j] = d_o_bar
-                grad_gamma_xo[j] += d_o_bar * (W_o_x_row[j] - m_a_t) / s_a_t
-                grad_gamma_ho[j] += d_o_bar * (-m_r_t + R_o_h_prev_row[j]) / s_r_t
-                grad_b_o[j] += d_o_bar
-                grad_gamma_c[j] += tmp1 * tmp3
-                grad_beta_c[j] += tmp3
             sum_d_s_c_bar = unit_sum(sum_d_s_c_bar_terms)
             # adjoint of the pre-activation of s_c
             d_s_c_bar = half * sum_d_s_c_bar / s_c_t
@@ -460,30 +453,13 @@ def backward_steps(
                 d_i_bar = g_row[j] * tmp0 * (one - i_row[j])
                 d_i_bar_scratch[j] = d_i_bar
                 tmp2 = one / (s_r_t**2)
-                tmp3 = d_f_bar * (-m_r_t + R_f_h_prev_row[j])
-                tmp4 = d_g_bar * (-m_r_t + R_g_h_prev_row[j])
-                tmp5 = d_i_bar * (-m_r_t + R_i_h_prev_row[j])
                 # adjoint of the pre-activation of s_r
-                sum_d_s_r_bar_terms[j] = -d_o_bar_scratch[j] * gamma_ho[j] * tmp2 * (-m_r_t + R_o_h_prev_row[j]) - gamma_hf[j] * tmp2 * tmp3 - gamma_hg[j] * tmp2 * tmp4 - gamma_hi[j] * tmp2 * tmp5
-                tmp7 = -m_a_t
-                tmp10 = d_i_bar * (W_i_x_row[j] + tmp7)
-                tmp6 = one / (s_a_t**2)
-                tmp8 = d_f_bar * (W_f_x_row[j] + tmp7)
-                tmp9 = d_g_bar * (W_g_x_row[j] + tmp7)
+                sum_d_s_r_bar_terms[j] = -d_f_bar * gamma_hf[j] * tmp2 * (-m_r_t + R_f_h_prev_row[j]) - d_g_bar * gamma_hg[j] * tmp2 * (-m_r_t + R_g_h_prev_row[j]) - d_i_bar * gamma_hi[j] * tmp2 * (-m_r_t + R_i_h_prev_row[j]) - d_o_bar_scratch[j] * gamma_ho[j] * tmp2 * (-m_r_t + R_o_h_prev_row[j])
+                tmp3 = one / (s_a_t**2)
+                tmp4 = -m_a_t
                 # adjoint of the pre-activation of s_a
-                sum_d_s_a_bar_terms[j] = -d_o_bar_scratch[j] * gamma_xo[j] * tmp6 * (W_o_x_row[j] + tmp7) - gamma_xf[j] * tmp6 * tmp8 - gamma_xg[j] * tmp6 * tmp9 - gamma_xi[j] * tmp10 * tmp6
+                sum_d_s_a_bar_terms[j] = -d_f_bar * gamma_xf[j] * tmp3 * (W_f_x_row[j] + tmp4) - d_g_bar * gamma_xg[j] * tmp3 * (W_g_x_row[j] + tmp4) - d_i_bar * gamma_xi[j] * tmp3 * (W_i_x_row[j] + tmp4) - d_o_bar_scratch[j] * gamma_xo[j] * tmp3 * (W_o_x_row[j] + tmp4)
                 carry_c_row[j] = tmp1
-                tmp11 = one / s_a_t
-                grad_gamma_xi[j] += tmp10 * tmp11
-                tmp12 = one / s_r_t
-                grad_gamma_hi[j] += tmp12 * tmp5
-                grad_b_i[j] += d_i_bar
-                grad_gamma_xf[j] += tmp11 * tmp8
-                grad_gamma_hf[j] += tmp12 * tmp3
-                grad_b_f[j] += d_f_bar
-                grad_gamma_xg[j] += tmp11 * tmp9
-                grad_gamma_hg[j] += tmp12 * tmp4
-                grad_b_g[j] += d_g_bar
             sum_d_s_r_bar = unit_sum(sum_d_s_r_bar_terms)
             sum_d_s_a_bar = unit_sum(sum_d_s_a_bar_terms)
             # adjoint of the pre-activation of s_r
@@ -564,6 +540,34 @@ def backward_steps(
                 delta_h_prev_d_r_f[j] = d_r_f
                 delta_h_prev_d_r_g[j] = d_r_g
                 delta_h_prev_d_r_o[j] = d_r_o
+            for j in range(H):
+                grad_gamma_xi[j] += d_i_bar_scratch[j] * (W_i_x_row[j] - m_a_t) / s_a_t
+            for j in range(H):
+                grad_gamma_hi[j] += d_i_bar_scratch[j] * (-m_r_t + R_i_h_prev_row[j]) / s_r_t
+            for j in range(H):
+                grad_b_i[j] += d_i_bar_scratch[j]
+            for j in range(H):
+                grad_gamma_xf[j] += d_f_bar_scratch[j] * (W_f_x_row[j] - m_a_t) / s_a_t
+            for j in range(H):
+                grad_gamma_hf[j] += d_f_bar_scratch[j] * (-m_r_t + R_f_h_prev_row[j]) / s_r_t
+            for j in range(H):
+                grad_b_f[j] += d_f_bar_scratch[j]
+            for j in range(H):
+                grad_gamma_xg[j] += d_g_bar_scratch[j] * (W_g_x_row[j] - m_a_t) / s_a_t
+            for j in range(H):
+                grad_gamma_hg[j] += d_g_bar_scratch[j] * (-m_r_t + R_g_h_prev_row[j]) / s_r_t
+            for j in range(H):
+                grad_b_g[j] += d_g_bar_scratch[j]
+            for j in range(H):
+                grad_gamma_xo[j] += d_o_bar_scratch[j] * (W_o_x_row[j] - m_a_t) / s_a_t
+            for j in range(H):
+                grad_gamma_ho[j] += d_o_bar_scratch[j] * (-m_r_t + R_o_h_prev_row[j]) / s_r_t
+            for j in range(H):
+                grad_b_o[j] += d_o_bar_scratch[j]
+            for j in range(H):
+                grad_gamma_c[j] += d_h_scratch[j] * o_row[j] * (one - tanh_value_scratch[j]**2) * (c_row[j] - m_c_t) / s_c_t
+            for j in range(H):
+                grad_beta_c[j] += d_h_scratch[j] * o_row[j] * (one - tanh_value_scratch[j]**2)
         # step GEMM: [R_i; R_f; R_g; R_o]^T @ the adjoints of its products
         step_gemm(delta_h_prev[t, lo:hi].reshape(rows, 4 * H), M_h_prev, carry_h[lo:hi])
         for b in range(lo, hi):

@@ -220,6 +220,7 @@ def backward_steps(
                 delta_x_d_f_bar[j] = d_f_bar
                 delta_h_prev_d_f_bar[j] = d_f_bar
                 carry_h_row[j] = d_h_row[j] * tmp0 + f_row[j] * gemmT_R_n_in_row[j]
+            for j in range(H):
                 grad_b_n[j] += d_n_bar_row[j]
             for j in range(H):
                 grad_b_f[j] += delta_x_d_f_bar[j]

@@ -167,7 +167,9 @@ class LoopNest:
             self.written.setdefault(expr.name, view)
 
     def add_into(self, array: str, expr: sympy.Expr, size: Size) -> None:
-        """``array[j] += expr`` in the pass where ``expr`` can be evaluated."""
+        """``array[j] += expr`` for a kernel-local array (a parameter's gradient): a short loop of
+        its own after the passes when every vector ``expr`` reads is in a row by then
+        (``_deferred``), else in the pass where ``expr`` can be evaluated."""
         self.statements.append(Statement(array, "+=", expr, None, self.canonical(size), indexed=True))
 
     # -- scheduling ---------------------------------------------------------------------------------
@@ -319,9 +321,11 @@ class LoopNest:
                     crossing[x.name] = stored_in.get(x.name) or self.local.scratch(
                         f"{n.ident[x.name]}_scratch", home[1]
                     )
+        deferred = self._deferred(computed_in, crossing, stored_in)
+        later = {id(s) for s in deferred}
         phases = sorted({s.phase for s in self.statements})
         for phase in phases:
-            here = [s for s in self.statements if s.phase == phase]
+            here = [s for s in self.statements if s.phase == phase and id(s) not in later]
             scalars = [s for s in here if s.size == 1]
             if scalars:
                 self._block(out, indent, scalars, reads, scalar=True)
@@ -357,6 +361,33 @@ class LoopNest:
                 for lhs, row in sums:
                     out(f"{lhs} = unit_sum({row})", indent)
                     reads[self._computed_name(lhs)] = lhs
+        rows = {name: f"{row}[{j}]" for name, row in {**crossing, **stored_in}.items()}
+        for s in deferred:
+            out(f"for {j} in range({n.size(s.size)}):", indent)
+            self._block(out, indent + 1, [s], {**reads, **rows}, scalar=False)
+
+    def _deferred(self, computed_in, crossing, stored_in) -> list[Statement]:
+        """The ``add_into`` statements that can run as loops of their own after the passes: those
+        whose vectors are all in rows by then (scratch rows of values that cross passes, rows
+        stored anyway, rows this nest does not overwrite) and that call no function (which the
+        loop would evaluate again). A pass that writes fewer rows needs fewer runtime overlap
+        checks before LLVM's vector loop; lnlstm's backward adds twelve gradients in its widest
+        pass, and its backward_steps took 1.86 ms instead of 1.26 at (T, B, H) = (100, 16, 64)."""
+        d = self.names.plan.d
+        overwritten = set(self.stores)
+        out = []
+        for s in self.statements:
+            if s.op != "+=" or s.lhs in self.stores or s.size == 1 or _calls(s.expr):
+                continue
+            in_rows = True
+            for x in s.expr.free_symbols:
+                if x.name in computed_in:
+                    in_rows &= computed_in[x.name][1] == 1 or x.name in crossing or x.name in stored_in
+                elif x.name in self.rows and d.size(x.name) != 1:
+                    in_rows &= self.rows[x.name][0] not in overwritten
+            if in_rows:
+                out.append(s)
+        return out
 
     def _computed_name(self, lhs: str) -> str:
         return next(s.computes for s in self.statements if s.lhs == lhs and s.computes is not None)
