@@ -43,3 +43,25 @@ def test_the_edge_cells_compute_the_right_gradients():
     )
     report = symlstm.gradcheck(Cell(spec, kernel_backend().load(spec)), T=3, B=2, D=3, H=4)
     assert report.passed, report.table()
+
+
+def test_gradient_accumulations_leave_the_wide_passes():
+    """lnlstm's parameter gradients read only rows once its passes are done (the adjoints of the
+    gates cross passes in scratch rows): each is added in a loop of its own, so the passes write
+    fewer rows and need fewer runtime overlap checks before their vector loops."""
+    from symlstm.cells import cell
+
+    tree = ast.parse(emit_module(derive(cell("lnlstm").spec)))
+    backward = next(f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "backward_steps")
+    unit_loops = [node for node in ast.walk(backward) if isinstance(node, ast.For) and ast.unparse(node.target) == "j"]
+
+    def added_to(loop: ast.For) -> set[str]:
+        return {
+            ast.unparse(s.target.value)
+            for s in loop.body
+            if isinstance(s, ast.AugAssign) and isinstance(s.target, ast.Subscript)
+        }
+
+    alone = [loop for loop in unit_loops if len(loop.body) == 1 and added_to(loop)]
+    assert {name for loop in alone for name in added_to(loop)} == {f"grad_{v}" for v in cell("lnlstm").spec.vectors}
+    assert not any(added_to(loop) for loop in unit_loops if len(loop.body) > 1)
