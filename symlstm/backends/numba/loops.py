@@ -167,8 +167,8 @@ class LoopNest:
             self.written.setdefault(expr.name, view)
 
     def add_into(self, array: str, expr: sympy.Expr, size: Size) -> None:
-        """``array[j] += expr`` for a kernel-local array (a parameter's gradient): a short loop of
-        its own after the passes when every vector ``expr`` reads is in a row by then
+        """``array[j] += expr`` for a kernel-local array (a parameter's gradient): one of the
+        accumulations after the passes when every vector ``expr`` reads is in a row by then
         (``_deferred``), else in the pass where ``expr`` can be evaluated."""
         self.statements.append(Statement(array, "+=", expr, None, self.canonical(size), indexed=True))
 
@@ -361,10 +361,12 @@ class LoopNest:
                 for lhs, row in sums:
                     out(f"{lhs} = unit_sum({row})", indent)
                     reads[self._computed_name(lhs)] = lhs
-        rows = {name: f"{row}[{j}]" for name, row in {**crossing, **stored_in}.items()}
-        for s in deferred:
-            out(f"for {j} in range({n.size(s.size)}):", indent)
-            self._block(out, indent + 1, [s], {**reads, **rows}, scalar=False)
+        # the deferred additions run with the accumulations, reading the rows their values are in
+        rows = {**crossing, **stored_in}
+        reads.update(
+            {name: f"{rows[name]}[{j}]" for name, (_, size) in computed_in.items() if size != 1 and name in rows}
+        )
+        self.accumulations[:0] = [(s.lhs, s.expr, s.size) for s in deferred]
 
     def _deferred(self, computed_in, crossing, stored_in) -> list[Statement]:
         """The ``add_into`` statements that can run as loops of their own after the passes: those

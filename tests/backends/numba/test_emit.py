@@ -65,3 +65,20 @@ def test_gradient_accumulations_leave_the_wide_passes():
     alone = [loop for loop in unit_loops if len(loop.body) == 1 and added_to(loop)]
     assert {name for loop in alone for name in added_to(loop)} == {f"grad_{v}" for v in cell("lnlstm").spec.vectors}
     assert not any(added_to(loop) for loop in unit_loops if len(loop.body) > 1)
+
+
+def test_a_size_1_gradient_beside_deferred_accumulations():
+    """A learnable scalar's gradient (b_k, size 1) in a nest whose reductions split it into passes:
+    it reads a size-1 adjoint as a number, never as a row indexed by the unit (found by the
+    property tests when the deferred additions were first merged into the accumulations)."""
+    import symlstm
+    from symlstm.backends import kernel_backend
+    from symlstm.runtime import Cell
+
+    spec = parse_spec(
+        'name = "sized"\nstate = ["h"]\n[sizes]\nk = 1\n[equations]\na = "W @ x + R @ h_prev"\n'
+        'n = "(a - mean(a)) / (sum((a - mean(a)) ** 2) + 1)"\nk = "sigmoid(w_k @ h_prev + b_k)"\n'
+        'h = "(k * sigmoid(g * n + b) + (1 - k) * h_prev)"\n'
+    )
+    report = symlstm.gradcheck(Cell(spec, kernel_backend().load(spec)), T=3, B=2, D=3, H=4)
+    assert report.passed, report.table()
