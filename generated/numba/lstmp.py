@@ -92,7 +92,6 @@ def forward_steps(
     dtype = proj_x.dtype
     # the results of the step GEMMs, for this range of rows
     proj_h_prev = np.empty((rows, 4, H), dtype)
-    proj_m = np.empty((rows, 1, P), dtype)
     for t in range(T):
         # step GEMM: [R_i; R_f; R_g; R_o] @ h_prev
         step_gemm(seq_h[t, lo:hi], M_h_prev_T, proj_h_prev.reshape(rows, 4 * H))
@@ -100,7 +99,6 @@ def forward_steps(
         for b in range(lo, hi):
             if t >= lengths[b]:
                 # past the end of this row's sequence: its states stay as they were
-                seq_h[t + 1, b] = seq_h[t, b]
                 seq_c[t + 1, b] = seq_c[t, b]
                 keep_i[t, b] = 0
                 keep_f[t, b] = 0
@@ -146,16 +144,12 @@ def forward_steps(
                 o_row[j] = o
                 c_row[j] = c
                 m_row[j] = m
-        # step GEMM: W_hr @ m
-        step_gemm(keep_m[t, lo:hi], M_m_T, proj_m.reshape(rows, P))
-        # elementwise: h
+        # step GEMM: W_hr @ m, into the rows of h
+        step_gemm(keep_m[t, lo:hi], M_m_T, seq_h[t + 1, lo:hi])
         for b in range(lo, hi):
             if t >= lengths[b]:
-                continue
-            W_hr_m_row = borrowed_row(proj_m, (b - lo, 0))
-            h_row = borrowed_row(seq_h, (t + 1, b))
-            for j in range(P):
-                h_row[j] = W_hr_m_row[j]
+                # past its length: the state stays as it was
+                seq_h[t + 1, b] = seq_h[t, b]
 
 
 def backward_buffers(T, B, D, H, P, dtype, empty=np.empty):
@@ -355,7 +349,6 @@ def infer_steps(
     dtype = proj_x.dtype
     # the results of the step GEMMs, for this range of rows
     proj_h_prev = np.empty((rows, 4, H), dtype)
-    proj_m = np.empty((rows, 1, P), dtype)
     # values one loop computes and a later one (or a step GEMM) reads
     buf_m = np.empty((rows, H), dtype)
     for t in range(T):
@@ -365,7 +358,6 @@ def infer_steps(
         for b in range(lo, hi):
             if t >= lengths[b]:
                 # past the end of this row's sequence: its states stay as they were
-                state_h[(t + 1) % 2, b] = state_h[t % 2, b]
                 state_c[(t + 1) % 2, b] = state_c[t % 2, b]
                 ys[t, b] = 0
                 continue
@@ -399,18 +391,18 @@ def infer_steps(
                 m = o * tanh(c)
                 c_row[j] = c
                 m_row[j] = m
-        # step GEMM: W_hr @ m
-        step_gemm(buf_m, M_m_T, proj_m.reshape(rows, P))
-        # elementwise: h
+        # step GEMM: W_hr @ m, into the rows of h
+        step_gemm(buf_m, M_m_T, state_h[(t + 1) % 2, lo:hi])
+        # elementwise: the output h
         for b in range(lo, hi):
             if t >= lengths[b]:
+                # past its length: the state stays as it was
+                state_h[(t + 1) % 2, b] = state_h[t % 2, b]
                 continue
-            W_hr_m_row = borrowed_row(proj_m, (b - lo, 0))
             h_row = borrowed_row(state_h, ((t + 1) % 2, b))
             ys_row = borrowed_row(ys, (t, b))
             for j in range(P):
-                h_row[j] = W_hr_m_row[j]
-                ys_row[j] = W_hr_m_row[j]
+                ys_row[j] = h_row[j]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})

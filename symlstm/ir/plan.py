@@ -119,6 +119,17 @@ class StoragePlan:
         state = self.d.quantities[operand].base
         return self.d.prev_adjoints[state] == self.d.gemm_t.get(operand)
 
+    def state_of_gemm(self, operand: str) -> str | None:
+        """The state whose whole new value is this step group's one product (LSTMP's
+        ``h = W_hr @ m``), if any: the step GEMM can then write the state's row itself."""
+        products = self.groups[operand]
+        if operand == self.d.input.name or len(products) != 1:
+            return None
+        for a in self.d.forward:
+            if a.name in self.d.spec.states and isinstance(a.expr, sympy.Symbol) and a.expr.name == products[0].name:
+                return a.name
+        return None
+
     def stored_vectors(self) -> int:
         """Vectors per step the forward keeps for the backward."""
         return len(self.stored_sizes())

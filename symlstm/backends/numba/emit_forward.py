@@ -177,10 +177,13 @@ def emit_steps(names: KernelNames, out: Source, storage: StepStorage) -> None:
         out("at index 0. A row b past its length (t >= lengths[b]) keeps its states. Writes only those", 1)
         out('rows, so disjoint ranges can run at the same time."""', 1)
     constants, local, constants_at = recurrence_prologue(n, out, n.proj[d.input.name])
-    if step_groups:
+    # a state that is one step GEMM's whole result (LSTMP's h = W_hr @ m) gets it in its own row
+    state_of_gemm = {op: s for op in step_groups if (s := plan.state_of_gemm(op)) is not None}
+    scratch = [op for op in step_groups if op not in state_of_gemm]
+    if scratch:
         out.comment("the results of the step GEMMs, for this range of rows", 1)
-    for operand, products in step_groups.items():
-        blocks, _ = n.product_layout(products)
+    for operand in scratch:
+        blocks, _ = n.product_layout(step_groups[operand])
         out(f"{n.proj[operand]} = {allocation(n, f'{n.rows}, {blocks}')}", 1)
     if storage.crossing:
         out.comment("values one loop computes and a later one (or a step GEMM) reads", 1)
@@ -191,19 +194,32 @@ def emit_steps(names: KernelNames, out: Source, storage: StepStorage) -> None:
     output = d.spec.states[0]
     out(f"for {n.t} in range({n.T}):", 1)
     for level in sorted(by_level):
+        gemm_states = []
         for operand, products in step_groups.items():
-            if products[0].stage == level:
+            if products[0].stage != level:
+                continue
+            if operand in state_of_gemm:
+                gemm_states.append(state_of_gemm[operand])
+                out.comment(f"step GEMM: {stacked(products)} @ {operand}, into the rows of {gemm_states[-1]}", 2)
+                result = storage.new(gemm_states[-1], f"{n.lo}:{n.hi}")
+            else:
                 out.comment(f"step GEMM: {stacked(products)} @ {operand}", 2)
-                out(
-                    f"step_gemm({storage.gemm_operand(operand)}, {n.matrix_T[operand]}, "
-                    f"{n.proj[operand]}.reshape({n.rows}, {width(n, products)}))",
-                    2,
-                )
-        body = by_level[level]
+                result = f"{n.proj[operand]}.reshape({n.rows}, {width(n, products)})"
+            out(f"step_gemm({storage.gemm_operand(operand)}, {n.matrix_T[operand]}, {result})", 2)
+        body = [a for a in by_level[level] if a.name not in state_of_gemm.values()]
         defined = {a.name for a in body}
         nest = LoopNest(n, row_sources(n, defined, backward=False, storage=storage), constants, local)
         if level == min(by_level):
-            nest.past_end = storage.past_end()
+            nest.past_end = storage.past_end(later=tuple(state_of_gemm.values()))
+        elif gemm_states:
+            nest.past_end = storage.kept_states(gemm_states)
+        if storage.inference and output in gemm_states:
+            nest.store(
+                n.namer.fresh(f"{n.ys}_row"),
+                Subscript(n.ys, (n.t, n.b)),
+                sympy.Symbol(output, real=True),
+                d.size(output),
+            )
         commented: set[str] = set()
         for a in body:
             q = d.quantities[a.name]
@@ -227,11 +243,11 @@ def emit_steps(names: KernelNames, out: Source, storage: StepStorage) -> None:
             if d.levels[name] == level:
                 view = n.namer.fresh(f"{n.ident[name]}_kept")
                 nest.store(view, Subscript(n.keep[name], (n.t, n.b)), sympy.Symbol(name, real=True), d.size(name))
-        out.comment(
-            "elementwise: "
-            + ", ".join(a.name for a in body if d.kind(a.name) == Kind.VALUE or d.kind(a.name) == Kind.OPERAND),
-            2,
-        )
+        if not nest.statements:  # the level's only value came from its GEMM
+            nest.emit_past_end(out, 2)
+            continue
+        values = [a.name for a in body if d.kind(a.name) == Kind.VALUE or d.kind(a.name) == Kind.OPERAND]
+        out.comment("elementwise: " + (", ".join(values) or f"the output {output}"), 2)
         nest.emit(out, 2, defined)
     out.insert(constants_at, constants.definitions(n.dtype, indent=1) + local.definitions(indent=1))
 

@@ -64,6 +64,8 @@ def row_sources(
             elif backward:
                 if name in plan.kept_products:
                     rows[name] = (n.row(name), Subscript(n.keep[name], (t, b)))
+            elif (state := plan.state_of_gemm(operand)) is not None:  # the GEMM wrote it there
+                rows[name] = (n.row(name), storage.new(state, b))
             else:
                 rows[name] = (n.row(name), Subscript(n.proj[operand], (f"{b} - {lo}", str(block))))
         elif q.kind.is_forward_value and q.of is None:
@@ -274,10 +276,7 @@ class LoopNest:
         for name in d.of_kind(Kind.SIZE):
             reads[name] = self.local.size_value(name)
         views.update(self.stores)
-        out(f"for {n.b} in range({n.lo}, {n.hi}):", indent)
-        out(f"if {n.t} >= {n.lengths}[{n.b}]:", indent + 1)
-        for line in self.past_end:
-            out(line, indent + 2)
+        self.emit_past_end(out, indent)
         out("continue", indent + 2)
         for view, src in views.items():
             out(f"{view} = {src.view()}", indent + 1)
@@ -292,6 +291,15 @@ class LoopNest:
             else:
                 out(f"for {j} in range({n.size(size)}):", indent + 1)
                 out(f"{target}[{j}] += {printer.doprint(expr)}", indent + 2)
+
+    def emit_past_end(self, out: Source, indent: int) -> None:
+        """The loop over the batch rows and its branch for the rows past their length (all of a
+        nest with nothing else to do)."""
+        n = self.names
+        out(f"for {n.b} in range({n.lo}, {n.hi}):", indent)
+        out(f"if {n.t} >= {n.lengths}[{n.b}]:", indent + 1)
+        for line in self.past_end:
+            out(line, indent + 2)
 
     def _emit_phases(self, out: Source, indent: int, reads: dict[str, str]) -> None:
         n, j = self.names, self.names.j

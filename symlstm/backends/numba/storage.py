@@ -62,14 +62,23 @@ class StepStorage:
         assert found is not None, f"the GEMM operand {operand} has no array"
         return found
 
-    def past_end(self) -> list[str]:
+    def past_end(self, later: tuple[str, ...] = ()) -> list[str]:
         """What a step does for a row whose sequence has ended: it keeps its states; in training,
         the values the backward multiplies (by zero adjoints) are zeros, not whatever the buffer
-        held; in inference, the output is zero."""
+        held; in inference, the output is zero. ``later``: states a step GEMM writes for all rows,
+        kept by ``kept_states`` after it instead."""
         n = self.names
         lines = ["# past the end of this row's sequence: its states stay as they were"]
-        lines += [f"{self.new(s, n.b)} = {self.prev(s, n.b)}" for s in n.plan.d.spec.states]
+        lines += [f"{self.new(s, n.b)} = {self.prev(s, n.b)}" for s in n.plan.d.spec.states if s not in later]
         lines += [f"{n.keep[name]}[{n.t}, {n.b}] = 0" for name in self.kept]
         if self.inference:
             lines.append(f"{n.ys}[{n.t}, {n.b}] = 0")
         return lines
+
+    def kept_states(self, states: list[str]) -> list[str]:
+        """For a row past its length, after a step GEMM wrote ``states`` for all rows: the states
+        as they were."""
+        n = self.names
+        return ["# past its length: the state stays as it was"] + [
+            f"{self.new(s, n.b)} = {self.prev(s, n.b)}" for s in states
+        ]
