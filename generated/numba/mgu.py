@@ -221,9 +221,9 @@ def backward_steps(
                 delta_h_prev_d_f_bar[j] = d_f_bar
                 carry_h_row[j] = d_h_row[j] * tmp0 + f_row[j] * gemmT_R_n_in_row[j]
             for j in range(H):
-                grad_b_n[j] += d_n_bar_row[j]
-            for j in range(H):
                 grad_b_f[j] += delta_x_d_f_bar[j]
+            for j in range(H):
+                grad_b_n[j] += d_n_bar_row[j]
         # step GEMM: R_f^T @ the adjoints of its products
         step_gemm(delta_h_prev[t, lo:hi].reshape(rows, H), M_h_prev, gemmT_h_prev)
         # ... added to the carry of h

@@ -132,11 +132,7 @@ def emit_backward(names: KernelNames, out: Source) -> None:
                     carry = d.carries[state].name
                     nest.store(n.row(carry), Subscript(n.ident[carry], (n.b,)), expr.xreplace(zero_gemm), d.size(state))
             for (vector, e), (name, _) in zip(d.param_grads.items(), grads):
-                deltas = {s.name for s in e.free_symbols if d.kind(s.name) == Kind.DELTA}
-                if deltas <= set(nest.written):
-                    nest.accumulations.append((name, e, d.size(vector)))  # reads the adjoint rows just written
-                else:
-                    nest.add_into(name, e, d.size(vector))
+                nest.add_into(name, e, d.size(vector))
             if direct_input(n):
                 x = d.input.name
                 view = n.namer.fresh(f"{n.dx_direct}_row")

@@ -132,9 +132,6 @@ class LoopNest:
         self.local = local
         self.statements: list[Statement] = []
         self.stores: dict[str, Subscript] = {}  # view -> what it views, for rows only written
-        #: ``target[j] += expr`` over rows only, each run as a short loop of its own after the main
-        #: one: a loop with fewer arrays needs fewer overlap checks, and so still vectorizes
-        self.accumulations: list[tuple[str, sympy.Expr, Size]] = []
         self.written: dict[str, str] = {}  # symbol -> the row view a pass stored it in
         #: symbol -> the symbol it is only another name for (``d_c = carry_c``): read that one
         #: instead, unless this nest overwrites it (the carry's row is written back in the same loop)
@@ -169,8 +166,8 @@ class LoopNest:
             self.written.setdefault(expr.name, view)
 
     def add_into(self, array: str, expr: sympy.Expr, size: Size) -> None:
-        """``array[j] += expr`` for a kernel-local array (a parameter's gradient): one of the
-        accumulations after the passes when every vector ``expr`` reads is in a row by then
+        """``array[j] += expr`` for a kernel-local array (a parameter's gradient): a short loop of
+        its own after the passes when every vector ``expr`` reads is in a row by then
         (``_deferred``), else in the pass where ``expr`` can be evaluated."""
         self.statements.append(Statement(array, "+=", expr, None, self.canonical(size), indexed=True))
 
@@ -196,7 +193,6 @@ class LoopNest:
         for s in kept:
             s.expr = s.expr.xreplace(safe)
         self.statements = kept
-        self.accumulations = [(target, e.xreplace(safe), size) for target, e, size in self.accumulations]
         stored = self.written
         self.written = {k: v for k, v in stored.items() if k not in dropped}
         for name, same in self.aliases.items():
@@ -257,8 +253,8 @@ class LoopNest:
         if self._share_calls():
             self._schedule()
         used: set[str] = set()
-        for expr in [s.expr for s in self.statements] + [e for _, e, _ in self.accumulations]:
-            used |= {x.name for x in expr.free_symbols}
+        for s in self.statements:
+            used |= {x.name for x in s.expr.free_symbols}
         reads: dict[str, str] = {}
         scalar_reads: list[str] = []
         views: dict[str, Subscript] = {}
@@ -282,15 +278,13 @@ class LoopNest:
             out(f"{view} = {src.view()}", indent + 1)
         for line in scalar_reads:
             out(line, indent + 1)
-        self._emit_phases(out, indent + 1, reads)
+        deferred = self._emit_phases(out, indent + 1, reads)
+        # the additions deferred past the passes (``_deferred``), each a short loop over rows
         reads.update({name: f"{view}[{j}]" for name, view in self.written.items() if d.size(name) != 1})
-        for target, expr, size in self.accumulations:
-            printer = NumbaPrinter(reads, self.constants)
-            if size == 1:
-                out(f"{target}[0] += {printer.doprint(expr)}", indent + 1)
-            else:
-                out(f"for {j} in range({n.size(size)}):", indent + 1)
-                out(f"{target}[{j}] += {printer.doprint(expr)}", indent + 2)
+        printer = NumbaPrinter(reads, self.constants)
+        for s in deferred:
+            out(f"for {j} in range({n.size(s.size)}):", indent + 1)
+            out(f"{s.lhs}[{j}] += {printer.doprint(s.expr)}", indent + 2)
 
     def emit_past_end(self, out: Source, indent: int) -> None:
         """The loop over the batch rows and its branch for the rows past their length (all of a
@@ -301,7 +295,9 @@ class LoopNest:
         for line in self.past_end:
             out(line, indent + 2)
 
-    def _emit_phases(self, out: Source, indent: int, reads: dict[str, str]) -> None:
+    def _emit_phases(self, out: Source, indent: int, reads: dict[str, str]) -> list[Statement]:
+        """The passes; returns the additions deferred past them, with ``reads`` saying where
+        their values are."""
         n, j = self.names, self.names.j
         # symbol -> (phase, size) of the pass computing it; a reduction's value is a scalar
         computed_in: dict[str, tuple[int, Size]] = {
@@ -369,12 +365,12 @@ class LoopNest:
                 for lhs, row in sums:
                     out(f"{lhs} = unit_sum({row})", indent)
                     reads[self._computed_name(lhs)] = lhs
-        # the deferred additions run with the accumulations, reading the rows their values are in
+        # the deferred additions read the rows their values are in
         rows = {**crossing, **stored_in}
         reads.update(
             {name: f"{rows[name]}[{j}]" for name, (_, size) in computed_in.items() if size != 1 and name in rows}
         )
-        self.accumulations[:0] = [(s.lhs, s.expr, s.size) for s in deferred]
+        return deferred
 
     def _deferred(self, computed_in, crossing, stored_in) -> list[Statement]:
         """The ``add_into`` statements that can run as loops of their own after the passes: those
