@@ -12,6 +12,10 @@ float32, each one training step over the whole sequence of a loss ``sum(output *
   output's shape. ``(module-fb - loss) / raw`` is the wrapper's overhead, ``module-fb / raw``
   that with the loss, which ``raw`` does not compute;
 - ``torch-nn``: ``torch.nn.LSTM``/``GRU``/``RNN`` (oneDNN's fused primitive in float32);
+- ``module-fused`` and ``torch-nn-fused``: ``module`` and ``torch-nn`` with ``Adam(fused=True)``
+  (first cell only). PyTorch's default Adam on CPU updates one tensor after the other, ~15 us of
+  operator calls each: a module with the spec's 12 LSTM tensors pays for 12 where ``nn.LSTM``'s
+  stacked weights are 4; the fused Adam is one kernel call per step;
 - ``torch-loop``: the cell written as PyTorch code with a Python loop over time
   (``symlstm.verify.torch_reference``), autograd for the backward: what a new cell costs without
   symlstm; ``torch-compile``: that loop under ``torch.compile``, whose first call (the compile) is
@@ -46,12 +50,13 @@ def _problem(size, dtype, H_out):
     return rng.standard_normal((T, B, D)).astype(dtype), rng.standard_normal((T, B, H_out)).astype(dtype)
 
 
-def _training_step(module, params, x, g, adam: bool = True):
-    """One step: forward, the backward of ``sum(output * g)``, and (``adam``) an Adam update."""
+def _training_step(module, params, x, g, adam: bool = True, fused: bool = False):
+    """One step: forward, the backward of ``sum(output * g)``, and (``adam``) an Adam update,
+    ``fused`` or PyTorch's default (a loop over the tensors on CPU)."""
     import torch
 
     params = list(params)
-    optimizer = torch.optim.Adam(params, lr=1e-3) if adam else None
+    optimizer = torch.optim.Adam(params, lr=1e-3, fused=fused or None) if adam else None
     xt, gt = torch.from_numpy(x), torch.from_numpy(g)
 
     def run():
@@ -64,7 +69,7 @@ def _training_step(module, params, x, g, adam: bool = True):
     return run
 
 
-def _module_step(cell_name, size, dtype, adam=True, threads="torch"):
+def _module_step(cell_name, size, dtype, adam=True, threads="torch", fused=False):
     import torch
 
     import symlstm.torch
@@ -74,7 +79,11 @@ def _module_step(cell_name, size, dtype, adam=True, threads="torch"):
     torch.manual_seed(0)
     module = symlstm.torch.Recurrent(_cell_name(cell_name), D, H, dtype=getattr(torch, dtype))
     x, g = _problem(size, dtype, H)
-    return _training_step(module, module.parameters(), x, g, adam), 0
+    return _training_step(module, module.parameters(), x, g, adam, fused), 0
+
+
+def _module_fused_step(cell_name, size, dtype):
+    return _module_step(cell_name, size, dtype, fused=True)
 
 
 def _module_fb_step(cell_name, size, dtype):
@@ -110,14 +119,18 @@ def _loss_step(cell_name, size, dtype):
     return _training_step(lambda _: (output,), [output], x, g, adam=False), 0
 
 
-def _torch_nn_step(cell_name, size, dtype):
+def _torch_nn_step(cell_name, size, dtype, fused=False):
     import torch
 
     T, B, D, H = size
     torch.manual_seed(0)
     module = getattr(torch.nn, TORCH_MODULES[cell_name])(D, H).to(getattr(torch, dtype))
     x, g = _problem(size, dtype, H)
-    return _training_step(module, module.parameters(), x, g), 0
+    return _training_step(module, module.parameters(), x, g, fused=fused), 0
+
+
+def _torch_nn_fused_step(cell_name, size, dtype):
+    return _torch_nn_step(cell_name, size, dtype, fused=True)
 
 
 class _Loop:
@@ -160,9 +173,11 @@ STEPS = {
     "module": _module_step,
     "module-fb": _module_fb_step,
     "module-own": _module_own_step,
+    "module-fused": _module_fused_step,
     "raw": _raw_step,
     "loss": _loss_step,
     "torch-nn": _torch_nn_step,
+    "torch-nn-fused": _torch_nn_fused_step,
     "torch-loop": _torch_loop_step,
     "torch-compile": _torch_compile_step,
 }
@@ -179,8 +194,10 @@ def implementations(cells, dtypes, with_torch: bool):
                 impls.append(Impl("torch-compile", cell, dtype))
             if cell in TORCH_MODULES:
                 impls.append(Impl("torch-nn", cell, dtype))
-            if cell == cells[0]:  # the wrapper's overhead and the threads' policy, on the first cell
+            if cell == cells[0]:  # the wrapper's overhead, the threads' policy and Adam's kind, on the first cell
                 impls += [Impl(side, cell, dtype) for side in ("module-fb", "raw", "loss", "module-own")]
+                if cell in TORCH_MODULES:
+                    impls += [Impl("module-fused", cell, dtype), Impl("torch-nn-fused", cell, dtype)]
     return impls
 
 
@@ -218,6 +235,8 @@ def format_report(report, cells, dtypes) -> str:
         lines += ratio_row(f"the same without the loss's own time (the wrapper alone), {cells[0]} ({dtype})", wrapper)
         own = ratios(report, f"module-own:{cells[0]}:{dtype}", f"module:{cells[0]}:{dtype}")
         lines += ratio_row(f"kernels on their own threads / on torch's, {cells[0]} ({dtype})", own)
+        fused = ratios(report, f"module-fused:{cells[0]}:{dtype}", f"torch-nn-fused:{cells[0]}:{dtype}")
+        lines += ratio_row(f"symlstm.torch {cells[0]} / torch.nn, both with Adam(fused=True) ({dtype})", fused)
     lines += ["", "Speed-ups of symlstm.torch, geometric mean over the grid: " + ", ".join(summary)]
     return "\n".join(lines) + "\n"
 

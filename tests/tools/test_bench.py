@@ -20,6 +20,8 @@ from symlstm.tools.bench import Impl, _run_worker
         (bench_torch, "module", "mut1"),
         (bench_torch, "torch-loop", "mut1"),
         (bench_torch, "loss", "lstm"),
+        (bench_torch, "module-fused", "lstm"),
+        (bench_torch, "torch-nn-fused", "lstm"),
     ],
 )
 def test_a_worker_process_times_a_cell(suite, kind, cell):
