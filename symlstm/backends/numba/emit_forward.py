@@ -209,8 +209,9 @@ def emit_steps(names: KernelNames, out: Source, storage: StepStorage) -> None:
         body = [a for a in by_level[level] if a.name not in state_of_gemm.values()]
         defined = {a.name for a in body}
         nest = LoopNest(n, row_sources(n, defined, backward=False, storage=storage), constants, local)
-        if level == min(by_level):
-            nest.past_end = storage.past_end(later=tuple(state_of_gemm.values()))
+        if level == min(by_level):  # all but the states a GEMM of a later level writes
+            later = tuple(s for op, s in state_of_gemm.items() if step_groups[op][0].stage > level)
+            nest.past_end = storage.past_end(later=later)
         elif gemm_states:
             nest.past_end = storage.kept_states(gemm_states)
         if storage.inference and output in gemm_states:

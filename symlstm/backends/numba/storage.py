@@ -65,8 +65,8 @@ class StepStorage:
     def past_end(self, later: tuple[str, ...] = ()) -> list[str]:
         """What a step does for a row whose sequence has ended: it keeps its states; in training,
         the values the backward multiplies (by zero adjoints) are zeros, not whatever the buffer
-        held; in inference, the output is zero. ``later``: states a step GEMM writes for all rows,
-        kept by ``kept_states`` after it instead."""
+        held; in inference, the output is zero. ``later``: states a later step GEMM writes for all
+        rows, put back by ``kept_states`` after it instead."""
         n = self.names
         lines = ["# past the end of this row's sequence: its states stay as they were"]
         lines += [f"{self.new(s, n.b)} = {self.prev(s, n.b)}" for s in n.plan.d.spec.states if s not in later]

@@ -84,12 +84,41 @@ def test_a_size_1_gradient_beside_deferred_accumulations():
     assert report.passed, report.table()
 
 
-def test_a_state_that_is_a_step_gemms_whole_result():
-    """LSTMP's h = W_hr @ m: the step GEMM writes h's rows itself (no scratch block, no pass that
-    copies it); rows past their length get their old h back after it. Here the product is also
-    read by another state, whose derivative keeps it: readers find it in h's row."""
+def _rows_alone_and_infer_agree(cell, sizes):
+    """forward and infer with variable lengths against each row run alone to its length."""
     import numpy as np
 
+    rng = np.random.default_rng(0)
+    params = cell.init_params(3, 4, seed=1, **sizes)
+    x = rng.standard_normal((4, 3, 3))
+    lengths = np.array([4, 1, 3])
+    ys, state, _ = cell.forward(x, params, lengths=lengths)
+    ys_i, state_i = cell.infer(x, params, lengths=lengths)
+    np.testing.assert_array_equal(ys_i, ys)
+    for b, L in enumerate(lengths):
+        ys_b, state_b, _ = cell.forward(x[:L, b : b + 1], params)
+        np.testing.assert_allclose(ys[:L, b : b + 1], ys_b, rtol=0, atol=1e-12)
+        for s in state:
+            np.testing.assert_array_equal(state_i[s][b], state[s][b])
+            np.testing.assert_allclose(state[s][b : b + 1], state_b[s], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("states", "equations", "sizes"),
+    [
+        # the product is also read by another state, whose derivative keeps it: found in h's row
+        (
+            '["h", "c", "k"]\n[sizes]\nh = "P"\nk = "P"',
+            'c = "tanh(W @ x + R @ h_prev + b) + c_prev"\nh = "U @ c"\nk = "k_prev * sigmoid(U @ c)"',
+            {"P": 2},
+        ),
+        # the GEMM runs before the first pass, which puts the rows past their length back
+        ('["h", "c"]', 'c = "tanh(W @ x + R @ h_prev + b)"\nh = "U @ c_prev"', {}),
+    ],
+)
+def test_a_state_that_is_a_step_gemms_whole_result(states, equations, sizes):
+    """LSTMP's h = W_hr @ m: the step GEMM writes h's rows itself (no scratch block, no pass that
+    copies it); rows past their length get their old h back after it."""
     import symlstm
     from symlstm.backends import kernel_backend
     from symlstm.cells import cell
@@ -100,23 +129,8 @@ def test_a_state_that_is_a_step_gemms_whole_result():
     assert "step_gemm(keep_m[t, lo:hi], M_m_T, seq_h[t + 1, lo:hi])" in source
     assert "step_gemm(buf_m, M_m_T, state_h[(t + 1) % 2, lo:hi])" in source
 
-    spec = parse_spec(
-        'name = "projected"\nstate = ["h", "c", "k"]\n[sizes]\nh = "P"\nk = "P"\n[equations]\n'
-        'c = "tanh(W @ x + R @ h_prev + b) + c_prev"\nh = "U @ c"\nk = "k_prev * sigmoid(U @ c)"\n'
-    )
+    spec = parse_spec(f'name = "projected"\nstate = {states}\n[equations]\n{equations}\n')
     projected = Cell(spec, kernel_backend().load(spec))
-    report = symlstm.gradcheck(projected, T=3, B=2, D=3, H=4, sizes={"P": 2})
+    report = symlstm.gradcheck(projected, T=3, B=2, D=3, H=4, sizes=sizes)
     assert report.passed, report.table()
-    rng = np.random.default_rng(0)
-    params = projected.init_params(3, 4, P=2, seed=1)
-    x = rng.standard_normal((4, 3, 3))
-    lengths = np.array([4, 1, 3])
-    ys, state, _ = projected.forward(x, params, lengths=lengths)
-    ys_i, state_i = projected.infer(x, params, lengths=lengths)
-    np.testing.assert_array_equal(ys_i, ys)
-    for b, L in enumerate(lengths):
-        ys_b, state_b, _ = projected.forward(x[:L, b : b + 1], params)
-        np.testing.assert_allclose(ys[:L, b : b + 1], ys_b, rtol=0, atol=1e-12)
-        for s in state:
-            np.testing.assert_array_equal(state_i[s][b], state[s][b])
-            np.testing.assert_allclose(state[s][b : b + 1], state_b[s], rtol=0, atol=1e-12)
+    _rows_alone_and_infer_agree(projected, sizes)
