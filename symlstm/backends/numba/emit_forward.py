@@ -201,7 +201,7 @@ def emit_steps(names: KernelNames, out: Source, storage: StepStorage) -> None:
             if operand in state_of_gemm:
                 gemm_states.append(state_of_gemm[operand])
                 out.comment(f"step GEMM: {stacked(products)} @ {operand}, into the rows of {gemm_states[-1]}", 2)
-                result = storage.new(gemm_states[-1], f"{n.lo}:{n.hi}")
+                result = str(storage.new(gemm_states[-1], f"{n.lo}:{n.hi}"))
             else:
                 out.comment(f"step GEMM: {stacked(products)} @ {operand}", 2)
                 result = f"{n.proj[operand]}.reshape({n.rows}, {width(n, products)})"
