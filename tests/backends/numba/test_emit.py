@@ -84,6 +84,16 @@ def test_a_size_1_gradient_beside_deferred_accumulations():
     assert report.passed, report.table()
 
 
+def test_lstmps_projection_gemm_writes_h():
+    """The step GEMM writes h's rows itself: no scratch block, no pass that copies it."""
+    from symlstm.cells import cell
+
+    source = emit_module(derive(cell("lstmp").spec))
+    assert "proj_m" not in source
+    assert "step_gemm(keep_m[t, lo:hi], M_m_T, seq_h[t + 1, lo:hi])" in source
+    assert "step_gemm(buf_m, M_m_T, state_h[(t + 1) % 2, lo:hi])" in source
+
+
 def _rows_alone_and_infer_agree(cell, sizes):
     """forward and infer with variable lengths against each row run alone to its length."""
     import numpy as np
@@ -117,17 +127,11 @@ def _rows_alone_and_infer_agree(cell, sizes):
     ],
 )
 def test_a_state_that_is_a_step_gemms_whole_result(states, equations, sizes):
-    """LSTMP's h = W_hr @ m: the step GEMM writes h's rows itself (no scratch block, no pass that
-    copies it); rows past their length get their old h back after it."""
+    """A state that is one step GEMM's product, as LSTMP's h = W_hr @ m: right gradients, and
+    rows past their length get their old state back after the GEMM wrote all rows."""
     import symlstm
     from symlstm.backends import kernel_backend
-    from symlstm.cells import cell
     from symlstm.runtime import Cell
-
-    source = emit_module(derive(cell("lstmp").spec))
-    assert "proj_m" not in source
-    assert "step_gemm(keep_m[t, lo:hi], M_m_T, seq_h[t + 1, lo:hi])" in source
-    assert "step_gemm(buf_m, M_m_T, state_h[(t + 1) % 2, lo:hi])" in source
 
     spec = parse_spec(f'name = "projected"\nstate = {states}\n[equations]\n{equations}\n')
     projected = Cell(spec, kernel_backend().load(spec))
