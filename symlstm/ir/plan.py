@@ -48,6 +48,9 @@ class StoragePlan:
     #: forward-only (inference): values that need a row of their own for one step, as nothing is
     #: stored: those read in a later loop or multiplied by a step GEMM
     inference_crossing: tuple[str, ...] = field(init=False)
+    #: step operand -> the state whose whole new value is its group's one product (LSTMP's
+    #: ``h = W_hr @ m``): the step GEMM can write that state's row itself
+    gemm_states: dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
         d = self.d
@@ -83,6 +86,12 @@ class StoragePlan:
         self.backward_crossing = self._backward_crossing()
         operands = [op for op in self.step_groups if d.kind(op).is_forward_value and op not in d.spec.states]
         self.inference_crossing = tuple(dict.fromkeys([*self._forward_crossing(homes=()), *operands]))
+        states = {
+            a.expr.name: a.name for a in d.forward if a.name in d.spec.states and isinstance(a.expr, sympy.Symbol)
+        }
+        self.gemm_states = {
+            op: states[ps[0].name] for op, ps in self.step_groups.items() if len(ps) == 1 and ps[0].name in states
+        }
 
     # -- queries ------------------------------------------------------------------------------------
     @property
@@ -118,17 +127,6 @@ class StoragePlan:
             return False
         state = self.d.quantities[operand].base
         return self.d.prev_adjoints[state] == self.d.gemm_t.get(operand)
-
-    def state_of_gemm(self, operand: str) -> str | None:
-        """The state whose whole new value is this step group's one product (LSTMP's
-        ``h = W_hr @ m``), if any: the step GEMM can then write the state's row itself."""
-        products = self.groups[operand]
-        if operand == self.d.input.name or len(products) != 1:
-            return None
-        for a in self.d.forward:
-            if a.name in self.d.spec.states and isinstance(a.expr, sympy.Symbol) and a.expr.name == products[0].name:
-                return a.name
-        return None
 
     def stored_vectors(self) -> int:
         """Vectors per step the forward keeps for the backward."""

@@ -178,7 +178,7 @@ def emit_steps(names: KernelNames, out: Source, storage: StepStorage) -> None:
         out('rows, so disjoint ranges can run at the same time."""', 1)
     constants, local, constants_at = recurrence_prologue(n, out, n.proj[d.input.name])
     # a state that is one step GEMM's whole result (LSTMP's h = W_hr @ m) gets it in its own row
-    state_of_gemm = {op: s for op in step_groups if (s := plan.state_of_gemm(op)) is not None}
+    state_of_gemm = plan.gemm_states
     scratch = [op for op in step_groups if op not in state_of_gemm]
     if scratch:
         out.comment("the results of the step GEMMs, for this range of rows", 1)

@@ -64,8 +64,8 @@ def row_sources(
             elif backward:
                 if name in plan.kept_products:
                     rows[name] = (n.row(name), Subscript(n.keep[name], (t, b)))
-            elif (state := plan.state_of_gemm(operand)) is not None:  # the GEMM wrote it there
-                rows[name] = (n.row(name), storage.new(state, b))
+            elif operand in plan.gemm_states:  # the GEMM wrote it into the state's row
+                rows[name] = (n.row(name), storage.new(plan.gemm_states[operand], b))
             else:
                 rows[name] = (n.row(name), Subscript(n.proj[operand], (f"{b} - {lo}", str(block))))
         elif q.kind.is_forward_value and q.of is None:

@@ -69,7 +69,7 @@ class StepStorage:
         rows, put back by ``kept_states`` after it instead."""
         n = self.names
         lines = ["# past the end of this row's sequence: its states stay as they were"]
-        lines += [f"{self.new(s, n.b)} = {self.prev(s, n.b)}" for s in n.plan.d.spec.states if s not in later]
+        lines += self._unchanged([s for s in n.plan.d.spec.states if s not in later])
         lines += [f"{n.keep[name]}[{n.t}, {n.b}] = 0" for name in self.kept]
         if self.inference:
             lines.append(f"{n.ys}[{n.t}, {n.b}] = 0")
@@ -78,7 +78,9 @@ class StepStorage:
     def kept_states(self, states: list[str]) -> list[str]:
         """For a row past its length, after a step GEMM wrote ``states`` for all rows: the states
         as they were."""
-        n = self.names
-        return ["# past its length: the state stays as it was"] + [
-            f"{self.new(s, n.b)} = {self.prev(s, n.b)}" for s in states
-        ]
+        return ["# past its length: the state stays as it was", *self._unchanged(states)]
+
+    def _unchanged(self, states: list[str]) -> list[str]:
+        """This step's row of each state set to last step's, for batch row b."""
+        b = self.names.b
+        return [f"{self.new(s, b)} = {self.prev(s, b)}" for s in states]
