@@ -10,7 +10,12 @@ float32, each one training step over the whole sequence of a loss ``sum(output *
   ``cell.backward`` on NumPy arrays (without dx, as the module, whose input needs no
   gradient); ``loss``: the loss alone (its product, sum and their backward) on a tensor of the
   output's shape. ``(module-fb - loss) / raw`` is the wrapper's overhead, ``module-fb / raw``
-  that with the loss, which ``raw`` does not compute;
+  that with the loss, which ``raw`` does not compute; ``raw-loss``: what a user without the
+  wrapper writes for the same step, ``cell.forward``, the loss by autograd on a tensor over its
+  output, ``cell.backward`` of that gradient, on the threads the module uses: ``module-fb /
+  raw-loss`` is the wrapper's overhead with everything else equal. (Run between the kernels, the
+  loss costs 4-6x what ``loss`` measures alone: the kernels' arrays have pushed its tensors and
+  torch's own code out of the caches, so ``module-fb - loss`` also counts that against the wrapper.);
 - ``torch-nn``: ``torch.nn.LSTM``/``GRU``/``RNN`` (oneDNN's fused primitive in float32);
 - ``module-fused`` and ``torch-nn-fused``: ``module`` and ``torch-nn`` with ``Adam(fused=True)``
   (first cell only). PyTorch's default Adam on CPU updates one tensor after the other, ~15 us of
@@ -109,6 +114,29 @@ def _raw_step(cell_name, size, dtype):
     return run, 0
 
 
+def _raw_loss_step(cell_name, size, dtype):
+    import torch
+
+    import symlstm
+    from symlstm.torch.threads import kernel_threads
+
+    T, B, D, H = size
+    cell = symlstm.cell(_cell_name(cell_name))
+    params = cell.init_params(D, H, dtype=dtype, seed=0)
+    x, g = _problem(size, dtype, H)
+    gt = torch.from_numpy(g)
+
+    def run():
+        with kernel_threads():  # torch's OpenMP team, as the module's kernels
+            ys, _, cache = cell.forward(x, params)
+        output = torch.from_numpy(ys).requires_grad_()
+        (output * gt).sum().backward()
+        with kernel_threads():
+            cell.backward(output.grad.numpy(), cache, input_grad=False)
+
+    return run, 0
+
+
 def _loss_step(cell_name, size, dtype):
     """What module-fb does besides the module: the loss and its backward, on a leaf of the
     output's shape."""
@@ -175,6 +203,7 @@ STEPS = {
     "module-own": _module_own_step,
     "module-fused": _module_fused_step,
     "raw": _raw_step,
+    "raw-loss": _raw_loss_step,
     "loss": _loss_step,
     "torch-nn": _torch_nn_step,
     "torch-nn-fused": _torch_nn_fused_step,
@@ -195,7 +224,7 @@ def implementations(cells, dtypes, with_torch: bool):
             if cell in TORCH_MODULES:
                 impls.append(Impl("torch-nn", cell, dtype))
             if cell == cells[0]:  # the wrapper's overhead, the threads' policy and Adam's kind, on the first cell
-                impls += [Impl(side, cell, dtype) for side in ("module-fb", "raw", "loss", "module-own")]
+                impls += [Impl(side, cell, dtype) for side in ("module-fb", "raw", "raw-loss", "loss", "module-own")]
                 if cell in TORCH_MODULES:
                     impls += [Impl("module-fused", cell, dtype), Impl("torch-nn-fused", cell, dtype)]
     return impls
@@ -233,6 +262,9 @@ def format_report(report, cells, dtypes) -> str:
         lines += ratio_row(name, ratios(report, fb, raw))
         wrapper = [(_med(report, fb, s) - _med(report, loss, s)) / _med(report, raw, s) for s in grid]
         lines += ratio_row(f"the same without the loss's own time (the wrapper alone), {cells[0]} ({dtype})", wrapper)
+        by_hand = ratios(report, fb, f"raw-loss:{cells[0]}:{dtype}")
+        name = f"symlstm.torch forward+backward / the same by hand (raw-loss: kernels, loss, kernels), {cells[0]} ({dtype})"
+        lines += ratio_row(name, by_hand)
         own = ratios(report, f"module-own:{cells[0]}:{dtype}", f"module:{cells[0]}:{dtype}")
         lines += ratio_row(f"kernels on their own threads / on torch's, {cells[0]} ({dtype})", own)
         fused = ratios(report, f"module-fused:{cells[0]}:{dtype}", f"torch-nn-fused:{cells[0]}:{dtype}")

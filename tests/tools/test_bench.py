@@ -20,6 +20,7 @@ from symlstm.tools.bench import Impl, _run_worker
         (bench_torch, "module", "mut1"),
         (bench_torch, "torch-loop", "mut1"),
         (bench_torch, "loss", "lstm"),
+        (bench_torch, "raw-loss", "lstm"),
         (bench_torch, "module-fused", "lstm"),
         (bench_torch, "torch-nn-fused", "lstm"),
     ],
