@@ -263,7 +263,7 @@ def format_report(report, cells, dtypes) -> str:
         wrapper = [(_med(report, fb, s) - _med(report, loss, s)) / _med(report, raw, s) for s in grid]
         lines += ratio_row(f"the same without the loss's own time (the wrapper alone), {cells[0]} ({dtype})", wrapper)
         by_hand = ratios(report, fb, f"raw-loss:{cells[0]}:{dtype}")
-        name = f"symlstm.torch forward+backward / the same by hand (raw-loss: kernels, loss, kernels), {cells[0]} ({dtype})"
+        name = f"symlstm.torch forward+backward / the same by hand (raw-loss), {cells[0]} ({dtype})"
         lines += ratio_row(name, by_hand)
         own = ratios(report, f"module-own:{cells[0]}:{dtype}", f"module:{cells[0]}:{dtype}")
         lines += ratio_row(f"kernels on their own threads / on torch's, {cells[0]} ({dtype})", own)
