@@ -14,8 +14,8 @@ float32, each one training step over the whole sequence of a loss ``sum(output *
   wrapper writes for the same step, ``cell.forward``, the loss by autograd on a tensor over its
   output, ``cell.backward`` of that gradient, on the threads the module uses: ``module-fb /
   raw-loss`` is the wrapper's overhead with everything else equal. (Run between the kernels, the
-  loss costs 4-6x what ``loss`` measures alone: the kernels' arrays have pushed its tensors and
-  torch's own code out of the caches, so ``module-fb - loss`` also counts that against the wrapper.);
+  loss's product and sum take ~6x as long as on tensors in cache, which ``loss`` times: the
+  kernels' arrays push them and torch's own code out, so ``module-fb - loss`` counts that too.);
 - ``torch-nn``: ``torch.nn.LSTM``/``GRU``/``RNN`` (oneDNN's fused primitive in float32);
 - ``module-fused`` and ``torch-nn-fused``: ``module`` and ``torch-nn`` with ``Adam(fused=True)``
   (first cell only). PyTorch's default Adam on CPU updates one tensor after the other, ~15 us of
