@@ -115,6 +115,7 @@ def _raw_step(cell_name, size, dtype):
 
 
 def _raw_loss_step(cell_name, size, dtype):
+    """``raw`` with the loss between, as a user without the wrapper runs it (module docstring)."""
     import torch
 
     import symlstm
