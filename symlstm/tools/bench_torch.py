@@ -99,13 +99,17 @@ def _module_own_step(cell_name, size, dtype):
     return _module_step(cell_name, size, dtype, threads="symlstm")
 
 
-def _raw_step(cell_name, size, dtype):
+def _raw_problem(cell_name, size, dtype):
+    """The cell, its parameters, x and g of the sides that call ``cell.forward``/``backward``."""
     import symlstm
 
     T, B, D, H = size
     cell = symlstm.cell(_cell_name(cell_name))
-    params = cell.init_params(D, H, dtype=dtype, seed=0)
-    x, g = _problem(size, dtype, H)
+    return (cell, cell.init_params(D, H, dtype=dtype, seed=0), *_problem(size, dtype, H))
+
+
+def _raw_step(cell_name, size, dtype):
+    cell, params, x, g = _raw_problem(cell_name, size, dtype)
 
     def run():
         _, _, cache = cell.forward(x, params)
@@ -118,13 +122,9 @@ def _raw_loss_step(cell_name, size, dtype):
     """``raw`` with the loss between, as a user without the wrapper runs it (module docstring)."""
     import torch
 
-    import symlstm
     from symlstm.torch.threads import kernel_threads
 
-    T, B, D, H = size
-    cell = symlstm.cell(_cell_name(cell_name))
-    params = cell.init_params(D, H, dtype=dtype, seed=0)
-    x, g = _problem(size, dtype, H)
+    cell, params, x, g = _raw_problem(cell_name, size, dtype)
     gt = torch.from_numpy(g)
 
     def run():
